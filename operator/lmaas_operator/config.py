@@ -1,0 +1,65 @@
+"""The operator's one configuration object, read from LMAAS_* environment variables.
+
+Tests build an OperatorConfig directly and hand it to kopf through `memo`; product code never
+asks whether it is under test.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field, fields
+
+
+def _random_priority() -> int:
+    # kopf peering: the replica with the highest priority handles resources and the others
+    # stand by; equal priorities would make every replica pause, so each process draws its own.
+    return random.randint(1, 32767)
+
+
+class ConfigError(ValueError):
+    """An LMAAS_* variable with a value the operator cannot use."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespace: str = ""
+    """LMAAS_NAMESPACE: the one namespace to watch; empty watches the whole cluster."""
+    worker_image: str = "lmaas/worker:0.1.0"
+    """LMAAS_WORKER_IMAGE: image of training, compression and serving pods unless a CR sets spec.image."""
+    artifact_claim: str = "lmaas-artifacts"
+    """LMAAS_ARTIFACT_CLAIM: PersistentVolumeClaim for outputs of CRs that set no spec.output."""
+    peering: str = "lmaas"
+    """LMAAS_PEERING: kopf peering object used for leader election; empty runs standalone."""
+    peering_priority: int = field(default_factory=_random_priority)
+    """LMAAS_PEERING_PRIORITY: this replica's peering priority (default: random)."""
+    liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    """LMAAS_LIVENESS_ENDPOINT: where kopf answers liveness probes; empty disables it."""
+    watch_timeout_seconds: int = 300
+    """LMAAS_WATCH_TIMEOUT_SECONDS: server-side timeout of each watch request."""
+    log_level: str = "INFO"
+    """LMAAS_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
+    log_format: str = "json"
+    """LMAAS_LOG_FORMAT: json (one object per line) or plain."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "OperatorConfig":
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            variable = f"LMAAS_{f.name.upper()}"
+            if variable not in env:
+                continue
+            raw = env[variable]
+            if f.type == "int":
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"{variable} must be an integer, got {raw!r}") from None
+            else:
+                values[f.name] = raw
+        config = cls(**values)
+        if config.log_format not in ("json", "plain"):
+            raise ConfigError(f"LMAAS_LOG_FORMAT must be json or plain, got {config.log_format!r}")
+        if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"LMAAS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
+        return config

@@ -1,0 +1,1 @@
+"""kopf handlers, one module per kind; each parses the CR, calls pure functions and sets status."""

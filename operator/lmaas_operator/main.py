@@ -1,0 +1,72 @@
+"""The kopf operator: registers one handler module per kind and holds every kopf setting.
+
+`lmaas operator` runs it; tests run the same module in-process with kopf's KopfRunner and pass
+their own OperatorConfig as `memo.config`.
+"""
+from __future__ import annotations
+
+import logging
+
+import kopf
+
+from . import kube
+from .config import OperatorConfig
+from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_) -> None:
+    """Every kopf setting, in one place."""
+    config = memo.setdefault("config", OperatorConfig.from_env())
+
+    # Handler progress and the last-handled spec live in annotations, so that status holds only
+    # what the operator computes (no status.kopf).
+    settings.persistence.finalizer = "lmaas.io/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="lmaas.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="lmaas.io", key="last-handled-configuration"
+    )
+    # Events are for people: warnings and errors, not every successful handler call.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = kube.FIELD_MANAGER
+    # Watches end server-side before any proxy would cut them, and reconnect quickly.
+    settings.watching.server_timeout = config.watch_timeout_seconds
+    settings.watching.client_timeout = config.watch_timeout_seconds + 30
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    # Leader election through kopf peering; several replicas may run, one handles resources.
+    if config.peering:
+        settings.peering.name = config.peering
+        settings.peering.mandatory = True
+        settings.peering.priority = config.peering_priority
+        kube.apply(peering_object(config))
+    else:
+        settings.peering.standalone = True
+    logger.info(
+        "lmaas operator configured: namespace=%s peering=%s priority=%s",
+        config.namespace or "<all>", config.peering or "<standalone>", config.peering_priority,
+    )
+
+
+def peering_object(config: OperatorConfig) -> dict:
+    """The peering object kopf needs before it starts; the operator makes its own, so that
+    `kubectl apply -k manifests` need not create a custom resource in the same breath as its CRD."""
+    if config.namespace:
+        return {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                "metadata": {"name": config.peering, "namespace": config.namespace}}
+    return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": config.peering}}
+
+
+def run_operator(config: OperatorConfig) -> None:
+    """Run until SIGTERM/SIGINT (the CLI's `lmaas operator`)."""
+    kopf.configure(
+        verbose=config.log_level.upper() == "DEBUG",
+        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger().setLevel(config.log_level.upper())
+    kopf.run(
+        clusterwide=not config.namespace,
+        namespaces=[config.namespace] if config.namespace else (),
+        liveness_endpoint=config.liveness_endpoint or None,
+        memo=kopf.Memo(config=config),
+    )
