@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
+
+from .api import contract
 
 
 def _version() -> str:
@@ -29,6 +32,12 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from lmaas_worker.train import run_training  # torch is imported only here
+
+    return run_training(config_path=args.config, output_dir=args.output_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmaas", description="Large models as a service.")
     parser.add_argument("--version", action="version", version=f"lmaas {_version()}")
@@ -44,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch only this namespace (default: LMAAS_NAMESPACE, or the whole cluster)",
     )
     operator.set_defaults(run=_operator)
+
+    train = roles.add_parser(
+        "train",
+        help="train a TrainJob's model (run under torchrun, one process per rank)",
+        description="The TrainJob worker. torchrun sets the distributed contract; the CR comes from --config.",
+    )
+    train.add_argument("--config", default=os.environ.get(contract.CONFIG_ENV),
+                       help=f"the TrainJob as JSON or YAML (default: ${contract.CONFIG_ENV})")
+    train.add_argument("--output-dir", default=os.environ.get(contract.OUTPUT_DIR_ENV),
+                       help=f"where checkpoints and the artifact go (default: ${contract.OUTPUT_DIR_ENV})")
+    train.set_defaults(run=_train)
     return parser
 
 

@@ -22,12 +22,21 @@ def _imported_modules(package_dir):
                 yield path, node.module
 
 
-def test_the_operator_package_never_imports_torch_or_the_worker():
+def test_the_operator_package_never_imports_torch():
     offenders = [
         (str(p.relative_to(REPO)), m) for p, m in _imported_modules(REPO / "operator" / "lmaas_operator")
-        if m.split(".")[0] in ("torch", "safetensors", "lmaas_worker")
+        if m.split(".")[0] in ("torch", "safetensors")
     ]
     assert offenders == []
+
+
+def test_only_the_cli_reaches_the_worker_and_only_when_a_worker_role_runs():
+    package = REPO / "operator" / "lmaas_operator"
+    users = {p.name for p, m in _imported_modules(package) if m.startswith("lmaas_worker")}
+    assert users <= {"cli.py"}
+    cli = ast.parse((package / "cli.py").read_text())
+    top_level = [n for n in cli.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not [n for n in top_level if "lmaas_worker" in ast.dump(n)]
 
 
 def test_importing_the_operator_loads_no_torch():

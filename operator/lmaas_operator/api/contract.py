@@ -1,0 +1,54 @@
+"""The contract between the operator (which renders pods) and the worker (which runs in them).
+
+Both sides import these names, so a pod the operator renders is a pod the worker understands.
+Neither kopf nor torch is imported here.
+"""
+from __future__ import annotations
+
+# --- what the operator gives a worker pod -------------------------------------------------
+
+CONFIG_ENV = "LMAAS_CONFIG"
+"""Path of the JSON file holding the whole custom resource (apiVersion, kind, metadata with name,
+namespace, uid and generation, and the spec with its defaults applied)."""
+CONFIG_MOUNT = "/etc/lmaas"
+CONFIG_FILE = "config.json"
+
+OUTPUT_DIR_ENV = "LMAAS_OUTPUT_DIR"
+"""Directory the worker writes to: the output PersistentVolumeClaim, at the CR's output path."""
+OUTPUT_MOUNT = "/var/lib/lmaas/output"
+
+INPUT_DIR_ENV = "LMAAS_INPUT_DIR"
+"""Directory of the input artifact (CompressJob, ModelService), mounted read-only."""
+INPUT_MOUNT = "/var/lib/lmaas/input"
+
+OUTPUT_URI_ENV = "LMAAS_OUTPUT_URI"
+"""pvc://CLAIM/PATH that OUTPUT_DIR is, so that the worker can report artifact URIs."""
+
+# Layout of an output directory.
+ARTIFACT_SUBDIR = "artifact"
+CHECKPOINT_SUBDIR = "checkpoints"
+
+# --- what a worker tells the operator -----------------------------------------------------
+
+EXIT_CONFIG_ERROR = 78
+"""Exit status of a worker whose configuration cannot work (sysexits' EX_CONFIG). The TrainJob's
+podFailurePolicy fails the job at once on it instead of spending the restart budget."""
+
+TERMINATION_LOG = "/dev/termination-log"
+"""Rank 0 writes a one-line JSON summary here on exit (artifact or failure reason); the operator
+reads it from the pod status, so that no worker needs API access."""
+
+PROGRESS_KEYS = (
+    "event", "time", "epoch", "totalEpochs", "step", "totalSteps", "loss",
+    "evalMetric", "evalValue", "samplesPerSecond", "checkpoint", "artifact", "message",
+)
+"""Every progress line on stdout is one JSON object with exactly these keys (null when not
+applicable). `event` is one of PROGRESS_EVENTS."""
+PROGRESS_EVENTS = ("start", "progress", "eval", "checkpoint", "resume", "done", "error")
+
+# --- artifacts ----------------------------------------------------------------------------
+
+ARTIFACT_FORMAT = "lmaas.artifact/v1"
+WEIGHTS_FILE = "model.safetensors"
+MODEL_CARD_FILE = "model.json"
+METRICS_FILE = "metrics.json"
