@@ -13,13 +13,16 @@ namespace, uid and generation, and the spec with its defaults applied)."""
 CONFIG_MOUNT = "/etc/lmaas"
 CONFIG_FILE = "config.json"
 
+VOLUMES_ROOT = "/var/lib/lmaas/volumes"
+"""Each PersistentVolumeClaim a pod uses is mounted whole at VOLUMES_ROOT/CLAIM, so pvc://CLAIM/PATH
+is the directory VOLUMES_ROOT/CLAIM/PATH (the worker creates it: kubelet-made subPath directories
+belong to root)."""
+
 OUTPUT_DIR_ENV = "LMAAS_OUTPUT_DIR"
-"""Directory the worker writes to: the output PersistentVolumeClaim, at the CR's output path."""
-OUTPUT_MOUNT = "/var/lib/lmaas/output"
+"""Directory the worker writes to: the CR's output location."""
 
 INPUT_DIR_ENV = "LMAAS_INPUT_DIR"
-"""Directory of the input artifact (CompressJob, ModelService), mounted read-only."""
-INPUT_MOUNT = "/var/lib/lmaas/input"
+"""Directory of the input artifact (CompressJob, ModelService)."""
 
 OUTPUT_URI_ENV = "LMAAS_OUTPUT_URI"
 """pvc://CLAIM/PATH that OUTPUT_DIR is, so that the worker can report artifact URIs."""
@@ -27,6 +30,18 @@ OUTPUT_URI_ENV = "LMAAS_OUTPUT_URI"
 # Layout of an output directory.
 ARTIFACT_SUBDIR = "artifact"
 CHECKPOINT_SUBDIR = "checkpoints"
+
+BACKEND_ENV = "LMAAS_BACKEND"
+"""torch.distributed backend chosen by the operator: nccl when the pod requests GPUs, else gloo."""
+
+RDZV_PORT = 29400
+"""Port of torchrun's c10d rendezvous store on the node of rank 0."""
+
+
+def volume_path(claim: str, path: str) -> str:
+    """Where pvc://CLAIM/PATH is inside a pod."""
+    return f"{VOLUMES_ROOT}/{claim}/{path}".rstrip("/")
+
 
 # --- what a worker tells the operator -----------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""TrainJob → its children, as pure data: a ConfigMap, a headless Service and an Indexed Job.
+
+Names are deterministic (all three are called after the TrainJob, the ConfigMap with a suffix), so
+an operator that restarts re-applies the same objects instead of making new ones.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import pods
+from ..api import contract
+from ..api.spec import TrainJobSpec
+from ..config import OperatorConfig
+from ..resource import CustomResource
+
+COMPONENT = "trainer"
+CONTAINER = "trainer"
+WORKER_COMMAND = ["torchrun", "--no-python", "lmaas", "train"]
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+TrainJob = CustomResource[TrainJobSpec]
+
+
+def config_map_name(cr: TrainJob) -> str:
+    return f"{cr.name}-config"
+
+
+def output_location(cr: TrainJob, config: OperatorConfig) -> tuple[str, str]:
+    """(claim, path) of the job's output: spec.output.uri, or the operator's artifact claim."""
+    if cr.spec.output and cr.spec.output.uri:
+        return pods.parse_pvc_uri(cr.spec.output.uri)
+    return config.artifact_claim, f"trainjobs/{cr.namespace}/{cr.name}"
+
+
+def output_uri(cr: TrainJob, config: OperatorConfig) -> str:
+    claim, path = output_location(cr, config)
+    return f"pvc://{claim}/{path}"
+
+
+def rendezvous_host(cr: TrainJob) -> str:
+    """Rank 0's stable DNS name: pod host name <job>-0 in the headless Service's subdomain."""
+    return f"{cr.name}-0.{cr.name}"
+
+
+def backend(cr: TrainJob) -> str:
+    return "nccl" if pods.gpu_count(cr.spec.resources) > 0 else "gloo"
+
+
+def torchrun_env(cr: TrainJob) -> list[dict[str, Any]]:
+    """torchrun's contract, set by the operator and never by the user (the CRD refuses clashes)."""
+    low, high = cr.spec.node_range
+    return [
+        {"name": "PET_NNODES", "value": f"{low}:{high}" if cr.spec.elastic else str(high)},
+        {"name": "PET_NPROC_PER_NODE", "value": str(cr.spec.procs_per_node)},
+        {"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+        {"name": "PET_RDZV_BACKEND", "value": "c10d"},
+        {"name": "PET_RDZV_ENDPOINT", "value": f"{rendezvous_host(cr)}:{contract.RDZV_PORT}"},
+        {"name": "PET_RDZV_ID", "value": cr.uid},
+        {"name": "PET_MAX_RESTARTS", "value": str(cr.spec.max_restarts)},
+    ]
+
+
+def render_config_map(cr: TrainJob) -> dict[str, Any]:
+    """The TrainJob itself, for the worker to read: it never needs the API."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": pods.metadata(cr, config_map_name(cr), COMPONENT),
+        "data": {contract.CONFIG_FILE: json.dumps(cr.as_document(), indent=2, sort_keys=True)},
+    }
+
+
+def render_service(cr: TrainJob) -> dict[str, Any]:
+    """Headless, and publishing pods before they are ready: rank 0 must resolve while the
+    agents rendezvous, which is before any of them could be called ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": pods.metadata(cr, cr.name, COMPONENT),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": pods.labels(cr, COMPONENT),
+            "ports": [{"name": "c10d", "port": contract.RDZV_PORT, "targetPort": contract.RDZV_PORT}],
+        },
+    }
+
+
+def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
+    spec = cr.spec
+    _, high = spec.node_range
+    claim, path = output_location(cr, config)
+    user_labels = spec.pod.labels if spec.pod else None
+    user_annotations = spec.pod.annotations if spec.pod else None
+    scratch, scratch_mounts = pods.scratch_volumes()
+    env = [
+        *torchrun_env(cr),
+        {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
+        {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
+        {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{claim}/{path}"},
+        {"name": contract.BACKEND_ENV, "value": backend(cr)},
+        {"name": "HOME", "value": "/tmp"},
+        *pods.env_vars(spec.env),
+    ]
+    container = {
+        "name": CONTAINER,
+        "image": spec.image or config.worker_image,
+        "command": list(spec.command) if spec.command else WORKER_COMMAND,
+        "env": env,
+        "ports": [{"name": "c10d", "containerPort": contract.RDZV_PORT}],
+        "resources": pods.resources(spec.resources),
+        "securityContext": pods.container_security_context(),
+        "terminationMessagePath": contract.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True},
+            {"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"},
+            *scratch_mounts,
+        ],
+    }
+    pod_spec: dict[str, Any] = {
+        "subdomain": cr.name,
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pods.pod_security_context(),
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": config_map_name(cr)}},
+            {"name": "output", "persistentVolumeClaim": {"claimName": claim}},
+            *scratch,
+        ],
+        **pods.placement(spec.pod),
+    }
+    job_spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": high,
+        "parallelism": high,
+        # Rank 0's agent finishing means training finished; the others are then let go.
+        "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
+        "backoffLimit": spec.max_restarts,
+        "podFailurePolicy": {"rules": [
+            # A configuration error will not heal: fail now, keep the restart budget honest.
+            {"action": "FailJob", "onExitCodes": {
+                "containerName": CONTAINER, "operator": "In", "values": [contract.EXIT_CONFIG_ERROR]}},
+            # A pod evicted or preempted did nothing wrong: retry without spending the budget.
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]},
+        "suspend": spec.suspend,
+        "template": {
+            "metadata": {
+                "labels": {**(user_labels or {}), **pods.labels(cr, COMPONENT)},
+                **({"annotations": dict(user_annotations)} if user_annotations else {}),
+            },
+            "spec": pod_spec,
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": pods.metadata(cr, cr.name, COMPONENT, user_labels, user_annotations),
+        "spec": job_spec,
+    }
+
+
+def render_children(cr: TrainJob, config: OperatorConfig) -> list[dict[str, Any]]:
+    """Everything a TrainJob owns, in the order to apply it (the Job's pods mount the others)."""
+    return [render_config_map(cr), render_service(cr), render_job(cr, config)]
