@@ -16,6 +16,9 @@ FIELD_MANAGER = "lmaas-operator"
 # (apiVersion, kind) → (plural, namespaced) for every kind the operator writes. A fixed table
 # instead of API discovery: nothing to fetch at start-up, and RBAC reads like this list.
 RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Service"): ("services", True),
+    ("batch/v1", "Job"): ("jobs", True),
     ("kopf.dev/v1", "ClusterKopfPeering"): ("clusterkopfpeerings", False),
     ("kopf.dev/v1", "KopfPeering"): ("kopfpeerings", True),
 }

@@ -9,7 +9,7 @@ import logging
 
 import kopf
 
-from . import kube
+from . import kube, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
 
@@ -26,6 +26,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="lmaas.io", key="last-handled-configuration"
     )
+    # Watch only the operator's own children, not every pod and Job of the cluster.
+    for resource in ("pods", "configmaps", "services", ("batch", "jobs")):
+        settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={pods.MANAGED_BY}"
     # Events are for people: warnings and errors, not every successful handler call.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = kube.FIELD_MANAGER

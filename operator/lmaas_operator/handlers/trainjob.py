@@ -1,16 +1,89 @@
-"""TrainJob handlers. For now they parse the spec and record observedGeneration; the children and
-the computed status arrive with the TrainJob issue."""
+"""TrainJob handlers: apply the children, keep them there, and compute the status.
+
+- create/update/resume: render the children (pure) and server-side apply each one;
+- a child deleted by hand: the same apply brings it back;
+- a timer: the status, computed from the Job and pod indexes and rank 0's progress lines.
+"""
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 import kopf
 
-from ..api.spec import TrainJobSpec
-from .common import GROUP, VERSION, parse_spec, record_observed_generation
+from .. import kube, progress
+from ..trainjob.builders import CONTAINER, output_uri, render_children
+from ..trainjob.status import FINISHED, compute_status
+from .common import GROUP, VERSION, parse_resource, plain, record_observed_generation, utcnow
+
+LABEL = "lmaas.io/trainjob"
+STATUS_INTERVAL = 3.0
+
+
+def _owned(namespace: str | None, labels: dict[str, str], body: kopf.Body) -> dict[tuple[str | None, str], Any]:
+    return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+def trainjob_jobs(namespace, labels, body, **_):
+    return _owned(namespace, labels, body)
+
+
+@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
+def trainjob_pods(namespace, labels, body, **_):
+    return _owned(namespace, labels, body)
+
+
+@kopf.index(GROUP, VERSION, "trainjobs")
+def trainjobs(namespace, name, body, **_):
+    return {(namespace, name): plain(body)}
 
 
 @kopf.on.resume(GROUP, VERSION, "trainjobs")
 @kopf.on.create(GROUP, VERSION, "trainjobs")
 @kopf.on.update(GROUP, VERSION, "trainjobs", field="spec")
-def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, **_) -> None:
-    parse_spec(TrainJobSpec, body)
+def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_) -> None:
+    cr = parse_resource(body)
+    for child in render_children(cr, memo.config):
+        kube.apply(child)
     record_observed_generation(body, patch)
+    logger.info("applied the children of TrainJob %s/%s", cr.namespace, cr.name)
+
+
+# Raw watch events, not kopf's change handlers: those would annotate every child to remember it.
+@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger, **_) -> None:
+    """A child deleted while its TrainJob lives is applied again (garbage collection of a deleted
+    TrainJob's children finds no owner here and does nothing)."""
+    if event["type"] != "DELETED":
+        return
+    owner = next(iter(trainjobs.get((namespace, labels[LABEL]), [])), None)
+    if owner is None or owner["metadata"].get("deletionTimestamp"):
+        return
+    if body["kind"] == "Job" and (owner.get("status") or {}).get("phase") in FINISHED:
+        return  # a finished job's Job may go (ttlSecondsAfterFinished); do not train again
+    cr = parse_resource(owner)
+    for child in render_children(cr, memo.config):
+        if (child["kind"], child["metadata"]["name"]) == (body["kind"], body["metadata"]["name"]):
+            kube.apply(child)
+            logger.warning("restored %s %s/%s, deleted while its TrainJob exists", body["kind"], namespace, child["metadata"]["name"])
+
+
+@kopf.timer(GROUP, VERSION, "trainjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+def refresh_trainjob_status(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
+    trainjob_jobs: kopf.Index, trainjob_pods: kopf.Index, **_,
+) -> None:
+    cr = parse_resource(body)
+    key = (cr.namespace, cr.name)
+    job = next(iter(trainjob_jobs.get(key, [])), None)
+    pods = list(trainjob_pods.get(key, []))
+    previous = plain(body.get("status") or {})
+    events = []
+    if previous.get("phase") not in FINISHED and any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+        events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
+    status = compute_status(cr, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
+    if status != previous:
+        patch["status"] = status
