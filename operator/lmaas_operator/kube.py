@@ -6,6 +6,7 @@ create-or-ignore-409 anywhere.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any
 
@@ -28,10 +29,11 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
 def api_client() -> kubernetes.client.ApiClient:
     """A client for the cluster the operator runs in, or else the current kubeconfig's."""
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kubernetes.config.load_incluster_config()
-    else:
-        kubernetes.config.load_kube_config()
-    return kubernetes.client.ApiClient()
+        configuration = kubernetes.client.Configuration()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        return kubernetes.client.ApiClient(configuration)
+    # KUBECONFIG is read now, not when the kubernetes package was imported.
+    return kubernetes.config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
 
 
 def resource_path(api_version: str, kind: str, name: str, namespace: str | None = None) -> str:
@@ -52,12 +54,13 @@ def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None
     client = client or api_client()
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-    return client.call_api(
-        path, "PATCH",
+    method, url, headers, _, _ = client.param_serialize(
+        "PATCH", path,
         query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
         header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        body=obj,
-        response_type="object",
         auth_settings=["BearerToken"],
-        _return_http_data_only=True,
     )
+    # JSON is YAML, and the REST layer sends a string body as it is.
+    response = client.call_api(method, url, header_params=headers, body=json.dumps(obj))
+    response.read()
+    return client.response_deserialize(response, {"200": "object", "201": "object"}).data

@@ -6,6 +6,7 @@ their own OperatorConfig as `memo.config`.
 from __future__ import annotations
 
 import logging
+import os
 
 import kopf
 
@@ -48,6 +49,27 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     logger.info(
         "lmaas operator configured: namespace=%s peering=%s priority=%s",
         config.namespace or "<all>", config.peering or "<standalone>", config.peering_priority,
+    )
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **kwargs) -> kopf.ConnectionInfo | None:
+    """The service account in a cluster; elsewhere the kubeconfig through the kubernetes client
+    (exec plugins work), read when the operator starts rather than when a module was imported."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return kopf.login_with_service_account(settings=settings, **kwargs)
+    configuration = kube.api_client().configuration
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        trust_env=settings.networking.trust_env,
     )
 
 

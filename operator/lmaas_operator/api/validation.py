@@ -144,7 +144,7 @@ def _check_object(schema: dict[str, Any], value: dict[str, Any], path: str) -> l
         if key in properties:
             errors += check_schema(properties[key], sub_value, _join(path, key))
         elif isinstance(extra, dict):
-            errors += check_schema(extra, sub_value, f"{path}[{key}]")
+            errors += check_schema(extra, sub_value, _join(path, key))
         elif not (schema.get("x-kubernetes-preserve-unknown-fields") or (path == "metadata")):
             errors.append(FieldError(_join(path, key), f'unknown field "{_join(path, key)}"'))
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
