@@ -38,6 +38,15 @@ def _train(args: argparse.Namespace) -> int:
     return run_training(config_path=args.config, output_dir=args.output_dir)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from lmaas_worker.serve import run_server  # torch is imported only here
+
+    return run_server(
+        config_path=args.config, model_dir=args.model_dir, host=args.host, port=args.port, name=args.name,
+        max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms, threads=args.threads,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmaas", description="Large models as a service.")
     parser.add_argument("--version", action="version", version=f"lmaas {_version()}")
@@ -64,6 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", default=os.environ.get(contract.OUTPUT_DIR_ENV),
                        help=f"where checkpoints and the artifact go (default: ${contract.OUTPUT_DIR_ENV})")
     train.set_defaults(run=_train)
+
+    serve = roles.add_parser(
+        "serve",
+        help="serve a model artifact over REST (/predict, KServe V1, Open Inference Protocol V2)",
+        description=f"The ModelService worker. Flags override the ModelService in --config; the bearer token "
+                    f"comes only from ${contract.AUTH_TOKEN_ENV}.",
+    )
+    serve.add_argument("--config", default=os.environ.get(contract.CONFIG_ENV),
+                       help=f"the ModelService as JSON or YAML (default: ${contract.CONFIG_ENV}; optional)")
+    serve.add_argument("--model-dir", default=os.environ.get(contract.INPUT_DIR_ENV),
+                       help=f"the artifact directory to serve (default: ${contract.INPUT_DIR_ENV})")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: spec.port, else 8080)")
+    serve.add_argument("--name", default=None, help="model name in the URLs (default: the ModelService's name, else the artifact's)")
+    serve.add_argument("--max-batch-size", type=int, default=None, help="dynamic batching: most inputs per forward pass")
+    serve.add_argument("--max-latency-ms", type=float, default=None, help="dynamic batching: longest wait for a batch to fill")
+    serve.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -43,6 +43,15 @@ def volume_path(claim: str, path: str) -> str:
     return f"{VOLUMES_ROOT}/{claim}/{path}".rstrip("/")
 
 
+AUTH_TOKEN_ENV = "LMAAS_AUTH_TOKEN"
+"""Bearer token the serving worker requires (filled from the ModelService's Secret); unset: no auth.
+Never a command-line flag, which would show in `ps`."""
+
+LIVENESS_PATH = "/v2/health/live"
+READINESS_PATH = "/v2/health/ready"
+"""Probes of serving pods: ready only once the model is loaded and a warm-up inference ran."""
+
+
 # --- what a worker tells the operator -----------------------------------------------------
 
 EXIT_CONFIG_ERROR = 78
