@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test unit lint-dockerfiles clean
+.PHONY: setup cluster run test unit clean
 
 # A virtual environment with lmaas (editable) and its test tools; redone when pyproject changes.
 $(VENV)/.installed: pyproject.toml
@@ -19,7 +19,12 @@ run: setup
 	kubectl apply -f crds/
 	$(VENV)/bin/lmaas operator
 
-test: setup
+# The test control plane (etcd, kube-apiserver, kube-controller-manager) from Go modules;
+# cached outside the repo, so this is a hash check unless tests/cluster changed.
+cluster: setup
+	$(PY) -m tests.cluster build
+
+test: setup cluster
 	$(PY) -m pytest
 
 unit: setup
