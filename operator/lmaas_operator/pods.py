@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .api import contract
 from .api.spec import EnvVar, PodOptions, Resources
 from .resource import CustomResource
 
@@ -102,3 +103,67 @@ def parse_pvc_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"not a pvc:// URI: {uri!r}")
     claim, _, path = uri[len("pvc://"):].partition("/")
     return claim, path.strip("/")
+
+
+def worker_container(name: str, image: str, command: list[str], env: list[dict[str, Any]],
+                     spec_resources: Resources | None, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A worker container: restricted, with the termination message the status reads."""
+    return {
+        "name": name,
+        "image": image,
+        "command": command,
+        "env": [{"name": "HOME", "value": "/tmp"}, *env],
+        "resources": resources(spec_resources),
+        "securityContext": container_security_context(),
+        "terminationMessagePath": contract.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": mounts,
+    }
+
+
+def worker_job(cr: CustomResource, component: str, container: dict[str, Any], volumes: list[dict[str, Any]],
+               fail_on_exit_codes: list[int], job_spec: dict[str, Any] | None = None,
+               pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
+    active_deadline_seconds, ttl_seconds_after_finished and pod."""
+    spec = cr.spec
+    user_labels = spec.pod.labels if spec.pod else None
+    user_annotations = spec.pod.annotations if spec.pod else None
+    scratch, scratch_mounts = scratch_volumes()
+    container = {**container, "volumeMounts": [*container["volumeMounts"], *scratch_mounts]}
+    body: dict[str, Any] = {
+        **(job_spec or {}),
+        "backoffLimit": spec.max_restarts,
+        "podFailurePolicy": {"rules": [
+            # Exits that rerunning cannot change (bad configuration, a broken bound): fail now.
+            {"action": "FailJob", "onExitCodes": {
+                "containerName": container["name"], "operator": "In", "values": fail_on_exit_codes}},
+            # A pod evicted or preempted did nothing wrong: retry without spending the budget.
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]},
+        "template": {
+            "metadata": {
+                "labels": {**(user_labels or {}), **labels(cr, component)},
+                **({"annotations": dict(user_annotations)} if user_annotations else {}),
+            },
+            "spec": {
+                **(pod_spec or {}),
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": pod_security_context(),
+                "containers": [container],
+                "volumes": [*volumes, *scratch],
+                **placement(spec.pod),
+            },
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        body["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        body["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(cr, cr.name, component, user_labels, user_annotations),
+        "spec": body,
+    }

@@ -58,9 +58,14 @@ EXIT_CONFIG_ERROR = 78
 """Exit status of a worker whose configuration cannot work (sysexits' EX_CONFIG). The TrainJob's
 podFailurePolicy fails the job at once on it instead of spending the restart budget."""
 
+EXIT_QUALITY_BOUND = 79
+"""Exit status of a CompressJob whose step broke maxAccuracyDrop (or maxPerplexityIncrease): rerunning
+gives the same figures, so the job fails at once, with the report written."""
+
 TERMINATION_LOG = "/dev/termination-log"
 """Rank 0 writes a one-line JSON summary here on exit (artifact or failure reason); the operator
-reads it from the pod status, so that no worker needs API access."""
+reads it from the pod status, so that no worker needs API access. Kubernetes keeps at most 4096
+bytes of it: the summary must fit."""
 
 PROGRESS_KEYS = (
     "event", "time", "epoch", "totalEpochs", "step", "totalSteps", "loss",

@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, TypeVar
+import logging
+from typing import Any, Callable, TypeVar
 
 import kopf
 import pydantic
 
+from .. import kube
 from ..api.crds import GROUP, VERSION
 from ..api.spec import ApiModel
 from ..resource import CustomResource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
 
-__all__ = ["GROUP", "VERSION", "parse_resource", "parse_spec", "plain", "record_observed_generation", "utcnow"]
+__all__ = [
+    "GROUP", "VERSION", "first", "parse_resource", "parse_spec", "plain", "record_observed_generation",
+    "restore_deleted_child", "utcnow",
+]
+FINISHED = ("Succeeded", "Failed")
 
 
 def parse_spec(spec_type: type[SpecT], body: kopf.Body) -> SpecT:
@@ -47,3 +53,27 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def first(index: kopf.Index, key: Any) -> Any:
+    """The one value an index holds under `key`, or None."""
+    return next(iter(index.get(key, [])), None)
+
+
+def restore_deleted_child(
+    event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None,
+    render: Callable[[dict[str, Any]], list[dict[str, Any]]], logger: logging.Logger,
+) -> None:
+    """Apply again a child that was deleted while its owner lives. A deleted owner's children,
+    collected by the garbage collector, find no owner and are left alone; so is the Job of a
+    finished owner (ttlSecondsAfterFinished may remove it, and nothing must run again)."""
+    if event["type"] != "DELETED" or owner is None or owner["metadata"].get("deletionTimestamp"):
+        return
+    if body["kind"] == "Job" and (owner.get("status") or {}).get("phase") in FINISHED:
+        return
+    wanted = (body["kind"], body["metadata"]["name"])
+    for child in render(owner):
+        if (child["kind"], child["metadata"]["name"]) == wanted:
+            kube.apply(child)
+            logger.warning("restored %s %s/%s, deleted by hand while its %s exists",
+                           wanted[0], child["metadata"]["namespace"], wanted[1], owner["kind"])

@@ -1,16 +1,79 @@
-"""CompressJob handlers. For now they parse the spec and record observedGeneration; the children and
-the computed status arrive with the CompressJob issue."""
+"""CompressJob handlers: wait for the input model, then run the Job, and compute the status.
+
+One level-based reconcile runs on create, update, resume and every STATUS_INTERVAL: it resolves
+the model reference, applies the children once the input is known, and writes the status.
+"""
 from __future__ import annotations
+
+import logging
 
 import kopf
 
-from ..api.spec import CompressJobSpec
-from .common import GROUP, VERSION, parse_spec, record_observed_generation
+from .. import kube, progress
+from ..compressjob.builders import CONTAINER, output_uri, render_children
+from ..compressjob.status import FINISHED, compute_status
+from ..references import Lookup, resolve_model
+from .common import GROUP, VERSION, first, parse_resource, plain, restore_deleted_child, utcnow
+
+LABEL = "lmaas.io/compressjob"
+STATUS_INTERVAL = 3.0
+
+
+@kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+def compressjob_jobs(namespace, labels, body, **_):
+    return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
+def compressjob_pods(namespace, labels, body, **_):
+    return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.index(GROUP, VERSION, "compressjobs")
+def compressjobs(namespace, name, body, **_):
+    return {(namespace, name): plain(body)}
+
+
+def producers(namespace: str, trainjobs: kopf.Index, compressjobs: kopf.Index) -> Lookup:
+    """Look producers up in the operator's indexes (no API call per reconcile)."""
+    def lookup(kind: str, name: str):
+        return first(trainjobs if kind == "TrainJob" else compressjobs, (namespace, name))
+    return lookup
+
+
+def _input_uri(owner: dict) -> str | None:
+    return ((owner.get("status") or {}).get("input") or {}).get("uri")
 
 
 @kopf.on.resume(GROUP, VERSION, "compressjobs")
 @kopf.on.create(GROUP, VERSION, "compressjobs")
-@kopf.on.update(GROUP, VERSION, "compressjobs", field="spec")
-def reconcile_compressjob(body: kopf.Body, patch: kopf.Patch, **_) -> None:
-    parse_spec(CompressJobSpec, body)
-    record_observed_generation(body, patch)
+@kopf.timer(GROUP, VERSION, "compressjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+def reconcile_compressjob(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
+    compressjob_jobs: kopf.Index, compressjob_pods: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index, **_,
+) -> None:
+    cr = parse_resource(body)
+    key = (cr.namespace, cr.name)
+    previous = plain(body.get("status") or {})
+    resolution = resolve_model(cr.spec.model, producers(cr.namespace, trainjobs, compressjobs), ("CompressJob", cr.name))
+    job = first(compressjob_jobs, key)
+    pods = list(compressjob_pods.get(key, []))
+    if job is None and previous.get("phase") not in FINISHED and resolution.state == "ready":
+        input_uri = _input_uri(body) or resolution.uri
+        for child in render_children(cr, memo.config, input_uri):
+            kube.apply(child)
+        logger.info("input %s is ready; started compressing", input_uri)
+    events = []
+    if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+        events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
+    status = compute_status(cr, resolution, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
+    if status != previous:
+        patch["status"] = status
+
+
+@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+def restore_compressjob_child(event, namespace, labels, body, memo: kopf.Memo, compressjobs: kopf.Index, logger, **_) -> None:
+    owner = first(compressjobs, (namespace, labels[LABEL]))
+    if owner is not None and _input_uri(owner):
+        restore_deleted_child(event, body, owner, lambda o: render_children(parse_resource(o), memo.config, _input_uri(o)), logger)

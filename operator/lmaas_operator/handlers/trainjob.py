@@ -14,7 +14,7 @@ import kopf
 from .. import kube, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import FINISHED, compute_status
-from .common import GROUP, VERSION, parse_resource, plain, record_observed_generation, utcnow
+from .common import GROUP, VERSION, first, parse_resource, plain, record_observed_generation, restore_deleted_child, utcnow
 
 LABEL = "lmaas.io/trainjob"
 STATUS_INTERVAL = 3.0
@@ -55,20 +55,8 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
 @kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger, **_) -> None:
-    """A child deleted while its TrainJob lives is applied again (garbage collection of a deleted
-    TrainJob's children finds no owner here and does nothing)."""
-    if event["type"] != "DELETED":
-        return
-    owner = next(iter(trainjobs.get((namespace, labels[LABEL]), [])), None)
-    if owner is None or owner["metadata"].get("deletionTimestamp"):
-        return
-    if body["kind"] == "Job" and (owner.get("status") or {}).get("phase") in FINISHED:
-        return  # a finished job's Job may go (ttlSecondsAfterFinished); do not train again
-    cr = parse_resource(owner)
-    for child in render_children(cr, memo.config):
-        if (child["kind"], child["metadata"]["name"]) == (body["kind"], body["metadata"]["name"]):
-            kube.apply(child)
-            logger.warning("restored %s %s/%s, deleted while its TrainJob exists", body["kind"], namespace, child["metadata"]["name"])
+    owner = first(trainjobs, (namespace, labels[LABEL]))
+    restore_deleted_child(event, body, owner, lambda o: render_children(parse_resource(o), memo.config), logger)
 
 
 @kopf.timer(GROUP, VERSION, "trainjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
@@ -78,7 +66,7 @@ def refresh_trainjob_status(
 ) -> None:
     cr = parse_resource(body)
     key = (cr.namespace, cr.name)
-    job = next(iter(trainjob_jobs.get(key, [])), None)
+    job = first(trainjob_jobs, key)
     pods = list(trainjob_pods.get(key, []))
     previous = plain(body.get("status") or {})
     events = []

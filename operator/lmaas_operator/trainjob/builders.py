@@ -91,80 +91,36 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     spec = cr.spec
     _, high = spec.node_range
     claim, path = output_location(cr, config)
-    user_labels = spec.pod.labels if spec.pod else None
-    user_annotations = spec.pod.annotations if spec.pod else None
-    scratch, scratch_mounts = pods.scratch_volumes()
     env = [
         *torchrun_env(cr),
         {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
         {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{claim}/{path}"},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
-        {"name": "HOME", "value": "/tmp"},
         *pods.env_vars(spec.env),
     ]
-    container = {
-        "name": CONTAINER,
-        "image": spec.image or config.worker_image,
-        "command": list(spec.command) if spec.command else WORKER_COMMAND,
-        "env": env,
-        "ports": [{"name": "c10d", "containerPort": contract.RDZV_PORT}],
-        "resources": pods.resources(spec.resources),
-        "securityContext": pods.container_security_context(),
-        "terminationMessagePath": contract.TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [
-            {"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True},
-            {"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"},
-            *scratch_mounts,
-        ],
-    }
-    pod_spec: dict[str, Any] = {
-        "subdomain": cr.name,
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "securityContext": pods.pod_security_context(),
-        "containers": [container],
-        "volumes": [
-            {"name": "config", "configMap": {"name": config_map_name(cr)}},
-            {"name": "output", "persistentVolumeClaim": {"claimName": claim}},
-            *scratch,
-        ],
-        **pods.placement(spec.pod),
-    }
-    job_spec: dict[str, Any] = {
-        "completionMode": "Indexed",
-        "completions": high,
-        "parallelism": high,
-        # Rank 0's agent finishing means training finished; the others are then let go.
-        "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
-        "backoffLimit": spec.max_restarts,
-        "podFailurePolicy": {"rules": [
-            # A configuration error will not heal: fail now, keep the restart budget honest.
-            {"action": "FailJob", "onExitCodes": {
-                "containerName": CONTAINER, "operator": "In", "values": [contract.EXIT_CONFIG_ERROR]}},
-            # A pod evicted or preempted did nothing wrong: retry without spending the budget.
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-        ]},
-        "suspend": spec.suspend,
-        "template": {
-            "metadata": {
-                "labels": {**(user_labels or {}), **pods.labels(cr, COMPONENT)},
-                **({"annotations": dict(user_annotations)} if user_annotations else {}),
-            },
-            "spec": pod_spec,
+    container = pods.worker_container(
+        CONTAINER, spec.image or config.worker_image, list(spec.command) if spec.command else WORKER_COMMAND,
+        env, spec.resources,
+        [{"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True},
+         {"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}],
+    )
+    container["ports"] = [{"name": "c10d", "containerPort": contract.RDZV_PORT}]
+    return pods.worker_job(
+        cr, COMPONENT, container,
+        [{"name": "config", "configMap": {"name": config_map_name(cr)}},
+         {"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
+        [contract.EXIT_CONFIG_ERROR],
+        job_spec={
+            "completionMode": "Indexed",
+            "completions": high,
+            "parallelism": high,
+            # Rank 0's agent finishing means training finished; the others are then let go.
+            "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
+            "suspend": spec.suspend,
         },
-    }
-    if spec.active_deadline_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    if spec.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": pods.metadata(cr, cr.name, COMPONENT, user_labels, user_annotations),
-        "spec": job_spec,
-    }
+        pod_spec={"subdomain": cr.name},
+    )
 
 
 def render_children(cr: TrainJob, config: OperatorConfig) -> list[dict[str, Any]]:

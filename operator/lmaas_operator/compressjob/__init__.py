@@ -1,0 +1,1 @@
+"""CompressJob: pure builders of its children and the computation of its status."""

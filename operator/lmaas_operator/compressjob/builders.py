@@ -1,0 +1,83 @@
+"""CompressJob → its children, as pure data: a ConfigMap and a one-pod Job, rendered once the input
+model is known (its producer has succeeded)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import pods
+from ..api import contract
+from ..api.spec import CompressJobSpec
+from ..config import OperatorConfig
+from ..resource import CustomResource
+
+COMPONENT = "compressor"
+CONTAINER = "compressor"
+WORKER_COMMAND = ["lmaas", "compress"]
+
+CompressJob = CustomResource[CompressJobSpec]
+
+
+def config_map_name(cr: CompressJob) -> str:
+    return f"{cr.name}-config"
+
+
+def output_location(cr: CompressJob, config: OperatorConfig) -> tuple[str, str]:
+    if cr.spec.output and cr.spec.output.uri:
+        return pods.parse_pvc_uri(cr.spec.output.uri)
+    return config.artifact_claim, f"compressjobs/{cr.namespace}/{cr.name}"
+
+
+def output_uri(cr: CompressJob, config: OperatorConfig) -> str:
+    claim, path = output_location(cr, config)
+    return f"pvc://{claim}/{path}"
+
+
+def render_config_map(cr: CompressJob, input_uri: str) -> dict[str, Any]:
+    document = cr.as_document()
+    document["status"] = {"input": {"uri": input_uri}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": pods.metadata(cr, config_map_name(cr), COMPONENT),
+        "data": {contract.CONFIG_FILE: json.dumps(document, indent=2, sort_keys=True)},
+    }
+
+
+def claim_volumes(claims: dict[str, bool]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One volume per claim, mounted whole at VOLUMES_ROOT/CLAIM; {claim: read_only}."""
+    volumes, mounts = [], []
+    for index, (claim, read_only) in enumerate(sorted(claims.items())):
+        name = f"volume-{index}"
+        volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim, **({"readOnly": True} if read_only else {})}})
+        mounts.append({"name": name, "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", **({"readOnly": True} if read_only else {})})
+    return volumes, mounts
+
+
+def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[str, Any]:
+    spec = cr.spec
+    in_claim, in_path = pods.parse_pvc_uri(input_uri)
+    out_claim, out_path = output_location(cr, config)
+    # The input is read-only unless the output lives on the same claim.
+    volumes, mounts = claim_volumes({in_claim: in_claim != out_claim, out_claim: False})
+    env = [
+        {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
+        {"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(in_claim, in_path)},
+        {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(out_claim, out_path)},
+        {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{out_claim}/{out_path}"},
+        *pods.env_vars(spec.env),
+    ]
+    container = pods.worker_container(
+        CONTAINER, spec.image or config.worker_image, WORKER_COMMAND, env, spec.resources,
+        [{"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True}, *mounts],
+    )
+    return pods.worker_job(
+        cr, COMPONENT, container,
+        [{"name": "config", "configMap": {"name": config_map_name(cr)}}, *volumes],
+        [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND],
+        job_spec={"completions": 1, "parallelism": 1},
+    )
+
+
+def render_children(cr: CompressJob, config: OperatorConfig, input_uri: str) -> list[dict[str, Any]]:
+    return [render_config_map(cr, input_uri), render_job(cr, config, input_uri)]

@@ -1,0 +1,54 @@
+"""lmaas_operator.compressjob.builders: a CompressJob's children, tested as data."""
+import json
+
+import pytest
+
+from lmaas_operator.api import contract
+from lmaas_operator.compressjob.builders import render_children, render_job
+from lmaas_operator.config import OperatorConfig
+from tests.unit.corpus import sample_documents
+from tests.unit.operator.builders import assert_valid_kubernetes, stored
+
+CONFIG = OperatorConfig(worker_image="w:1", artifact_claim="artifacts", peering_priority=1)
+COMPRESS = {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", "metadata": {"name": "small"},
+            "spec": {"model": {"fromTrainJob": "digits"}, "steps": [{"prune": {"sparsity": 0.5}}, {"quantize": {}}]}}
+INPUT = "pvc://artifacts/trainjobs/ml/digits/artifact"
+
+
+def env_of(job):
+    return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"])
+def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
+    children = render_children(stored(doc), CONFIG, INPUT)
+    assert [c["kind"] for c in children] == ["ConfigMap", "Job"]
+    assert_valid_kubernetes(*children)
+
+
+def test_the_worker_gets_its_input_and_output_directories():
+    config_map, job = render_children(stored(COMPRESS), CONFIG, INPUT)
+    env = env_of(job)
+    assert env[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/trainjobs/ml/digits/artifact"
+    assert env[contract.OUTPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/compressjobs/ml/small"
+    assert json.loads(config_map["data"]["config.json"])["status"]["input"]["uri"] == INPUT
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["lmaas", "compress"]
+
+
+def test_an_input_on_another_claim_is_mounted_read_only():
+    job = render_job(stored(COMPRESS), CONFIG, "pvc://models/digits")
+    mounts = {m["mountPath"]: m for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["/var/lib/lmaas/volumes/models"].get("readOnly") is True
+    assert not mounts["/var/lib/lmaas/volumes/artifacts"].get("readOnly")
+    same = render_job(stored(COMPRESS), CONFIG, INPUT)  # one claim: mounted once, writable
+    claims = [v for v in same["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert len(claims) == 1
+
+
+def test_a_broken_bound_or_config_fails_the_job_at_once():
+    job = render_job(stored(COMPRESS), CONFIG, INPUT)
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"]["values"] == [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND]
+    assert job["spec"]["backoffLimit"] == 2  # the CRD's default maxRestarts
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
