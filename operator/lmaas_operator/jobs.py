@@ -10,7 +10,7 @@ from typing import Any
 from .api import contract
 
 IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
-CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError"}
+CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
 
 
 def job_condition(job: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
@@ -99,3 +99,9 @@ def artifact_from(event: dict[str, Any] | None, output_uri: str) -> dict[str, An
     if event.get("time"):
         artifact["createdAt"] = event["time"]
     return artifact
+
+
+def result_pending(pods: list[dict[str, Any]], container_name: str) -> bool:
+    """The Job says complete but the pod that completed it is not yet seen terminated (the pod and
+    Job watches are separate streams): its termination message, the result, is still to come."""
+    return bool(pods) and not any(state.get("exitCode") == 0 for _, state in terminated(pods, container_name))

@@ -20,6 +20,9 @@ RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "ConfigMap"): ("configmaps", True),
     ("v1", "Service"): ("services", True),
     ("batch/v1", "Job"): ("jobs", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
     ("kopf.dev/v1", "ClusterKopfPeering"): ("clusterkopfpeerings", False),
     ("kopf.dev/v1", "KopfPeering"): ("kopfpeerings", True),
 }
@@ -64,3 +67,19 @@ def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None
     response = client.call_api(method, url, header_params=headers, body=json.dumps(obj))
     response.read()
     return client.response_deserialize(response, {"200": "object", "201": "object"}).data
+
+
+def delete(api_version: str, kind: str, name: str, namespace: str,
+           client: kubernetes.client.ApiClient | None = None) -> bool:
+    """Delete a child the operator no longer wants; False if it was already gone."""
+    client = client or api_client()
+    method, url, headers, _, _ = client.param_serialize(
+        "DELETE", resource_path(api_version, kind, name, namespace),
+        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+    )
+    response = client.call_api(method, url, header_params=headers)
+    response.read()
+    if response.status == 404:
+        return False
+    client.response_deserialize(response, {"200": "object", "202": "object"})
+    return True

@@ -28,7 +28,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         prefix="lmaas.io", key="last-handled-configuration"
     )
     # Watch only the operator's own children, not every pod and Job of the cluster.
-    for resource in ("pods", "configmaps", "services", ("batch", "jobs")):
+    for resource in ("pods", "configmaps", "services", ("batch", "jobs"), ("apps", "deployments"),
+                     ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets")):
         settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={pods.MANAGED_BY}"
     # Events are for people: warnings and errors, not every successful handler call.
     settings.posting.level = logging.WARNING

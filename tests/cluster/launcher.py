@@ -429,9 +429,11 @@ class TestCluster:
         self._wait(self._apiserver_ready, ["etcd", "kube-apiserver"], deadline, "kube-apiserver /readyz")
         self.timings["apiserver"] = time.monotonic() - t0
 
-        self._procs["kube-controller-manager"].start()
+        # CRDs first: the garbage collector discovers resource types when it starts and only
+        # every 30 s after, and would miss the deletion of an owner of a type it does not know yet.
         self._apply_crds(deadline)
         self.timings["crds"] = time.monotonic() - t0
+        self._procs["kube-controller-manager"].start()
         # The serviceaccount controller creating default/default proves the
         # controller-manager is up, has synced its caches and is acting.
         self._wait(

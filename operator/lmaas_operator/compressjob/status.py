@@ -67,6 +67,8 @@ def _phase(resolution: Resolution, job: dict[str, Any] | None, pods: list[dict[s
             return "Waiting", resolution.reason, resolution.message
         return "Pending", "Creating", "creating the Job"
     if jobs.job_condition(job, "Complete") or jobs.job_condition(job, "SuccessCriteriaMet"):
+        if jobs.result_pending(pods, CONTAINER):
+            return "Running", "Finishing", "compression finished; reading the result"
         return "Succeeded", "Completed", "every step met the quality bound"
     failed = jobs.job_condition(job, "Failed") or jobs.job_condition(job, "FailureTarget")
     if failed:

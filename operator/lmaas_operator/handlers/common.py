@@ -60,6 +60,34 @@ def first(index: kopf.Index, key: Any) -> Any:
     return next(iter(index.get(key, [])), None)
 
 
+def is_subset(wanted: Any, live: Any) -> bool:
+    """Whether every field of `wanted` has its value in `live` (the server adds defaults; an
+    edit by hand changes or removes what the operator set)."""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(k in live and is_subset(v, live[k]) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(live, list) and len(wanted) == len(live) and all(map(is_subset, wanted, live))
+    return wanted == live or str(wanted) == str(live)
+
+
+def restore_drifted_child(
+    event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None,
+    render: Callable[[dict[str, Any]], list[dict[str, Any]]], logger: logging.Logger,
+) -> None:
+    """Apply again a child deleted or edited by hand, so that it says what its owner says."""
+    if event["type"] == "DELETED":
+        restore_deleted_child(event, body, owner, render, logger)
+        return
+    if owner is None or owner["metadata"].get("deletionTimestamp"):
+        return
+    wanted = (body["kind"], body["metadata"]["name"])
+    for child in render(owner):
+        if (child["kind"], child["metadata"]["name"]) == wanted and not is_subset(
+                {k: child[k] for k in ("spec", "data") if k in child}, plain(body)):
+            kube.apply(child)
+            logger.warning("restored %s %s/%s, edited by hand", wanted[0], child["metadata"]["namespace"], wanted[1])
+
+
 def restore_deleted_child(
     event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None,
     render: Callable[[dict[str, Any]], list[dict[str, Any]]], logger: logging.Logger,

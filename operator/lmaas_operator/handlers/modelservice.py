@@ -1,16 +1,87 @@
-"""ModelService handlers. For now they parse the spec and record observedGeneration; the children and
-the computed status arrive with the ModelService issue."""
+"""ModelService handlers: wait for the model, deploy it, keep the children as declared, and
+compute the status.
+
+One level-based reconcile runs on create, update (spec, including `kubectl scale`), resume and
+every STATUS_INTERVAL. It applies the children only when what they should be has changed (a spec
+edit, a newer artifact from the producer), and removes an autoscaler or disruption budget the spec
+no longer asks for.
+"""
 from __future__ import annotations
+
+import hashlib
+import json
+import logging
 
 import kopf
 
-from ..api.spec import ModelServiceSpec
-from .common import GROUP, VERSION, parse_spec, record_observed_generation
+from .. import kube
+from ..modelservice.builders import render_children, unwanted_children
+from ..modelservice.status import compute_status
+from ..references import resolve_model
+from .common import GROUP, VERSION, first, parse_resource, plain, restore_drifted_child, utcnow
+from .compressjob import producers
+
+LABEL = "lmaas.io/modelservice"
+STATUS_INTERVAL = 3.0
+
+
+@kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
+def modelservice_deployments(namespace, labels, body, **_):
+    return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
+def modelservice_pods(namespace, labels, body, **_):
+    return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.index(GROUP, VERSION, "modelservices")
+def modelservices(namespace, name, body, **_):
+    return {(namespace, name): plain(body)}
+
+
+def _desired(owner: dict, memo: kopf.Memo, trainjobs: kopf.Index, compressjobs: kopf.Index):
+    cr = parse_resource(owner)
+    resolution = resolve_model(cr.spec.model, producers(cr.namespace, trainjobs, compressjobs), ("ModelService", cr.name))
+    children = render_children(cr, memo.config.worker_image, resolution) if resolution.state == "ready" else []
+    return cr, resolution, children
 
 
 @kopf.on.resume(GROUP, VERSION, "modelservices")
 @kopf.on.create(GROUP, VERSION, "modelservices")
 @kopf.on.update(GROUP, VERSION, "modelservices", field="spec")
-def reconcile_modelservice(body: kopf.Body, patch: kopf.Patch, **_) -> None:
-    parse_spec(ModelServiceSpec, body)
-    record_observed_generation(body, patch)
+@kopf.timer(GROUP, VERSION, "modelservices", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+def reconcile_modelservice(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
+    modelservice_deployments: kopf.Index, modelservice_pods: kopf.Index,
+    trainjobs: kopf.Index, compressjobs: kopf.Index, **_,
+) -> None:
+    cr, resolution, children = _desired(plain(body), memo, trainjobs, compressjobs)
+    if children:
+        fingerprint = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
+        if memo.get("applied") != fingerprint:
+            for child in children:
+                kube.apply(child)
+            for api_version, kind, name in unwanted_children(cr):
+                if kube.delete(api_version, kind, name, cr.namespace):
+                    logger.info("deleted %s %s, no longer in the spec", kind, name)
+            memo["applied"] = fingerprint
+            logger.info("applied the children of ModelService %s/%s serving %s", cr.namespace, cr.name, resolution.uri)
+    key = (cr.namespace, cr.name)
+    previous = plain(body.get("status") or {})
+    status = compute_status(cr, resolution, first(modelservice_deployments, key), list(modelservice_pods.get(key, [])),
+                            previous, utcnow())
+    if status != previous:
+        patch["status"] = status
+
+
+# Raw watch events: a child deleted or edited by hand is applied again.
+@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={LABEL: kopf.PRESENT})
+def restore_modelservice_child(event, namespace, labels, body, memo: kopf.Memo, logger,
+                               modelservices: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index, **_) -> None:
+    owner = first(modelservices, (namespace, labels[LABEL]))
+    restore_drifted_child(event, body, owner, lambda o: _desired(o, memo, trainjobs, compressjobs)[2], logger)

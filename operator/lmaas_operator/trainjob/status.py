@@ -67,6 +67,8 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     if job is None:
         return "Pending", "Creating", "creating the Job"
     if jobs.job_condition(job, "Complete") or jobs.job_condition(job, "SuccessCriteriaMet"):
+        if jobs.result_pending(pods, CONTAINER):
+            return "Running", "Finishing", "training finished; reading the result"
         return "Succeeded", "Completed", "training finished"
     failed = jobs.job_condition(job, "Failed") or jobs.job_condition(job, "FailureTarget")
     if failed:

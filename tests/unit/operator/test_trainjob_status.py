@@ -77,7 +77,8 @@ def test_conditions_keep_their_transition_time_until_the_phase_changes():
     first = status_of(job(active=2), pods)
     later = compute_status(CR, job(active=2), pods, [], first, URI, "2026-11-29T11:00:00Z")
     assert later["conditions"] == first["conditions"]
-    done = compute_status(CR, job([("Complete", "", "")]), pods, [], first, URI, "2026-11-29T11:00:00Z")
+    finished = [pod("digits-0", "Succeeded", terminated={"exitCode": 0, "reason": "Completed"}), pods[1]]
+    done = compute_status(CR, job([("Complete", "", "")]), finished, [], first, URI, "2026-11-29T11:00:00Z")
     succeeded = [c for c in done["conditions"] if c["type"] == "Succeeded"][0]
     assert succeeded["lastTransitionTime"] == "2026-11-29T11:00:00Z"
 
@@ -114,6 +115,11 @@ def test_oom_past_the_budget_says_oomkilled_with_the_exit_code():
     assert (status["phase"], status["reason"]) == ("Failed", "OOMKilled")
     assert "exit code 137" in status["message"] and "limits.memory" in status["message"]
     assert status["restarts"] == 4
+
+
+def test_a_complete_job_whose_pod_result_is_not_seen_yet_is_still_finishing():
+    status = status_of(job([("Complete", "", "")]), [pod("digits-0", "Running")])
+    assert (status["phase"], status["reason"]) == ("Running", "Finishing")
 
 
 def test_deadline_exceeded_is_reported_as_such():

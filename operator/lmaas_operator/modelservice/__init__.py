@@ -1,0 +1,1 @@
+"""ModelService: pure builders of its children and the computation of its status."""
