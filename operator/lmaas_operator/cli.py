@@ -38,6 +38,12 @@ def _train(args: argparse.Namespace) -> int:
     return run_training(config_path=args.config, output_dir=args.output_dir)
 
 
+def _compress(args: argparse.Namespace) -> int:
+    from lmaas_worker.compress import run_compression  # torch is imported only here
+
+    return run_compression(config_path=args.config, input_dir=args.input_dir, output_dir=args.output_dir)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from lmaas_worker.serve import run_server  # torch is imported only here
 
@@ -73,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output-dir", default=os.environ.get(contract.OUTPUT_DIR_ENV),
                        help=f"where checkpoints and the artifact go (default: ${contract.OUTPUT_DIR_ENV})")
     train.set_defaults(run=_train)
+
+    compress = roles.add_parser(
+        "compress",
+        help="run a CompressJob's steps (prune, distill, quantize) on a model artifact",
+        description="The CompressJob worker: measures every step and enforces the accuracy bound.",
+    )
+    compress.add_argument("--config", default=os.environ.get(contract.CONFIG_ENV),
+                          help=f"the CompressJob as JSON or YAML (default: ${contract.CONFIG_ENV})")
+    compress.add_argument("--input-dir", default=os.environ.get(contract.INPUT_DIR_ENV),
+                          help=f"the input artifact directory (default: ${contract.INPUT_DIR_ENV})")
+    compress.add_argument("--output-dir", default=os.environ.get(contract.OUTPUT_DIR_ENV),
+                          help=f"where the artifact and report go (default: ${contract.OUTPUT_DIR_ENV})")
+    compress.set_defaults(run=_compress)
 
     serve = roles.add_parser(
         "serve",
