@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 
 # The operator against the cluster of your current kubeconfig (until `lmaas run` lands).
 run: setup
-	kubectl apply -f crds/
+	kubectl apply --server-side -k crds
 	$(VENV)/bin/lmaas operator
 
 # The test control plane (etcd, kube-apiserver, kube-controller-manager) from Go modules;
