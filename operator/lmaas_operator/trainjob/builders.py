@@ -58,6 +58,9 @@ def torchrun_env(cr: TrainJob) -> list[dict[str, Any]]:
         {"name": "PET_RDZV_ENDPOINT", "value": f"{rendezvous_host(cr)}:{contract.RDZV_PORT}"},
         {"name": "PET_RDZV_ID", "value": cr.uid},
         {"name": "PET_MAX_RESTARTS", "value": str(cr.spec.max_restarts)},
+        # torchrun's shared rendezvous store keeps a failed attempt's keys, so restarted workers
+        # would wait for dead peers (pytorch/pytorch#135712): give each attempt its own store.
+        {"name": "TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "value": "1"},
     ]
 
 
