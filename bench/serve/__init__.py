@@ -1,0 +1,1 @@
+"""The serving benchmark (see run.py and README.md)."""

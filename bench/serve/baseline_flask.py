@@ -1,0 +1,52 @@
+"""The seed's serving app, rewritten in a few lines: Flask, `POST /predict`, one forward per request.
+
+Run with the interpreter of its own virtual environment (see setup_baselines.sh):
+
+    /tmp/flask-venv/bin/python bench/serve/baseline_flask.py --model-dir DIR --port 8082
+
+It runs on Flask's built-in development server (werkzeug, threaded), as the seed's container did.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO / "worker"), str(REPO / "operator")]  # lmaas' code, not installed in this venv
+
+import torch  # noqa: E402
+from flask import Flask, jsonify, request  # noqa: E402
+
+from lmaas_worker.artifacts import load_model  # noqa: E402
+
+
+def create_app(model_dir: str) -> Flask:
+    module, _ = load_model(model_dir)
+    app = Flask(__name__)
+
+    @app.post("/predict")
+    def predict():
+        inputs = torch.tensor(request.get_json()["inputs"], dtype=torch.float32)
+        with torch.no_grad():
+            predictions = module(inputs).argmax(dim=1).tolist()
+        return jsonify({"predictions": predictions})
+
+    @app.get("/health")
+    def health():
+        return jsonify({"status": "ok"})
+
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
+    create_app(args.model_dir).run(host="127.0.0.1", port=args.port, threaded=True)

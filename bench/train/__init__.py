@@ -1,0 +1,1 @@
+"""Benchmarks of `lmaas train` against a hand-written torchrun DDP script (see bench/README.md)."""

@@ -1,0 +1,99 @@
+"""The contract test: the pods the operator renders for a TrainJob really train.
+
+The Job of the two-node sample TrainJob is rendered by the operator's own builders; each pod's
+container command runs as a local process with the pod's env, the way a kubelet would start it:
+the completion index becomes the node rank, rank 0's host name is pointed at 127.0.0.1, the
+ConfigMap becomes a file, and the output volume a temporary directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmaas_operator.api import contract
+from lmaas_operator.config import OperatorConfig
+from lmaas_operator.trainjob.builders import render_children
+from tests.unit.operator.builders import stored
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "manifests" / "samples" / "trainjob.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pod_process_env(container: dict, index: int, rank0_host: str, port: int, volumes_root: Path, config_file: Path,
+                    termination_log: Path) -> dict[str, str]:
+    """The container's env as a kubelet resolves it, mapped onto this machine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PET_", "LMAAS_", "TORCHELASTIC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["OMP_NUM_THREADS"] = "1"
+    for variable in container["env"]:
+        if "valueFrom" in variable:
+            field_path = variable["valueFrom"]["fieldRef"]["fieldPath"]
+            assert "job-completion-index" in field_path, f"unexpected env source {variable}"
+            env[variable["name"]] = str(index)
+            continue
+        value = variable["value"]
+        value = value.replace(contract.VOLUMES_ROOT, str(volumes_root))
+        value = value.replace(f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}", str(config_file))
+        if variable["name"] == "PET_RDZV_ENDPOINT":
+            host, _, _ = value.partition(":")
+            assert host == rank0_host
+            value = f"127.0.0.1:{port}"
+        env[variable["name"]] = value
+    env["HOME"] = str(volumes_root.parent)
+    env["LMAAS_TERMINATION_LOG"] = str(termination_log)  # /dev/termination-log in a pod
+    return env
+
+
+def test_the_rendered_pods_of_the_two_node_sample_train_and_write_the_artifact(tmp_path):
+    doc = yaml.safe_load(SAMPLE.read_text())
+    cr = stored(doc, namespace="ml", uid="contract-uid")
+    config_map, _service, job = render_children(cr, OperatorConfig(worker_image="unused", peering_priority=1))
+    assert job["spec"]["completions"] == 2
+    config_file = tmp_path / contract.CONFIG_FILE
+    config_file.write_text(config_map["data"][contract.CONFIG_FILE])
+    volumes_root = tmp_path / "volumes"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    port = free_port()
+    processes = []
+    for index in range(job["spec"]["completions"]):
+        env = pod_process_env(container, index, f"{cr.name}-0.{cr.name}", port, volumes_root, config_file,
+                              tmp_path / f"termination-log-{index}")
+        processes.append(subprocess.Popen(container["command"], env=env, cwd=tmp_path,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            raise
+        outputs.append((process.returncode, out, err))
+    for code, out, err in outputs:
+        assert code == 0, err[-3000:]
+
+    output_dir = volumes_root / "lmaas-artifacts" / "trainjobs" / "digits-mlp"
+    artifact = output_dir / contract.ARTIFACT_SUBDIR
+    assert (artifact / contract.WEIGHTS_FILE).stat().st_size > 0
+    card = json.loads((artifact / contract.MODEL_CARD_FILE).read_text())
+    assert card["format"] == contract.ARTIFACT_FORMAT
+    # Rank 0 (on one of the two nodes) printed progress lines and left the summary the operator reads.
+    events = [json.loads(line) for _, out, _ in outputs for line in out.splitlines() if line.startswith("{")]
+    assert {e["event"] for e in events} >= {"start", "progress", "done"}
+    summaries = [json.loads(p.read_text()) for p in tmp_path.glob("termination-log-*") if p.read_text().strip()]
+    (done,) = [s for s in summaries if s["event"] == "done"]
+    assert done["artifact"]["path"] == contract.ARTIFACT_SUBDIR
+    assert done["artifact"]["metrics"]["accuracy"] > 80

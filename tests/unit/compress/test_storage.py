@@ -1,0 +1,140 @@
+"""lmaas_worker.compress.storage: the compressed safetensors format round-trips, and shrinks."""
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from lmaas_worker import artifacts
+from lmaas_worker.compress.int8_backend import Int8Linear
+from lmaas_worker.compress.prune import prune_structured, prune_unstructured
+from lmaas_worker.compress.state import WorkingModel
+from lmaas_worker.compress.storage import (
+    decode,
+    decode_weight,
+    encode,
+    encode_weight,
+    load_artifact,
+    pack_bits,
+    unpack_bits,
+    working_model,
+)
+from lmaas_worker.models import mlp
+
+
+def test_bitmasks_pack_eight_weights_per_byte_and_unpack_exactly():
+    mask = torch.rand(1001) > 0.4
+    packed = pack_bits(mask)
+    assert packed.dtype == torch.uint8 and packed.numel() == 126
+    assert torch.equal(unpack_bits(packed, 1001), mask)
+    assert pack_bits(torch.tensor([True, False, False, True])).tolist() == [0b1001]
+
+
+@pytest.mark.parametrize("quantization", [None, {"scheme": "int8"}, {"scheme": "int4", "groupSize": 32}])
+def test_a_sparse_weight_round_trips_exactly_through_its_encoding(quantization):
+    weight = torch.randn(24, 70)
+    weight[torch.rand(24, 70) < 0.6] = 0
+    entry, stored = encode_weight(weight, quantization)
+    assert entry["layout"] == "bitmask" and entry["shape"] == [24, 70]
+    decoded, _ = decode_weight(entry, stored)
+    assert bool((decoded[weight == 0] == 0).all())  # pruned weights stay exactly zero, quantized or not
+    if quantization is None:
+        assert torch.equal(decoded, weight)
+        assert stored["values"].numel() == int(torch.count_nonzero(weight))
+    else:
+        again, _ = decode_weight(*encode_weight(decoded, quantization))
+        assert torch.equal(again, decoded)  # quantized values are a fixed point of store-and-load
+
+
+def test_a_dense_float_weight_is_stored_plainly():
+    assert encode_weight(torch.randn(4, 4), None) is None
+
+
+def _saved_size(tmp_path, name, tensors):
+    path = tmp_path / f"{name}.safetensors"
+    save_file(tensors, path)
+    return path.stat().st_size
+
+
+def test_unstructured_storage_shrinks_with_sparsity(tmp_path):
+    torch.manual_seed(0)
+    sizes = {}
+    for sparsity in (0.0, 0.3, 0.5, 0.8, 0.95):
+        model = WorkingModel(mlp.build(64, 10, hidden=[256, 128]), {"builtin": "mlp"})
+        if sparsity:
+            prune_unstructured(model, sparsity, "global")
+        tensors, _ = encode(model)
+        sizes[sparsity] = _saved_size(tmp_path, str(sparsity), tensors)
+    assert sizes[0.3] < sizes[0.0]  # already smaller: 4 bytes x 0.7 + 1/8 < 4
+    assert sizes[0.5] < 0.56 * sizes[0.0]
+    assert sizes[0.8] < sizes[0.5] < sizes[0.3]
+    assert sizes[0.95] < 0.1 * sizes[0.0]
+
+
+def test_a_pruned_and_quantized_model_decodes_to_exactly_what_was_stored(tmp_path):
+    torch.manual_seed(0)
+    model = WorkingModel(mlp.build(64, 10, hidden=[64, 32]), {"builtin": "mlp"})
+    names = [f"{n}.weight" for n, m in model.module.named_modules() if isinstance(m, torch.nn.Linear)]
+    prune_unstructured(model, 0.6, "layer")
+    model.quantization = {"scheme": "int8"}
+    tensors, section = encode(model)
+    save_file(tensors, tmp_path / "m.safetensors")
+    state, integers = decode(load_file(tmp_path / "m.safetensors"), section)
+    assert set(integers) == set(names) and len(names) == 3
+    for name, (values, scale) in integers.items():
+        assert values.dtype == torch.int8
+        assert bool((state[name][~model.masks[name]] == 0).all())  # pruned stays pruned
+        assert torch.equal(state[name], values.float() * scale[:, None])
+    assert torch.equal(state["net.0.bias"], model.module.net[0].bias.detach())
+
+
+def _artifact(tmp_path, model, name="artifact"):
+    tensors, section = encode(model)
+    card = {"format": "lmaas.artifact/v1", "model": model.definition, "task": "classification",
+            "quantization": model.quantization, "compression": section}
+    artifacts.save_artifact(tmp_path / name, tensors, card, metrics={})
+    return tmp_path / name
+
+
+def test_a_structured_pruned_artifact_rebuilds_its_smaller_layers_and_computes_the_same(tmp_path):
+    torch.manual_seed(0)
+    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10, "hidden": [64, 32]}}
+    model = WorkingModel(mlp.build(64, 10, hidden=[64, 32]), definition)
+    prune_structured(model, 0.5, "layer")
+    module, card = load_artifact(_artifact(tmp_path, model))
+    assert card["compression"]["sizes"]["net.0"] == {"in": 64, "out": 32}
+    first, second, _ = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    assert first.out_features == 32 and second.in_features == 32
+    x = torch.rand(5, 64)
+    with torch.no_grad():
+        assert torch.equal(module(x), model.module(x))
+    # the working model of a compressed input keeps the smaller layers (a later step starts from them)
+    again, _ = working_model(tmp_path / "artifact", card)
+    assert again.sizes == model.sizes
+
+
+def test_an_int8_artifact_loads_with_integer_layers_that_predict_like_the_float_model(tmp_path):
+    torch.manual_seed(0)
+    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10, "hidden": [1024]}}
+    model = WorkingModel(mlp.build(64, 10, hidden=[1024]), definition, quantization={"scheme": "int8"})
+    reference = mlp.build(64, 10, hidden=[1024])
+    reference.load_state_dict(model.module.state_dict())
+    directory = _artifact(tmp_path, model)
+    module, card = load_artifact(directory)
+    assert not any(isinstance(m, torch.nn.Linear) for m in module.modules())
+    assert sum(isinstance(m, Int8Linear) for m in module.modules()) == 2
+    assert not any(p.requires_grad for p in module.parameters())
+    x = torch.rand(64, 64)
+    with torch.inference_mode():
+        assert (module(x).argmax(1) == reference(x).argmax(1)).float().mean() > 0.95
+    header = load_file(directory / "model.safetensors")
+    assert header["net.0.weight.values"].dtype == torch.int8
+
+
+def test_a_pickle_in_a_compressed_artifact_is_refused(tmp_path):
+    torch.manual_seed(0)
+    model = WorkingModel(mlp.build(64, 10, hidden=[8]), {"builtin": "mlp", "args": {"in_features": 64, "num_classes": 10,
+                                                                                  "hidden": [8]}},
+                         quantization={"scheme": "int8"})
+    directory = _artifact(tmp_path, model)
+    (directory / "extra.pt").write_bytes(b"\x80\x04junk")
+    with pytest.raises(artifacts.UnsafeArtifactError):
+        load_artifact(directory)

@@ -1,0 +1,33 @@
+"""lmaas_worker.train.config: the TrainJob file the operator mounts."""
+import json
+
+import pytest
+import yaml
+
+from lmaas_worker.errors import ConfigError
+from lmaas_worker.train.config import load_train_config
+
+RESOURCE = {"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": "j", "namespace": "ns", "uid": "u-1", "generation": 2},
+            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}}}
+
+
+@pytest.mark.parametrize("dump", [json.dumps, yaml.safe_dump])
+def test_json_or_yaml_with_the_crd_defaults_applied(tmp_path, dump):
+    path = tmp_path / "config"
+    path.write_text(dump(RESOURCE))
+    config = load_train_config(path, tmp_path / "deep" / "out", environ={"LMAAS_OUTPUT_URI": "pvc://c/p"})
+    assert config.spec.hyperparameters.batch_size == 32 and config.spec.checkpoint.every_steps == 100
+    assert config.producer == {"kind": "TrainJob", "name": "j", "namespace": "ns", "uid": "u-1", "generation": 2}
+    assert config.output_dir.is_dir() and config.uri_of("artifact") == "pvc://c/p/artifact"
+
+
+def test_problems_name_their_field(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**RESOURCE, "spec": {**RESOURCE["spec"], "strategy": "zero3"}}))
+    with pytest.raises(ConfigError) as error:
+        load_train_config(path, tmp_path, environ={})
+    assert error.value.field == "spec.strategy" and "zero3" in str(error.value)
+    path.write_text("[1, 2")
+    with pytest.raises(ConfigError, match="neither JSON nor YAML|must hold a whole TrainJob"):
+        load_train_config(path, tmp_path, environ={})

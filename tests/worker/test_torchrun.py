@@ -1,0 +1,143 @@
+"""`lmaas train` under real torchrun on CPU (gloo): several processes per agent and several agents
+rendezvousing over c10d on 127.0.0.1, for both strategies. Nothing is mocked."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from lmaas_operator.api import contract
+from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_worker.artifacts import load_model
+from lmaas_worker.data import build_datasets
+
+from .launch import events, launch_job, stop, trainjob, wait_all, wait_for_event, worker_ranks, write_config
+
+pytestmark = pytest.mark.slow
+
+TOPOLOGIES = {"1x2": (1, 2), "2x1": (2, 1)}  # agents x processes per agent
+
+
+def digits_job(strategy: str, **hyperparameters) -> dict:
+    return trainjob(
+        f"digits-{strategy}",
+        model={"builtin": "mlp", "args": {"hidden": [128, 64]}},
+        dataset={"builtin": "digits", "validationFraction": 0.2},
+        strategy=strategy,
+        hyperparameters={"epochs": 4, "maxSteps": 70, "batchSize": 32, "learningRate": 0.003, "seed": 7,
+                         "logEverySteps": 5, **hyperparameters},
+        checkpoint={"everySteps": 25, "keep": 2},
+    )
+
+
+def recomputed_accuracy(artifact) -> float:
+    """The held-out accuracy (in points) of the reloaded artifact, on the split its card names."""
+    module, card = load_model(artifact)
+    dataset = card["dataset"]
+    data = build_datasets(DatasetDefinition.parse({k: v for k, v in dataset.items() if k != "seed"}), seed=dataset["seed"])
+    inputs, labels = data.val.tensors
+    with torch.no_grad():
+        predictions = module(inputs).argmax(dim=1)
+    return 100 * (predictions == labels).double().mean().item()
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_trains_digits_and_the_artifact_reloads(tmp_path, strategy, topology):
+    nnodes, nproc = TOPOLOGIES[topology]
+    config = write_config(tmp_path, digits_job(strategy))
+    output = tmp_path / "out"
+    agents = launch_job(tmp_path, config, output, nnodes, nproc)
+    codes = wait_all(agents, timeout=120)
+    assert codes == [0] * nnodes, "\n".join(a.stderr()[-3000:] for a in agents)
+
+    lines = events(agents)
+    for line in lines:
+        assert tuple(line) == contract.PROGRESS_KEYS
+    assert [e["event"] for e in lines][0] == "start"
+    assert [e["event"] for e in lines][-1] == "done"
+    losses = [e["loss"] for e in lines if e["event"] == "progress"]
+    assert losses[-1] < 0.5 * losses[0]
+    done = lines[-1]
+    assert done["step"] == done["totalSteps"] == 70
+    assert done["evalMetric"] == "accuracy" and done["evalValue"] > 85  # points; chance is 10
+    assert done["artifact"]["metrics"]["worldSize"] == 2
+    assert done["artifact"]["metrics"]["strategy"] == strategy
+
+    artifact = output / contract.ARTIFACT_SUBDIR
+    assert sorted(p.name for p in artifact.iterdir()) == ["curves.png", "metrics.json", "model.json", "model.safetensors"]
+    assert recomputed_accuracy(artifact) == pytest.approx(done["evalValue"], abs=1e-9)
+    metrics = json.loads((artifact / contract.METRICS_FILE).read_text())
+    assert metrics["accuracy"] == done["evalValue"]
+    # checkpoints every 25 steps, at epoch ends (23, 46, 69 with 2 ranks) and at the end: the last two stay
+    assert sorted(p.name for p in (output / contract.CHECKPOINT_SUBDIR).iterdir()) == ["step-00000069", "step-00000070"]
+    assert json.loads((tmp_path / "termination-log").read_text())["event"] == "done"
+
+
+@pytest.mark.parametrize("strategy,topology", [("ddp", "1x2"), ("fsdp", "2x1")])
+def test_a_killed_rank_resumes_from_the_latest_checkpoint(tmp_path, strategy, topology):
+    nnodes, nproc = TOPOLOGIES[topology]
+    every = 10
+    resource = trainjob(
+        f"killed-{strategy}",
+        model={"factory": "tests.worker.factories:slow_mlp", "args": {"hidden": [64], "delay": 0.02}},
+        dataset={"builtin": "digits"},
+        strategy=strategy,
+        hyperparameters={"epochs": 10, "maxSteps": 90, "batchSize": 32, "learningRate": 0.003, "logEverySteps": 1},
+        checkpoint={"everySteps": every, "keep": 3},
+    )
+    config = write_config(tmp_path, resource)
+    agents = launch_job(tmp_path, config, tmp_path / "out", nnodes, nproc, max_restarts=1)
+    try:
+        wait_for_event(agents, lambda e: e.get("event") == "checkpoint" and e["step"] >= 2 * every, timeout=90)
+        victim_agent = agents[-1]
+        ranks = worker_ranks(victim_agent)
+        assert ranks, "no worker processes found under the torchrun agent"
+        os.kill(ranks[max(ranks)], signal.SIGKILL)
+        codes = wait_all(agents, timeout=120)
+    finally:
+        stop(agents)
+    assert codes == [0] * nnodes, "\n".join(a.stderr()[-3000:] for a in agents)
+
+    lines = events(agents)
+    resumes = [i for i, e in enumerate(lines) if e["event"] == "resume"]
+    assert len(resumes) == 1, [e["event"] for e in lines]
+    resume = lines[resumes[0]]
+    before = lines[:resumes[0]]
+    checkpointed = max(e["step"] for e in before if e["event"] == "checkpoint")
+    reached = max(e["step"] for e in before if e["event"] == "progress")
+    assert resume["step"] >= checkpointed >= 2 * every
+    assert resume["checkpoint"] == {"step": resume["step"], "path": f"checkpoints/step-{resume['step']:08d}", "uri": None}
+    assert 0 <= reached - resume["step"] <= every  # steps redone
+    after = lines[resumes[0] + 1:]
+    assert [e["step"] for e in after if e["event"] == "progress"][0] == resume["step"] + 1
+    done = lines[-1]
+    assert done["event"] == "done" and done["step"] == 90
+    assert done["artifact"]["metrics"]["resumedFromStep"] == resume["step"]
+    assert done["evalValue"] > 85
+
+
+def test_a_job_that_comes_back_with_fewer_ranks_resumes_its_sharded_state(tmp_path):
+    """Elastic membership change: fsdp on 2 ranks stops at step 30; the job comes back on 1 rank
+    (here: with a larger maxSteps, so that there is more to do) and continues from that checkpoint."""
+    output = tmp_path / "out"
+    agents = launch_job(tmp_path, write_config(tmp_path, digits_job("fsdp", maxSteps=30)), output, nnodes=1, nproc=2)
+    assert wait_all(agents, timeout=120) == [0], agents[0].stderr()[-3000:]
+    (tmp_path / "again").mkdir()
+    config = write_config(tmp_path / "again", digits_job("fsdp", maxSteps=60))
+    agents = launch_job(tmp_path / "again", config, output, nnodes=1, nproc=1)
+    assert wait_all(agents, timeout=120) == [0], agents[0].stderr()[-3000:]
+    lines = events(agents)
+    resume = next(e for e in lines if e["event"] == "resume")
+    assert resume["step"] == 30
+    progress = [e for e in lines if e["event"] == "progress"]
+    assert progress[0]["step"] == 35 and progress[-1]["step"] == 60 and progress[0]["epoch"] == 2
+    # Step 30 on 2 ranks (23 steps an epoch) is 7 steps into epoch 2, the same share of the data as
+    # 14 of the 45 steps a lone rank takes per epoch; 30 more steps end 44 steps into it.
+    sidecar = json.loads((output / contract.CHECKPOINT_SUBDIR / "step-00000060" / "state.json").read_text())
+    assert (sidecar["epoch"], sidecar["epochStep"], sidecar["worldSize"]) == (1, 44, 1)
+    assert lines[-1]["event"] == "done" and lines[-1]["artifact"]["metrics"]["worldSize"] == 1
+    assert lines[-1]["evalValue"] > 85

@@ -1,0 +1,84 @@
+"""The compression worker's configuration: the whole CompressJob, the input artifact, the output.
+
+The CompressJob file (JSON or YAML) is validated as the API server would (CRD schema, defaults,
+CEL rules) and parsed into `CompressJobSpec`; every problem is a ConfigError naming the field.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from lmaas_operator.api import contract
+from lmaas_operator.api.spec import CompressJobSpec
+from lmaas_operator.api.validation import InvalidResource, validate
+
+from ..errors import ConfigError
+from ..train.config import read_resource
+
+OUTPUT_FIELD = f"--output-dir (${contract.OUTPUT_DIR_ENV})"
+INPUT_FIELD = f"--input-dir (${contract.INPUT_DIR_ENV})"
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    name: str
+    namespace: str | None
+    uid: str | None
+    generation: int | None
+    spec: CompressJobSpec
+    input_dir: Path
+    output_dir: Path
+    output_uri: str | None
+
+    @property
+    def producer(self) -> dict[str, Any]:
+        return {"kind": "CompressJob", "name": self.name, "namespace": self.namespace, "uid": self.uid,
+                "generation": self.generation}
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.output_dir / contract.ARTIFACT_SUBDIR
+
+    def uri_of(self, relative: str) -> str | None:
+        return f"{self.output_uri.rstrip('/')}/{relative}" if self.output_uri else None
+
+
+def load_compress_config(config_path: str | os.PathLike | None, input_dir: str | os.PathLike | None,
+                         output_dir: str | os.PathLike | None, environ: dict[str, str] | None = None) -> CompressConfig:
+    env = os.environ if environ is None else environ
+    document = read_resource(config_path)
+    if document.get("kind", "CompressJob") != "CompressJob":
+        raise ConfigError("kind", f"lmaas compress runs a CompressJob, not a {document.get('kind')}")
+    try:
+        document = validate({"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", **document})
+    except InvalidResource as error:
+        raise ConfigError(error.errors[0].path if error.errors else "spec", str(error)) from error
+    try:
+        spec = CompressJobSpec.parse(document["spec"])
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError("spec." + ".".join(str(p) for p in first["loc"]), str(error)) from error
+    if not input_dir:
+        raise ConfigError(INPUT_FIELD, "no input artifact directory given")
+    if not Path(input_dir).is_dir():
+        raise ConfigError(INPUT_FIELD, f"{input_dir} is not a directory")
+    if not output_dir:
+        raise ConfigError(OUTPUT_FIELD, "no output directory given")
+    out = Path(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".lmaas-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(OUTPUT_FIELD, f"{out} is not a writable directory: {error.strerror or error}") from error
+    metadata = document.get("metadata") or {}
+    return CompressConfig(
+        name=metadata.get("name", ""), namespace=metadata.get("namespace"), uid=metadata.get("uid"),
+        generation=metadata.get("generation"), spec=spec, input_dir=Path(input_dir), output_dir=out,
+        output_uri=env.get(contract.OUTPUT_URI_ENV) or None,
+    )

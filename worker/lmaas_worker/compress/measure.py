@@ -1,0 +1,128 @@
+"""What every step reports: size on disk, parameters (and nonzero ones), latency, quality.
+
+Latency is the median (p50) of single forward passes on CPU at batch 1 and batch 32, with a
+fixed number of intra-op threads, after a warm-up, repeated for a time budget (at least
+MIN_REPEATS passes). Quality is held-out accuracy in points (classifiers) or perplexity (language
+models), computed on the validation split with the training worker's task definitions.
+
+LMAAS_COMPRESS_THREADS (default 1) and LMAAS_COMPRESS_LATENCY_SECONDS (default 1.0, per model and
+batch size) set the thread count and the budget.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..train.tasks import Task
+
+THREADS_ENV = "LMAAS_COMPRESS_THREADS"
+BUDGET_ENV = "LMAAS_COMPRESS_LATENCY_SECONDS"
+MIN_REPEATS = 15
+WARM_UP = 5
+LATENCY_BATCHES = (1, 32)
+EVAL_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    threads: int = 1
+    budget_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "LatencySettings":
+        env = os.environ if environ is None else environ
+        return cls(threads=max(1, int(env.get(THREADS_ENV, "1"))),
+                   budget_seconds=max(0.0, float(env.get(BUDGET_ENV, "1.0"))))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    size_bytes: int
+    parameters: int
+    nonzero_parameters: int
+    accuracy: float | None
+    """Held-out accuracy in points (0-100); None for language models."""
+    perplexity: float | None
+    loss: float
+    latency_ms: dict[int, float]
+
+    def entry(self) -> dict[str, Any]:
+        """The `steps` entry of the report summary (the keys the operator and the contract name)."""
+        return {
+            "name": self.name, "sizeBytes": self.size_bytes, "parameters": self.parameters,
+            "nonzeroParameters": self.nonzero_parameters, "accuracy": _round(self.accuracy, 3),
+            "perplexity": _round(self.perplexity, 4), "latencyMsBatch1": _round(self.latency_ms.get(1), 4),
+            "latencyMsBatch32": _round(self.latency_ms.get(32), 4),
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.inference_mode()
+def evaluate(module: nn.Module, dataset: Dataset, task: Task) -> dict[str, float | None]:
+    """{"accuracy": points or None, "perplexity": or None, "loss"} on the whole split."""
+    module.eval()
+    totals = torch.zeros(3, dtype=torch.float64)
+    for x, y in DataLoader(dataset, batch_size=EVAL_BATCH_SIZE):
+        totals += task.batch_totals(module(x), y, torch.ones(len(y)))
+    value, loss = task.metric_value(totals)
+    if task.metric == "accuracy":
+        return {"accuracy": 100.0 * value, "perplexity": None, "loss": loss}
+    return {"accuracy": None, "perplexity": value, "loss": loss}
+
+
+def example_batch(dataset: Dataset, size: int) -> torch.Tensor:
+    inputs = [dataset[i % len(dataset)][0] for i in range(size)]
+    return torch.stack(inputs)
+
+
+@torch.inference_mode()
+def latency_p50_ms(module: nn.Module, inputs: torch.Tensor, settings: LatencySettings) -> float:
+    module.eval()
+    with intra_op_threads(settings.threads):
+        for _ in range(WARM_UP):
+            module(inputs)
+        times: list[float] = []
+        deadline = time.perf_counter() + settings.budget_seconds
+        while len(times) < MIN_REPEATS or time.perf_counter() < deadline:
+            started = time.perf_counter()
+            module(inputs)
+            times.append(time.perf_counter() - started)
+    return 1000.0 * statistics.median(times)
+
+
+def count_parameters(state: dict[str, torch.Tensor], parameter_names: set[str]) -> tuple[int, int]:
+    """(parameters, nonzero parameters) of a float32 state dict, counting only parameters (no buffers)."""
+    tensors = [t for name, t in state.items() if name in parameter_names]
+    return sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
+
+
+def measure(name: str, module: nn.Module, weights_file: os.PathLike, state: dict[str, torch.Tensor],
+            parameter_names: set[str], data: Dataset, task: Task, settings: LatencySettings) -> Measurement:
+    quality = evaluate(module, data, task)
+    parameters, nonzero = count_parameters(state, parameter_names)
+    latency = {batch: latency_p50_ms(module, example_batch(data, batch), settings) for batch in LATENCY_BATCHES}
+    return Measurement(name=name, size_bytes=os.path.getsize(weights_file), parameters=parameters,
+                       nonzero_parameters=nonzero, accuracy=quality["accuracy"], perplexity=quality["perplexity"],
+                       loss=quality["loss"], latency_ms=latency)

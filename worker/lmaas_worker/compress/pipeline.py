@@ -1,0 +1,342 @@
+"""Run a CompressJob's steps in order, measure the input and every step's output, enforce the bound.
+
+Each step's output is stored in the artifact format and loaded back before it is measured, so the
+figures (size, latency, accuracy) are those of exactly what would be served. The last step's
+output becomes `OUTPUT/artifact`; the report goes to OUTPUT in every case, also when a step broke
+the quality bound (then no artifact is written).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from lmaas_operator.api import contract
+from lmaas_operator.api.spec import CompressionStep, DatasetDefinition, DistillStep, PruneStep, QuantizeStep
+
+from .. import artifacts
+from ..data import DataBundle, build_datasets
+from ..errors import ConfigError
+from ..progress import Progress, utc_now
+from ..train.tasks import TASKS, Task
+from . import storage
+from .config import INPUT_FIELD, CompressConfig
+from .distill import distill
+from .int8_backend import default_kernel
+from .layers import weight_layers
+from .measure import LatencySettings, Measurement, evaluate, measure
+from .prune import prune_structured, prune_unstructured, schedule
+from .quantize import DEFAULT_INT4_GROUP_SIZE, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
+from .report import fit_line, summary, write_report
+from .state import WorkingModel
+from .training import train_epochs
+
+log = logging.getLogger(__name__)
+
+WORK_SUBDIR = ".compress-work"
+FINE_TUNE_BATCH_SIZE = 64
+SGD_SLOW_RATE = 0.01
+
+
+@dataclass
+class Outcome:
+    line: dict[str, Any]
+    """The final progress line (`done` or `error`), already trimmed for the termination log."""
+    passed: bool
+
+
+@dataclass
+class CompressionJob:
+    config: CompressConfig
+    card: dict[str, Any]
+    data: DataBundle
+    task: Task
+    settings: LatencySettings
+    dataset: dict[str, Any] = field(default_factory=dict)
+
+
+def build_compression(config: CompressConfig, settings: LatencySettings) -> CompressionJob:
+    """Read the input artifact's card and build the held-out data; problems are ConfigErrors."""
+    try:
+        artifacts.refuse_pickles(config.input_dir)
+        card = artifacts.read_card(config.input_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(INPUT_FIELD, str(error)) from error
+    recorded = card.get("dataset") or {}
+    if config.spec.dataset is not None:
+        definition, field_name = config.spec.dataset, "spec.dataset"
+    elif recorded.get("builtin") or recorded.get("factory"):
+        definition = DatasetDefinition.parse({k: v for k, v in recorded.items() if k != "seed"})
+        field_name = "the input artifact's dataset"
+    else:
+        raise ConfigError("spec.dataset", "the input artifact records no data set; set spec.dataset")
+    # the split seed of the training run, so that held-out samples were never trained on
+    split_seed = int(recorded.get("seed", config.spec.seed))
+    context = ((card.get("model") or {}).get("args") or {}).get("context")
+    try:
+        data = build_datasets(definition, seed=split_seed, context=context)
+    except ConfigError as error:
+        raise ConfigError(field_name, str(error)) from error
+    if data.task != card.get("task"):
+        raise ConfigError(field_name, f"the data set is for {data.task}, but the model solves {card.get('task')}")
+    return CompressionJob(config, card, data, TASKS[data.task], settings,
+                          {**definition.to_dict(), "splitSeed": split_seed})
+
+
+class Compressor:
+    def __init__(self, job: CompressionJob, progress: Progress):
+        self.job = job
+        self.progress = progress
+        self.spec = job.config.spec
+        self.total = len(self.spec.steps)
+        self.work = job.config.output_dir / WORK_SUBDIR
+        self.measurements: list[Measurement] = []
+        self.distillations: list[dict[str, Any]] = []
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        started = time.perf_counter()
+        kinds = [step.kind for step in self.spec.steps]
+        card = self.job.card
+        self.progress.emit("start", step=0, totalSteps=self.total,
+                           message=f"compressing {_model_name(card['model'])} with {', '.join(kinds)}")
+        shutil.rmtree(self.work, ignore_errors=True)
+        try:
+            module, _ = storage.load_artifact(self.job.config.input_dir)
+            working, state = storage.working_model(self.job.config.input_dir, card)
+            self._check_fits(module)
+            self._record(measure("input", module, self.job.config.input_dir / contract.WEIGHTS_FILE, state,
+                                 _parameter_names(working.module), self.job.data.val, self.job.task,
+                                 self.job.settings), 0)
+            for index, step in enumerate(self.spec.steps):
+                self.progress.emit("progress", step=index, totalSteps=self.total, message=step.kind)
+                working = self._run_step(index, step, working, module)
+                module, directory = self._store_and_load(index, step, working)
+                failure = self._check_bound(index + 1, step.kind, self.measurements[-1])
+                if failure:
+                    return self._fail(failure, time.perf_counter() - started)
+            return self._succeed(directory, time.perf_counter() - started)
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def _check_fits(self, module: nn.Module) -> None:
+        x = torch.stack([self.job.data.val[i][0] for i in range(min(2, len(self.job.data.val)))])
+        try:
+            with torch.inference_mode():
+                module(x)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            raise ConfigError("spec.dataset", f"the input model cannot take the data set's inputs of shape "
+                                              f"{list(x.shape[1:])}: {type(error).__name__}: {error}") from error
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _run_step(self, index: int, step: CompressionStep, working: WorkingModel, current: nn.Module) -> WorkingModel:
+        log.info("step %d/%d: %s %s", index + 1, self.total, step.kind, getattr(step, step.kind).to_dict())
+        if step.prune is not None:
+            return self._prune(index, step.prune, working)
+        if step.distill is not None:
+            return self._distill(index, step.distill, current)
+        return self._quantize(step.quantize, working)
+
+    def _prune(self, index: int, step: PruneStep, working: WorkingModel) -> WorkingModel:
+        working = working.copy()
+        targets = schedule(step.sparsity, step.iterations)
+        total_epochs = step.iterations * step.fine_tune_epochs
+        original = None
+        for round_index, target in enumerate(targets):
+            try:
+                if step.structure == "structured":
+                    original = prune_structured(working, target, step.scope, original)
+                else:
+                    prune_unstructured(working, target, step.scope)
+            except ValueError as error:
+                raise ConfigError(f"spec.steps[{index}].prune", str(error)) from error
+            done = round_index * step.fine_tune_epochs
+            train_epochs(
+                working.module, self.job.data.train, epochs=step.fine_tune_epochs, learning_rate=step.learning_rate,
+                batch_size=FINE_TUNE_BATCH_SIZE, seed=self.spec.seed + 1000 * index + round_index,
+                batch_loss=lambda m, x, y: self.job.task.loss(m(x), y), after_step=working.apply_masks,
+                on_epoch=lambda epoch, loss, done=done: self.progress.emit(
+                    "progress", step=index, totalSteps=self.total, message="prune", epoch=done + epoch,
+                    totalEpochs=total_epochs, loss=loss))
+            log.info("pruned to %.1f%% (%s, %s) and fine-tuned %d epoch(s)", 100 * target, step.structure,
+                     step.scope, step.fine_tune_epochs)
+        working.apply_masks()
+        working.pruning = {"structure": step.structure, "scope": step.scope, "target": step.sparsity,
+                           "iterations": step.iterations}
+        return working
+
+    def _distill(self, index: int, step: DistillStep, teacher: nn.Module) -> WorkingModel:
+        field_name = f"spec.steps[{index}].distill.student"
+        if step.learning_rate < SGD_SLOW_RATE:
+            log.warning("distillation trains with SGD (momentum 0.9); a learning rate of %g is slow for it: "
+                        "0.05 suits the builtin models", step.learning_rate)
+        try:
+            result = distill(teacher, step, self.job.card, self.job.data.train, self.job.task, self.spec.seed,
+                             on_epoch=lambda name, epoch, loss: self.progress.emit(
+                                 "progress", step=index, totalSteps=self.total, message="distill",
+                                 epoch=epoch + (step.epochs if name == "alone" else 0), totalEpochs=2 * step.epochs,
+                                 loss=loss))
+        except ConfigError as error:
+            raise ConfigError(field_name, str(error)) from error
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            raise ConfigError(field_name, f"the student cannot learn from this teacher and data: "
+                                          f"{type(error).__name__}: {error}") from error
+        self.distillations.append({
+            "step": index + 1, "metric": self.job.task.metric,
+            "teacher": _quality(evaluate(teacher, self.job.data.val, self.job.task)),
+            "student": _quality(evaluate(result.student, self.job.data.val, self.job.task)),
+            "alone": _quality(evaluate(result.alone, self.job.data.val, self.job.task)),
+            "teacherParameters": self.measurements[-1].parameters,
+            "studentParameters": sum(p.numel() for p in result.student.parameters()),
+            "temperature": step.temperature, "alpha": step.alpha, "epochs": step.epochs,
+            "finalLoss": result.losses[-1], "aloneFinalLoss": result.alone_losses[-1],
+        })
+        return WorkingModel(module=result.student, definition=result.definition)
+
+    def _quantize(self, step: QuantizeStep, working: WorkingModel) -> WorkingModel:
+        working = working.copy()
+        if step.scheme == "int8":
+            working.quantization = {"scheme": "int8"}
+        else:
+            working.quantization = {"scheme": "int4", "groupSize": step.group_size or DEFAULT_INT4_GROUP_SIZE}
+        with torch.no_grad():  # later steps start from the quantized values
+            for _, layer in weight_layers(working.module):
+                if step.scheme == "int8":
+                    layer.weight.copy_(dequantize_int8(*quantize_int8(layer.weight)))
+                else:
+                    group = working.quantization["groupSize"]
+                    layer.weight.copy_(dequantize_int4(*quantize_int4(layer.weight, group), group))
+        return working
+
+    # --- measuring ---------------------------------------------------------------------------
+
+    def _store_and_load(self, index: int, step: CompressionStep, working: WorkingModel) -> tuple[nn.Module, Path]:
+        directory = self.work / f"step-{index + 1}"
+        tensors, section = storage.encode(working)
+        artifacts.save_artifact(directory, tensors, self._card(working, section), metrics={})
+        module, card = storage.load_artifact(directory)
+        float_module, state, _ = storage.decode_artifact(directory, card)
+        self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
+                             _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),
+                     index + 1)
+        return module, directory
+
+    def _record(self, measurement: Measurement, completed: int) -> None:
+        self.measurements.append(measurement)
+        quality = measurement.accuracy if measurement.accuracy is not None else measurement.perplexity
+        first = self.measurements[0]
+        message = (f"{measurement.name}: {self.job.task.metric} {quality:.3f}, {measurement.size_bytes:,} bytes "
+                   f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
+                   f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32")
+        log.info(message)
+        self.progress.emit("eval", step=completed, totalSteps=self.total, evalMetric=self.job.task.metric,
+                           evalValue=quality, message=message)
+
+    def _check_bound(self, number: int, kind: str, m: Measurement) -> str | None:
+        first = self.measurements[0]
+        if first.accuracy is not None and m.accuracy is not None:
+            drop = first.accuracy - m.accuracy
+            if drop > self.spec.max_accuracy_drop + 1e-9:
+                return (f"step {number} ({kind}): accuracy {m.accuracy:.2f} is {drop:.2f} points below the input's "
+                        f"{first.accuracy:.2f} (maxAccuracyDrop {self.spec.max_accuracy_drop:g})")
+        if first.perplexity is not None and m.perplexity is not None:
+            increase = m.perplexity / first.perplexity - 1
+            if increase > self.spec.max_perplexity_increase + 1e-9:
+                return (f"step {number} ({kind}): perplexity {m.perplexity:.3f} is {100 * increase:.1f}% above the "
+                        f"input's {first.perplexity:.3f} (maxPerplexityIncrease {self.spec.max_perplexity_increase:g})")
+        return None
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def _report(self, outcome: str, failure: str | None, wall_seconds: float) -> dict[str, Any]:
+        card = self.job.card
+        extra: dict[str, Any] = {}
+        if self.distillations:
+            last = self.distillations[-1]
+            extra["distillation"] = {k: last[k] for k in ("teacher", "student", "alone", "teacherParameters",
+                                                          "studentParameters")}
+        report = {
+            "job": self.job.config.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
+            "input": {"model": _model_name(card["model"]), "task": card["task"], "producer": card.get("producer"),
+                      "dataset": self.job.dataset, "path": str(self.job.config.input_dir)},
+            "steps": [step.to_dict() for step in self.spec.steps],
+            "summary": summary(self.measurements, extra),
+            "distillation": self.distillations,
+            "bounds": {"maxAccuracyDrop": self.spec.max_accuracy_drop,
+                       "maxPerplexityIncrease": self.spec.max_perplexity_increase},
+            "settings": {"threads": self.job.settings.threads, "latencyBudgetSeconds": self.job.settings.budget_seconds,
+                         "int8Kernel": default_kernel(), "torch": torch.__version__, "seed": self.spec.seed},
+            "wallSeconds": round(wall_seconds, 3),
+        }
+        write_report(self.job.config.output_dir, report, self.measurements)
+        return report
+
+    def _fail(self, failure: str, wall_seconds: float) -> Outcome:
+        log.error("%s; the report is in %s", failure, self.job.config.output_dir)
+        report = self._report("failed", failure, wall_seconds)
+        m = self.measurements[-1]
+        line = fit_line(self.progress.emit(
+            "error", step=len(self.measurements) - 2, totalSteps=self.total, evalMetric=self.job.task.metric,
+            evalValue=m.accuracy if m.accuracy is not None else m.perplexity,
+            artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]}, message=failure))
+        return Outcome(line, passed=False)
+
+    def _succeed(self, directory: Path, wall_seconds: float) -> Outcome:
+        report = self._report("succeeded", None, wall_seconds)
+        config = self.job.config
+        card = artifacts.read_card(directory)
+        card["createdAt"] = utc_now()
+        tensors = load_file(directory / contract.WEIGHTS_FILE)
+        size = artifacts.save_artifact(config.artifact_dir, tensors, card, metrics=report["summary"])
+        log.info("artifact written to %s (%d bytes of weights)", config.artifact_dir, size)
+        s, last = report["summary"], self.measurements[-1]
+        quality = last.accuracy if last.accuracy is not None else last.perplexity
+        line = fit_line(self.progress.emit(
+            "done", step=self.total, totalSteps=self.total, evalMetric=self.job.task.metric, evalValue=quality,
+            artifact={"path": contract.ARTIFACT_SUBDIR, "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
+                      "sizeBytes": size, "metrics": s},
+            message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
+                    f"latency speedup {s['latencySpeedup']:.2f}x"))
+        return Outcome(line, passed=True)
+
+    def _card(self, working: WorkingModel, section: dict[str, Any] | None) -> dict[str, Any]:
+        card = copy.deepcopy(self.job.card)
+        quantization = None
+        if working.quantization:
+            scheme = working.quantization["scheme"]
+            quantization = {**working.quantization, "symmetric": True,
+                            "granularity": "per-channel" if scheme == "int8" else "per-group",
+                            "activations": "dynamic int8" if scheme == "int8" else "float32 (weight-only)"}
+        sparsity = None
+        if working.pruning:
+            sparsity = {**working.pruning,
+                        "format": "smaller layers" if working.pruning["structure"] == "structured" else "bitmask"}
+        card.update(
+            model=working.definition, quantization=quantization, sparsity=sparsity, compression=section,
+            parameters=sum(p.numel() for p in working.module.parameters()),
+            producer=self.job.config.producer, createdAt=utc_now(), framework={"torch": torch.__version__},
+            source={"producer": self.job.card.get("producer"), "model": self.job.card.get("model")},
+        )
+        return card
+
+
+def _parameter_names(module: nn.Module) -> set[str]:
+    return {name for name, _ in module.named_parameters()}
+
+
+def _quality(result: dict[str, float | None]) -> float:
+    return result["accuracy"] if result["accuracy"] is not None else result["perplexity"]
+
+
+def _model_name(definition: dict[str, Any]) -> str:
+    return definition.get("builtin") or definition.get("factory") or "model"

@@ -1,0 +1,227 @@
+"""How a compressed model is stored in `model.safetensors`, and loaded back.
+
+Every weight of a Linear or convolution layer is stored in the cheapest of these encodings; all
+other tensors (biases, embeddings, norms) are plain float32 under their own names.
+
+    layout dense:    NAME.values  the whole tensor: float32, int8, or int4 packed two per byte (uint8)
+    layout bitmask:  NAME.mask    one bit per weight, 1 = stored (uint8, little-endian bit order)
+                     NAME.values  the stored weights only, in row-major order (same dtypes as above)
+    quantized:       NAME.scale   float32 scales: [out] for int8, [out, groups] for int4
+
+The model card's `compression.tensors` lists, for each encoded weight, its `shape`,
+`quantization` (null, "int8" or "int4"), `groupSize` (int4) and `layout`; `compression.sizes`
+lists layers that structured pruning shrank. A bitmask is used only where it is smaller than the
+dense form, so an unstructured-pruned file shrinks with its sparsity: at 50% a float32 weight takes
+4 x 0.5 + 1/8 bytes instead of 4.
+
+Loading a compressed artifact in plain Python:
+
+    from lmaas_worker.compress import load_artifact
+    module, card = load_artifact("path/to/artifact")   # an nn.Module in eval mode, and the model card
+    logits = module(inputs)
+
+int8 Linear layers come back as `int8_backend.Int8Linear` (integer matmul with dynamically
+quantized activations); int4 and convolution weights are dequantized to float32 at load.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from lmaas_operator.api import contract
+
+from ..models import rebuild_model
+from .int8_backend import Int8Linear
+from .layers import apply_sizes, set_submodule, weight_names
+from .quantize import (
+    DEFAULT_INT4_GROUP_SIZE,
+    dequantize_int4,
+    dequantize_int8,
+    pack_int4,
+    quantize_int4,
+    quantize_int8,
+    unpack_int4,
+)
+from .state import WorkingModel
+
+FORMAT = "lmaas.compressed/v1"
+BYTES_PER_VALUE = {None: 4.0, "int8": 1.0, "int4": 0.5}
+
+
+# --- bitmasks -----------------------------------------------------------------------------
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    flat = mask.reshape(-1).to(torch.uint8)
+    flat = torch.nn.functional.pad(flat, (0, (-flat.numel()) % 8))
+    weights = (1 << torch.arange(8, dtype=torch.int32)).to(torch.uint8)
+    return (flat.reshape(-1, 8) * weights).sum(dim=1, dtype=torch.int32).to(torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, count: int) -> torch.Tensor:
+    bits = (packed.to(torch.int32)[:, None] >> torch.arange(8, dtype=torch.int32)) & 1
+    return bits.reshape(-1)[:count].to(torch.bool)
+
+
+# --- one weight ---------------------------------------------------------------------------
+
+def encode_weight(weight: torch.Tensor, quantization: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """(manifest entry, tensors by suffix) for a layer weight; None when plain float32 is best."""
+    scheme = (quantization or {}).get("scheme")
+    stored: dict[str, torch.Tensor] = {}
+    entry: dict[str, Any] = {"shape": list(weight.shape), "quantization": scheme}
+    if scheme == "int8":
+        values, stored["scale"] = quantize_int8(weight)
+    elif scheme == "int4":
+        group_size = int(quantization.get("groupSize") or DEFAULT_INT4_GROUP_SIZE)
+        values, stored["scale"] = quantize_int4(weight, group_size)
+        entry["groupSize"] = group_size
+    elif scheme is None:
+        values = weight.detach().to(torch.float32)
+    else:
+        raise ValueError(f"unknown quantization scheme {scheme!r}")
+    count = values.numel()
+    kept = values.reshape(-1) != 0
+    per_value = BYTES_PER_VALUE[scheme]
+    sparse = math.ceil(int(kept.sum()) * per_value) + math.ceil(count / 8) < math.ceil(count * per_value)
+    entry["layout"] = "bitmask" if sparse else "dense"
+    if sparse:
+        stored["mask"] = pack_bits(kept)
+        values = values.reshape(-1)[kept]
+    if scheme is None and not sparse:
+        return None
+    stored["values"] = pack_int4(values) if scheme == "int4" else values.contiguous()
+    return entry, stored
+
+
+def decode_weight(entry: dict[str, Any], stored: dict[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """(float32 weight, (int8 values, scales) when int8) from what `encode_weight` stored."""
+    shape = [int(s) for s in entry["shape"]]
+    count = math.prod(shape)
+    scheme = entry.get("quantization")
+    mask = unpack_bits(stored["mask"], count) if entry["layout"] == "bitmask" else None
+    values = stored["values"]
+    if scheme == "int4":
+        values = unpack_int4(values, int(mask.sum()) if mask is not None else count)
+    if mask is not None:
+        dense = torch.zeros(count, dtype=values.dtype)
+        dense[mask] = values
+        values = dense
+    values = values.reshape(shape)
+    if scheme == "int8":
+        return dequantize_int8(values, stored["scale"]), (values, stored["scale"])
+    if scheme == "int4":
+        return dequantize_int4(values, stored["scale"], int(entry["groupSize"])), None
+    return values.to(torch.float32), None
+
+
+# --- a whole model ------------------------------------------------------------------------
+
+def encode(model: WorkingModel) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(tensors for model.safetensors, the model card's `compression` entry or None if plain)."""
+    model.apply_masks()
+    encodable = set(weight_names(model.module))
+    tensors: dict[str, torch.Tensor] = {}
+    manifest: dict[str, dict[str, Any]] = {}
+    for name, value in model.module.state_dict().items():
+        encoded = encode_weight(value, model.quantization) if name in encodable else None
+        if encoded is None:
+            tensors[name] = value.detach().clone()
+            continue
+        manifest[name], stored = encoded
+        tensors.update({f"{name}.{suffix}": t for suffix, t in stored.items()})
+    if not manifest and not model.sizes:
+        return tensors, None
+    return tensors, {"format": FORMAT, "tensors": manifest, "sizes": model.sizes}
+
+
+def decode(tensors: dict[str, torch.Tensor], section: dict[str, Any]
+           ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """(float32 state dict, {weight name: (int8 values, scales)}) from stored tensors."""
+    if section.get("format") != FORMAT:
+        raise ValueError(f"compression format {section.get('format')!r} is not {FORMAT!r}")
+    remaining = dict(tensors)
+    state: dict[str, torch.Tensor] = {}
+    integers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, entry in section.get("tensors", {}).items():
+        stored = {suffix: remaining.pop(f"{name}.{suffix}") for suffix in ("values", "mask", "scale")
+                  if f"{name}.{suffix}" in remaining}
+        state[name], quantized = decode_weight(entry, stored)
+        if quantized is not None:
+            integers[name] = quantized
+    state.update(remaining)  # plain tensors; load_state_dict(strict=True) rejects any stray one
+    return state, integers
+
+
+def rebuild(card: dict[str, Any]) -> nn.Module:
+    """The card's architecture with structured pruning's smaller layers, weights not loaded."""
+    module = rebuild_model(card["model"])
+    apply_sizes(module, ((card.get("compression") or {}).get("sizes")) or {})
+    return module
+
+
+def decode_artifact(directory: str | os.PathLike, card: dict[str, Any]
+                    ) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """(float32 module with the stored weights, its float32 state, int8 weights by name)."""
+    tensors = load_file(Path(directory) / contract.WEIGHTS_FILE)
+    module = rebuild(card)
+    section = card.get("compression")
+    state, integers = decode(tensors, section) if section else (tensors, {})
+    module.load_state_dict(state, strict=True)
+    return module, state, integers
+
+
+def load_compressed(directory: str | os.PathLike, card: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """The module an lmaas compressed artifact describes, ready for inference (eval mode, CPU).
+
+    `card` is the artifact's model card (`artifacts.read_card`). int8 Linear layers run on the
+    integer kernels of `int8_backend`; everything else is float32.
+    """
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"compressed artifacts run on CPU; asked for {device}")
+    module, state, integers = decode_artifact(directory, card)
+    for name, (values, scale) in integers.items():
+        layer_name = name.removesuffix(".weight")
+        layer = module.get_submodule(layer_name)
+        if isinstance(layer, nn.Linear):
+            set_submodule(module, layer_name, Int8Linear(values, scale, state.get(f"{layer_name}.bias")))
+    module.requires_grad_(False)
+    return module.eval()
+
+
+def load_artifact(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Load any lmaas artifact, compressed or not: (module in eval mode, model card). Refuses pickles."""
+    from .. import artifacts
+
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such artifact directory")
+    artifacts.refuse_pickles(root)
+    card = artifacts.read_card(root)
+    if card.get("compression"):
+        return load_compressed(root, card), card
+    module, state, _ = decode_artifact(root, card)
+    module.requires_grad_(False)
+    return module.eval(), card
+
+
+def working_model(directory: str | os.PathLike, card: dict[str, Any]) -> tuple[WorkingModel, dict[str, torch.Tensor]]:
+    """An input artifact as the steps' starting point (float32, trainable), and its float32 state.
+
+    A compressed input keeps what made it compressed: its zero pattern becomes masks, its smaller
+    layers and its quantization carry over to the output.
+    """
+    module, state, _ = decode_artifact(directory, card)
+    section = card.get("compression") or {}
+    masks = {name: state[name] != 0 for name, entry in section.get("tensors", {}).items()
+             if entry.get("layout") == "bitmask"}
+    return WorkingModel(module=module, definition=dict(card["model"]), masks=masks,
+                        sizes=dict(section.get("sizes") or {}), quantization=card.get("quantization"),
+                        pruning=card.get("sparsity")), state

@@ -1,0 +1,94 @@
+"""Networks to train: builtins, and user factories.
+
+A model factory (`spec.model.factory: "pkg.mod:fn"`) is called with `spec.model.args` as keyword
+arguments and returns a `torch.nn.Module`. lmaas also passes, when the function names these
+parameters and `args` does not set them, what it knows from the data: `num_classes`,
+`in_features` (the flat input size), `input_shape` and `vocab_size`. The arguments actually used
+are recorded in the artifact's model card, so `lmaas_worker.artifacts.load_model` can call the
+factory again. Optionally a module may define `fsdp_units()` returning the submodules that fsdp
+shards one by one (default: every member of every `nn.ModuleList`, such as transformer blocks).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from lmaas_operator.api.spec import ModelDefinition
+
+from ..errors import ConfigError
+from ..factory import call_builder, import_factory
+from . import char_gpt, cnn, mlp
+
+BUILTIN_MODELS = {
+    # name: (builder, the task it solves)
+    "mlp": (mlp.build, "classification"),
+    "cnn": (cnn.build, "classification"),
+    "char-gpt": (char_gpt.build, "language-modeling"),
+}
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    module: nn.Module
+    definition: dict[str, Any]
+    """{"builtin": name or None, "factory": "pkg.mod:fn" or None, "args": the keyword arguments used}."""
+
+
+def data_hints(task: str, input_shape: list[int] | None, num_classes: int | None, vocab: list[str] | None) -> dict[str, Any]:
+    shape = list(input_shape or [])
+    return {
+        "num_classes": num_classes,
+        "input_shape": shape or None,
+        "in_features": math.prod(shape) if shape and task == "classification" else None,
+        "vocab_size": len(vocab) if vocab else None,
+    }
+
+
+def build_model(definition: ModelDefinition, hints: dict[str, Any], task: str) -> BuiltModel:
+    """Build the module `definition` names; problems are ConfigErrors naming the field."""
+    if definition.builtin:
+        builder, builtin_task = BUILTIN_MODELS[definition.builtin]
+        if builtin_task != task:
+            raise ConfigError("spec.model.builtin", f"{definition.builtin} is a {builtin_task} model, "
+                                                    f"but the data set is for {task}")
+        module, used = call_builder(builder, definition.args, hints, "spec.model.args")
+    else:
+        builder = import_factory(definition.factory, "spec.model.factory")
+        module, used = call_builder(builder, definition.args, hints, "spec.model.args")
+        if not isinstance(module, nn.Module):
+            raise ConfigError("spec.model.factory", f"{definition.factory} must return a torch.nn.Module, "
+                                                    f"got {type(module).__name__}")
+    return BuiltModel(module, {"builtin": definition.builtin, "factory": definition.factory, "args": _plain(used)})
+
+
+def rebuild_model(definition: dict[str, Any]) -> nn.Module:
+    """The module a model card's `model` entry describes (weights not loaded)."""
+    args = definition.get("args") or {}
+    if definition.get("builtin"):
+        if definition["builtin"] not in BUILTIN_MODELS:
+            raise ValueError(f"unknown builtin model {definition['builtin']!r}")
+        return BUILTIN_MODELS[definition["builtin"]][0](**args)
+    factory = import_factory(definition["factory"], "model.factory")
+    module = factory(**args)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{definition['factory']} returned {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def sharding_units(module: nn.Module) -> list[nn.Module]:
+    """The submodules fsdp shards one by one before the root."""
+    if hasattr(module, "fsdp_units"):
+        return list(module.fsdp_units())
+    return [child for m in module.modules() if isinstance(m, nn.ModuleList) for child in m]
+
+
+def _plain(value: Any) -> Any:
+    """Arguments as JSON would hold them (tuples become lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

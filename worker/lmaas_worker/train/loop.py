@@ -1,0 +1,363 @@
+"""The training loop: steps, gradient accumulation, logging, evaluation, checkpoints, resume.
+
+Data order is a pure function of (seed, epoch): a DistributedSampler reshuffled with set_epoch.
+The random state for dropout is re-seeded from (seed, rank, step) before every optimizer step and
+the learning rate is a pure function of the step. A job resumed from a checkpoint therefore
+skips the batches of the current epoch it had consumed and continues exactly as if it had never
+stopped.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.distributed.tensor import DTensor
+from torch.utils.data import DataLoader, DistributedSampler
+
+from lmaas_operator.api import contract
+
+from ..distributed import DistributedContext
+from ..progress import Progress, utc_now
+from .build import Job
+from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state
+from .evaluate import evaluate
+from .finish import write_artifact
+from .optim import lr_factor, set_learning_rate
+from .parallel import gradient_sync
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    micro_batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    total_epochs: int
+
+
+def plan_training(samples_per_rank: int, batch_size: int, accumulation: int, epochs: int,
+                  max_steps: int | None) -> TrainPlan:
+    """How many optimizer steps an epoch has and the run takes.
+
+    The last micro-batch of an epoch may be short, and its last optimizer step may accumulate
+    fewer micro-batches; `max_steps` stops the run early, even within an epoch.
+    """
+    micro = math.ceil(samples_per_rank / batch_size)
+    per_epoch = math.ceil(micro / accumulation)
+    total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
+    return TrainPlan(micro, per_epoch, total, math.ceil(total / per_epoch))
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return (seed * 1_000_003 + rank * 10_007 + step) % 2**63
+
+
+def reseed(seed: int, device: torch.device) -> None:
+    """Seed the generators dropout draws from on `device`.
+
+    Not torch.manual_seed: that also queues a lazy seeding, with a captured stack, for every
+    accelerator type that is not initialised, which costs tens of microseconds and grows a list
+    on every step.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
+def model_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of parameters and optimizer state this rank holds (its shards, under fsdp)."""
+    def local(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+    total = sum(local(p).nbytes for p in model.parameters())
+    for state in optimizer.state.values():
+        total += sum(local(v).nbytes for v in state.values() if torch.is_tensor(v))
+    return total
+
+
+def peak_memory_bytes(device: torch.device) -> dict[str, int]:
+    peak = {"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if device.type == "cuda":
+        peak["cuda"] = torch.cuda.max_memory_allocated(device)
+    return peak
+
+
+class Trainer:
+    def __init__(self, job: Job, context: DistributedContext, progress: Progress):
+        self.job = job
+        self.context = context
+        self.progress = progress
+        config = job.config
+        self.hp = config.spec.hyperparameters
+        self.policy = config.spec.checkpoint
+        self.store = CheckpointStore(config.checkpoint_dir, self.policy.keep)
+        self.sampler = DistributedSampler(job.data.train, num_replicas=context.world_size, rank=context.rank,
+                                          shuffle=True, seed=self.hp.seed, drop_last=False)
+        self.plan = plan_training(len(self.sampler), self.hp.batch_size, self.hp.gradient_accumulation_steps,
+                                  self.hp.epochs, self.hp.max_steps)
+        self.step = 0
+        self.epoch = 0
+        self.epoch_step = 0
+        self.report_epoch = 1
+        """1-based epoch of the step last taken, as progress lines report it."""
+        self.history: dict[str, Any] = {"train": [], "eval": [], "evalMetric": job.task.metric}
+        self.last_loss: float | None = None
+        self.last_eval: dict[str, Any] | None = None
+        self.last_checkpoint_step: int | None = None
+        self.resumed_from: int | None = None
+        self.samples = 0  # samples trained on by all ranks in this attempt
+        self.train_seconds = 0.0
+        """Wall time of the training loop in this attempt, less evaluation and checkpoint pauses."""
+        self.training_peak: dict[str, int] | None = None
+        self._interval = self._new_interval()
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end and write the artifact; returns the `done` progress line."""
+        # Everything made while importing and building (about a million objects: torch, scikit-learn,
+        # pydantic...) lives as long as the run. Freezing it keeps the collector from scanning it in
+        # every full collection, each of which would otherwise stall a step for a tenth of a second.
+        gc.collect()
+        gc.freeze()
+        try:
+            return self._run()
+        finally:
+            gc.unfreeze()
+
+    def _run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        if self.context.is_main:
+            self.store.remove_incomplete()
+            if not self.policy.resume and self.store.list():
+                # a fresh start: older checkpoints would otherwise outrank this run's and be resumed later
+                log.warning("checkpoint.resume is false: removing %d checkpoint(s) of an earlier run",
+                            len(self.store.list()))
+                self.store.clear()
+        checkpoint = self._resume() if self.policy.resume else None
+        spec = self.job.config.spec
+        self.progress.emit(
+            "start", epoch=self.report_epoch, totalEpochs=self.plan.total_epochs,
+            step=self.step, totalSteps=self.plan.total_steps,
+            message=f"training {spec.model.builtin or spec.model.factory} on {spec.dataset.builtin or spec.dataset.factory} "
+                    f"with {spec.strategy} on {self.context.world_size} rank(s), backend {self.context.backend}",
+        )
+        if checkpoint is not None:
+            self.progress.emit("resume", step=self.step, totalSteps=self.plan.total_steps, epoch=self.report_epoch,
+                               totalEpochs=self.plan.total_epochs, checkpoint=checkpoint,
+                               message=f"resumed from {checkpoint['path']} (step {checkpoint['step']})")
+        self._interval = self._new_interval()
+        self.job.model.train()  # evaluation puts it back in training mode when it is done
+        while self.step < self.plan.total_steps:
+            self._train_epoch()
+        self.training_peak = {**peak_memory_bytes(self.context.device),
+                              "modelState": model_state_bytes(self.job.model, self.job.optimizer)}
+        if self.last_eval is None or self.last_eval["step"] != self.step:
+            self._evaluate()
+        if self.last_checkpoint_step != self.step:
+            self._checkpoint()
+        return self._finish(time.perf_counter() - started)
+
+    def _train_epoch(self) -> None:
+        self.sampler.set_epoch(self.epoch)
+        skip = self.epoch_step * self.hp.gradient_accumulation_steps * self.hp.batch_size
+        order = list(self.sampler)[skip:]
+        loader = DataLoader(self.job.data.train, batch_size=self.hp.batch_size, sampler=order,
+                            pin_memory=self.context.device.type == "cuda")
+        batches = iter(loader)
+        accumulation = self.hp.gradient_accumulation_steps
+        while self.epoch_step < self.plan.steps_per_epoch and self.step < self.plan.total_steps:
+            micro = min(accumulation, self.plan.micro_batches_per_epoch - self.epoch_step * accumulation)
+            self._optimizer_step(batches, micro)
+            epoch_of_step = self.epoch
+            self.step += 1
+            self.epoch_step += 1
+            epoch_ended = self.epoch_step == self.plan.steps_per_epoch
+            if epoch_ended:
+                self.epoch += 1
+                self.epoch_step = 0
+            self.report_epoch = epoch_of_step + 1
+            self._after_step(epoch_ended)
+            if epoch_ended:
+                return
+
+    def _optimizer_step(self, batches, micro_batches: int) -> None:
+        job, device = self.job, self.context.device
+        reseed(step_seed(self.hp.seed, self.context.rank, self.step), device)
+        set_learning_rate(job.optimizer, self.hp.learning_rate * lr_factor(
+            self.step, self.hp.lr_schedule, self.hp.warmup_steps, self.plan.total_steps))
+        autocast = (torch.autocast(device.type, dtype=job.autocast_dtype) if job.autocast_dtype
+                    else contextlib.nullcontext())
+        for i in range(micro_batches):
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with gradient_sync(job.model, sync=i == micro_batches - 1):
+                with autocast:
+                    loss = job.task.loss(job.model(x), y)
+                    if micro_batches > 1:
+                        loss = loss / micro_batches
+                loss.backward()
+            self._interval["loss"] += loss.detach()
+            self._interval["samples"] += len(x)
+        if self.hp.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(job.model.parameters(), self.hp.max_grad_norm)
+        job.optimizer.step()
+        job.optimizer.zero_grad(set_to_none=True)
+        self._interval["steps"] += 1
+
+    def _after_step(self, epoch_ended: bool) -> None:
+        final = self.step == self.plan.total_steps
+        if self.step % self.hp.log_every_steps == 0 or final:
+            self._log()
+        every = self.hp.eval_every_steps
+        if (every and self.step % every == 0) or (not every and epoch_ended) or final:
+            self._evaluate()
+        if self.step % self.policy.every_steps == 0 or epoch_ended or final:
+            self._checkpoint()
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def _new_interval(self) -> dict[str, Any]:
+        return {"loss": torch.zeros((), device=self.context.device), "steps": 0, "samples": 0,
+                "since": time.perf_counter(), "paused": 0.0}
+
+    def _pause(self, started: float) -> None:
+        """Leave the time since `started` (an evaluation, a checkpoint) out of the throughput."""
+        self._interval["paused"] += time.perf_counter() - started
+
+    def _log(self) -> None:
+        interval = self._interval
+        now = time.perf_counter()
+        seconds = now - interval["since"] - interval["paused"]
+        totals = torch.stack([interval["loss"].double(),
+                              torch.tensor(float(interval["samples"]), dtype=torch.float64, device=self.context.device)])
+        dist.all_reduce(totals)
+        loss_sum, samples = (float(v) for v in totals.cpu())
+        self.last_loss = loss_sum / (self.context.world_size * max(1, interval["steps"]))
+        rate = samples / seconds if seconds > 0 else None
+        self.samples += int(samples)
+        self.train_seconds += seconds
+        self.history["train"].append([self.step, self.last_loss])
+        self.progress.emit("progress", epoch=self.report_epoch, totalEpochs=self.plan.total_epochs, step=self.step,
+                           totalSteps=self.plan.total_steps, loss=self.last_loss, samplesPerSecond=rate)
+        self._interval = {**self._new_interval(), "since": now}  # the all-reduce above counts as training
+
+    def _evaluate(self) -> None:
+        started = time.perf_counter()
+        job = self.job
+        result = evaluate(job.model, job.data.val, job.task, self.context, self.hp.batch_size, job.autocast_dtype)
+        self.last_eval = {**result, "step": self.step}
+        self.history["eval"].append([self.step, result["value"]])
+        self.progress.emit("eval", epoch=self.report_epoch,
+                           totalEpochs=self.plan.total_epochs, step=self.step, totalSteps=self.plan.total_steps,
+                           evalMetric=result["metric"], evalValue=result["value"],
+                           message=f"held-out {result['metric']} {result['value']:.4f}, loss {result['loss']:.4f}")
+        self._pause(started)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _trainer_state(self) -> dict[str, Any]:
+        spec = self.job.config.spec
+        return {
+            "epoch": self.epoch, "epochStep": self.epoch_step, "worldSize": self.context.world_size,
+            "batchSize": self.hp.batch_size, "gradientAccumulationSteps": self.hp.gradient_accumulation_steps,
+            "strategy": spec.strategy, "seed": self.hp.seed, "totalSteps": self.plan.total_steps,
+            "rng": "re-seeded from (seed, rank, step) before every step; nothing to restore",
+            "lastLoss": self.last_loss, "lastEval": self.last_eval, "history": self.history, "createdAt": utc_now(),
+        }
+
+    def _checkpoint(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._write_checkpoint()
+        finally:
+            self._pause(started)
+
+    def _write_checkpoint(self) -> None:
+        model_state, optimizer_state = gather_state(self.job.model, self.job.optimizer)
+        self.last_checkpoint_step = self.step
+        if not self.context.is_main:
+            return
+        written = self.store.write(self.step, model_state, optimizer_state, self._trainer_state())
+        relative = f"{contract.CHECKPOINT_SUBDIR}/{written.path.name}"
+        self.progress.emit("checkpoint", epoch=self.report_epoch,
+                           totalEpochs=self.plan.total_epochs, step=self.step, totalSteps=self.plan.total_steps,
+                           checkpoint={"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)})
+        log.info("checkpoint %s written", relative)
+
+    def _resume(self) -> dict[str, Any] | None:
+        """Load the latest complete checkpoint, if any; returns its {step, path, uri}."""
+        found = [None]
+        model_state: dict[str, Any] = {}
+        optimizer_state: dict[str, Any] = {}
+        if self.context.is_main:
+            latest = self.store.latest()
+            if latest is not None:
+                model_state, optimizer_state, sidecar = self.store.read(latest)
+                found = [{"step": latest.step, "name": latest.path.name, "state": sidecar}]
+        dist.broadcast_object_list(found, src=0)
+        if found[0] is None:
+            return None
+        scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
+        state = found[0]["state"]
+        self.step = found[0]["step"]
+        self.epoch = state["epoch"]
+        self.epoch_step = state["epochStep"]
+        if state["worldSize"] != self.context.world_size:
+            # an elastic job came back with a different size: keep the share of the epoch already seen
+            seen = self.epoch_step * state["worldSize"]
+            self.epoch_step = seen // self.context.world_size
+            if self.epoch_step >= self.plan.steps_per_epoch:
+                self.epoch, self.epoch_step = self.epoch + 1, 0
+        self.history = state["history"]
+        self.last_loss = state.get("lastLoss")
+        self.last_eval = state.get("lastEval")
+        self.last_checkpoint_step = self.step
+        self.resumed_from = self.step
+        self.report_epoch = min(self.epoch + 1, self.plan.total_epochs) if self.epoch_step else max(1, self.epoch)
+        relative = f"{contract.CHECKPOINT_SUBDIR}/{found[0]['name']}"
+        log.info("resuming from %s: step %d, epoch %d, %d steps into it", relative, self.step, self.epoch + 1,
+                 self.epoch_step)
+        return {"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)}
+
+    # --- the artifact -----------------------------------------------------------------------
+
+    def _finish(self, wall_seconds: float) -> dict[str, Any]:
+        state = gather_model_state(self.job.model)
+        peaks: list[dict[str, Any] | None] = [None] * self.context.world_size
+        dist.all_gather_object(peaks, {"training": self.training_peak, "run": peak_memory_bytes(self.context.device)})
+        rate = self.samples / self.train_seconds if self.train_seconds > 0 else None
+        metrics = {
+            "trainLoss": self.last_loss,
+            "evalMetric": self.last_eval["metric"], "evalValue": self.last_eval["value"],
+            self.last_eval["metric"]: self.last_eval["value"], "evalLoss": self.last_eval["loss"],
+            "steps": self.step, "epochs": self.plan.total_epochs,
+            "samplesPerSecond": rate, "trainSeconds": self.train_seconds, "wallSeconds": wall_seconds,
+            "worldSize": self.context.world_size, "strategy": self.job.config.spec.strategy,
+            "backend": self.context.backend,
+            "mixedPrecision": str(self.job.autocast_dtype).removeprefix("torch.") if self.job.autocast_dtype else "fp32",
+            "resumedFromStep": self.resumed_from,
+            "peakRssBytesPerRank": [p["run"]["rss"] for p in peaks],
+            "peakRssTrainingBytesPerRank": [p["training"]["rss"] for p in peaks],
+            "modelStateBytesPerRank": [p["training"]["modelState"] for p in peaks],
+        }
+        if self.context.device.type == "cuda":
+            metrics["peakCudaBytesPerRank"] = [p["run"].get("cuda") for p in peaks]
+        artifact = None
+        if self.context.is_main:
+            artifact = write_artifact(self.job, state, metrics, self.history)
+        return self.progress.emit(
+            "done", epoch=self.plan.total_epochs, totalEpochs=self.plan.total_epochs, step=self.step,
+            totalSteps=self.plan.total_steps, loss=self.last_loss, evalMetric=self.last_eval["metric"],
+            evalValue=self.last_eval["value"], samplesPerSecond=rate, artifact=artifact,
+            message=f"trained {self.step} steps; held-out {self.last_eval['metric']} {self.last_eval['value']:.4f}",
+        )
