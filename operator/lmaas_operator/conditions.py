@@ -26,3 +26,17 @@ def set_conditions(
             "lastTransitionTime": since, "observedGeneration": generation,
         })
     return result
+
+
+def phase_conditions(
+    previous: list[dict[str, Any]] | None, types: tuple[str, ...], phase: str, reason: str, message: str,
+    generation: int, now: str,
+) -> list[dict[str, Any]]:
+    """One condition per type: True with the phase's reason and message for the current phase,
+    False (reason: the current phase) for the others."""
+    return set_conditions(
+        previous,
+        {kind: (kind == phase, reason if kind == phase else phase, message if kind == phase else "") for kind in types},
+        generation,
+        now,
+    )

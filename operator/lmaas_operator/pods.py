@@ -167,3 +167,11 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
         "metadata": metadata(cr, cr.name, component, user_labels, user_annotations),
         "spec": body,
     }
+
+
+def output_location(cr: CustomResource, artifact_claim: str) -> tuple[str, str]:
+    """(claim, path) of a job's output: spec.output.uri, or the operator's artifact claim under
+    <plural>/<namespace>/<name>."""
+    if cr.spec.output and cr.spec.output.uri:
+        return parse_pvc_uri(cr.spec.output.uri)
+    return artifact_claim, f"{cr.kind.lower()}s/{cr.namespace}/{cr.name}"

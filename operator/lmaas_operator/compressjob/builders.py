@@ -23,9 +23,7 @@ def config_map_name(cr: CompressJob) -> str:
 
 
 def output_location(cr: CompressJob, config: OperatorConfig) -> tuple[str, str]:
-    if cr.spec.output and cr.spec.output.uri:
-        return pods.parse_pvc_uri(cr.spec.output.uri)
-    return config.artifact_claim, f"compressjobs/{cr.namespace}/{cr.name}"
+    return pods.output_location(cr, config.artifact_claim)
 
 
 def output_uri(cr: CompressJob, config: OperatorConfig) -> str:

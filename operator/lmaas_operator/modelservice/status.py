@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import jobs
-from ..conditions import set_conditions
+from ..conditions import phase_conditions
 from ..references import Resolution
 from .builders import ARTIFACT_ANNOTATION, ARTIFACT_CREATED_ANNOTATION, ModelService, selector, url
 
@@ -33,13 +33,8 @@ def compute_status(
     served = _served_model(deployment, resolution)
     if served:
         status["model"] = served
-    status["conditions"] = set_conditions(
-        previous.get("conditions"),
-        {kind: (kind == phase, reason if kind == phase else phase, message if kind == phase else "")
-         for kind in CONDITION_TYPES},
-        cr.generation,
-        now,
-    )
+    status["conditions"] = phase_conditions(
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
     return status
 
 

@@ -27,10 +27,7 @@ def config_map_name(cr: TrainJob) -> str:
 
 
 def output_location(cr: TrainJob, config: OperatorConfig) -> tuple[str, str]:
-    """(claim, path) of the job's output: spec.output.uri, or the operator's artifact claim."""
-    if cr.spec.output and cr.spec.output.uri:
-        return pods.parse_pvc_uri(cr.spec.output.uri)
-    return config.artifact_claim, f"trainjobs/{cr.namespace}/{cr.name}"
+    return pods.output_location(cr, config.artifact_claim)
 
 
 def output_uri(cr: TrainJob, config: OperatorConfig) -> str:

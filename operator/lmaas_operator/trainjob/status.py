@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from .. import jobs
 from ..api import contract
-from ..conditions import set_conditions
+from ..conditions import phase_conditions
 from .builders import CONTAINER, TrainJob
 
 CONDITION_TYPES = ("Running", "Suspended", "Succeeded", "Failed")
@@ -52,13 +52,8 @@ def compute_status(
         status["startTime"] = job_status["startTime"]
     if phase in FINISHED:
         status["completionTime"] = job_status.get("completionTime") or previous.get("completionTime") or now
-    status["conditions"] = set_conditions(
-        previous.get("conditions"),
-        {kind: (kind == phase, reason if kind == phase else phase, message if kind == phase else "")
-         for kind in CONDITION_TYPES},
-        cr.generation,
-        now,
-    )
+    status["conditions"] = phase_conditions(
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
     return status
 
 

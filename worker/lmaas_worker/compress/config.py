@@ -17,7 +17,7 @@ from lmaas_operator.api.spec import CompressJobSpec
 from lmaas_operator.api.validation import InvalidResource, validate
 
 from ..errors import ConfigError
-from ..train.config import read_resource
+from ..resource_file import read_resource
 
 OUTPUT_FIELD = f"--output-dir (${contract.OUTPUT_DIR_ENV})"
 INPUT_FIELD = f"--input-dir (${contract.INPUT_DIR_ENV})"
@@ -50,9 +50,7 @@ class CompressConfig:
 def load_compress_config(config_path: str | os.PathLike | None, input_dir: str | os.PathLike | None,
                          output_dir: str | os.PathLike | None, environ: dict[str, str] | None = None) -> CompressConfig:
     env = os.environ if environ is None else environ
-    document = read_resource(config_path)
-    if document.get("kind", "CompressJob") != "CompressJob":
-        raise ConfigError("kind", f"lmaas compress runs a CompressJob, not a {document.get('kind')}")
+    document = read_resource(config_path, "CompressJob")
     try:
         document = validate({"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", **document})
     except InvalidResource as error:

@@ -15,7 +15,6 @@ come from the artifact.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -23,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from lmaas_operator.api import contract
 from lmaas_operator.api.spec import ModelServiceSpec
 
 from ..errors import ConfigError
+from ..resource_file import read_resource
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -83,23 +82,7 @@ def available_cpus() -> int:
 
 def read_model_service(config_path: str | os.PathLike) -> tuple[dict[str, Any], ModelServiceSpec]:
     """(metadata, typed spec) of the ModelService in a JSON or YAML file."""
-    flag = f"--config (${contract.CONFIG_ENV})"
-    path = Path(config_path)
-    try:
-        raw = path.read_text()
-    except OSError as error:
-        raise ConfigError(flag, f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError:
-        try:
-            document = yaml.safe_load(raw)
-        except yaml.YAMLError as error:
-            raise ConfigError(flag, f"{path} is neither JSON nor YAML: {error}") from error
-    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
-        raise ConfigError(flag, f"{path} must hold a whole ModelService (apiVersion, kind, metadata, spec)")
-    if document.get("kind", "ModelService") != "ModelService":
-        raise ConfigError("kind", f"lmaas serve runs a ModelService, not a {document.get('kind')}")
+    document = read_resource(config_path, "ModelService")
     try:
         spec = ModelServiceSpec.parse(document["spec"])
     except ValidationError as error:

@@ -6,13 +6,11 @@ messages as `kubectl apply`, then parsed into the typed `TrainJobSpec`.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from lmaas_operator.api import contract
@@ -20,6 +18,7 @@ from lmaas_operator.api.spec import TrainJobSpec
 from lmaas_operator.api.validation import InvalidResource, validate
 
 from ..errors import ConfigError
+from ..resource_file import read_resource
 
 
 @dataclass(frozen=True)
@@ -50,33 +49,10 @@ class TrainConfig:
         return f"{self.output_uri.rstrip('/')}/{relative}" if self.output_uri else None
 
 
-def read_resource(config_path: str | os.PathLike | None) -> dict[str, Any]:
-    field = f"--config (${contract.CONFIG_ENV})"
-    if not config_path:
-        raise ConfigError(field, "no configuration file given")
-    path = Path(config_path)
-    try:
-        raw = path.read_text()
-    except OSError as error:
-        raise ConfigError(field, f"cannot read {path}: {error.strerror or error}") from error
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError:
-        try:
-            document = yaml.safe_load(raw)
-        except yaml.YAMLError as error:
-            raise ConfigError(field, f"{path} is neither JSON nor YAML: {error}") from error
-    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
-        raise ConfigError(field, f"{path} must hold a whole TrainJob (apiVersion, kind, metadata, spec)")
-    return document
-
-
 def load_train_config(config_path: str | os.PathLike | None, output_dir: str | os.PathLike | None,
                       environ: dict[str, str] | None = None) -> TrainConfig:
     env = os.environ if environ is None else environ
-    document = read_resource(config_path)
-    if document.get("kind", "TrainJob") != "TrainJob":
-        raise ConfigError("kind", f"lmaas train runs a TrainJob, not a {document.get('kind')}")
+    document = read_resource(config_path, "TrainJob")
     try:
         document = validate({"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", **document})
     except InvalidResource as error:
