@@ -33,7 +33,11 @@ def _operator(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lmaas_worker.train import run_training  # torch is imported only here
+    if args.launch:
+        from lmaas_worker.train.launch import launch_training  # torch is imported only here
+
+        return launch_training(config_path=args.config, output_dir=args.output_dir)
+    from lmaas_worker.train import run_training
 
     return run_training(config_path=args.config, output_dir=args.output_dir)
 
@@ -78,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"the TrainJob as JSON or YAML (default: ${contract.CONFIG_ENV})")
     train.add_argument("--output-dir", default=os.environ.get(contract.OUTPUT_DIR_ENV),
                        help=f"where checkpoints and the artifact go (default: ${contract.OUTPUT_DIR_ENV})")
+    train.add_argument("--launch", action="store_true",
+                       help="a pod's command: check the configuration (exit 78 if it cannot work), then run "
+                            "torchrun's agent here with its PET_* environment, one worker per rank")
     train.set_defaults(run=_train)
 
     compress = roles.add_parser(

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,33 +58,39 @@ def pod_process_env(container: dict, index: int, rank0_host: str, port: int, vol
     return env
 
 
-def test_the_rendered_pods_of_the_two_node_sample_train_and_write_the_artifact(tmp_path):
-    doc = yaml.safe_load(SAMPLE.read_text())
+def run_pods(tmp_path: Path, doc: dict, timeout: float = 240) -> list[tuple[int, str, str]]:
+    """Render the TrainJob's Job and run each of its pods' command; (exit status, stdout, stderr) each."""
     cr = stored(doc, namespace="ml", uid="contract-uid")
     config_map, _service, job = render_children(cr, OperatorConfig(worker_image="unused", peering_priority=1))
-    assert job["spec"]["completions"] == 2
     config_file = tmp_path / contract.CONFIG_FILE
     config_file.write_text(config_map["data"][contract.CONFIG_FILE])
-    volumes_root = tmp_path / "volumes"
     (container,) = job["spec"]["template"]["spec"]["containers"]
     port = free_port()
     processes = []
     for index in range(job["spec"]["completions"]):
-        env = pod_process_env(container, index, f"{cr.name}-0.{cr.name}", port, volumes_root, config_file,
+        env = pod_process_env(container, index, f"{cr.name}-0.{cr.name}", port, tmp_path / "volumes", config_file,
                               tmp_path / f"termination-log-{index}")
         processes.append(subprocess.Popen(container["command"], env=env, cwd=tmp_path,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = []
     for process in processes:
         try:
-            out, err = process.communicate(timeout=240)
+            out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             for p in processes:
                 p.kill()
             raise
         outputs.append((process.returncode, out, err))
+    return outputs
+
+
+def test_the_rendered_pods_of_the_two_node_sample_train_and_write_the_artifact(tmp_path):
+    doc = yaml.safe_load(SAMPLE.read_text())
+    outputs = run_pods(tmp_path, doc)
+    assert len(outputs) == 2
     for code, out, err in outputs:
         assert code == 0, err[-3000:]
+    volumes_root = tmp_path / "volumes"
 
     output_dir = volumes_root / "lmaas-artifacts" / "trainjobs" / "digits-mlp"
     artifact = output_dir / contract.ARTIFACT_SUBDIR
@@ -97,3 +104,17 @@ def test_the_rendered_pods_of_the_two_node_sample_train_and_write_the_artifact(t
     (done,) = [s for s in summaries if s["event"] == "done"]
     assert done["artifact"]["path"] == contract.ARTIFACT_SUBDIR
     assert done["artifact"]["metrics"]["accuracy"] > 80
+
+
+def test_a_spec_only_the_worker_can_refuse_fails_every_pod_with_the_reserved_status(tmp_path):
+    """The Job's podFailurePolicy acts on 78; torchrun alone would turn it into 1 and retry."""
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["spec"]["model"]["args"]["num_classes"] = 3  # digits has 10: valid YAML, wrong model
+    started = time.monotonic()
+    outputs = run_pods(tmp_path, doc, timeout=120)
+    assert [code for code, _, _ in outputs] == [contract.EXIT_CONFIG_ERROR] * 2, outputs[0][2][-3000:]
+    assert time.monotonic() - started < 90  # refused before any rendezvous, not after restarts
+    for index in range(2):
+        summary = json.loads((tmp_path / f"termination-log-{index}").read_text())
+        assert summary["event"] == "error"
+        assert summary["message"].startswith("ConfigError: spec.model: the model gives 3 class scores")

@@ -16,7 +16,8 @@ from ..resource import CustomResource
 
 COMPONENT = "trainer"
 CONTAINER = "trainer"
-WORKER_COMMAND = ["torchrun", "--no-python", "lmaas", "train"]
+# Checks the configuration (exit 78 → podFailurePolicy fails the Job at once), then runs torchrun.
+WORKER_COMMAND = ["lmaas", "train", "--launch"]
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 TrainJob = CustomResource[TrainJobSpec]

@@ -108,7 +108,7 @@ def test_output_goes_to_the_named_claim_or_the_operators_default():
 
 def test_image_defaults_to_the_operator_config_and_a_custom_command_replaces_the_trainer():
     assert container_of(render_job(stored(TRAIN), CONFIG))["image"] == "registry.example/lmaas/worker:1"
-    assert container_of(render_job(stored(TRAIN), CONFIG))["command"] == ["torchrun", "--no-python", "lmaas", "train"]
+    assert container_of(render_job(stored(TRAIN), CONFIG))["command"] == ["lmaas", "train", "--launch"]
     custom = {**TRAIN, "spec": {"command": ["torchrun", "/app/train.py"], "image": "me/mine:2", "nodes": 2}}
     container = container_of(render_job(stored(custom), CONFIG))
     assert container["command"] == ["torchrun", "/app/train.py"]

@@ -40,7 +40,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_job(config: TrainConfig, context: DistributedContext) -> Job:
+@dataclass
+class Prepared:
+    """What a run needs before any process group exists: data, task and the model, checked."""
+    data: DataBundle
+    task: Task
+    built: BuiltModel
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Data and model from the config, the model checked against two samples. Needs no process group,
+    so the pod's launcher runs it before torchrun to fail fast on a configuration error."""
     spec = config.spec
     hp = spec.hyperparameters
     seed_everything(hp.seed)
@@ -51,13 +61,20 @@ def build_job(config: TrainConfig, context: DistributedContext) -> Job:
     built = build_model(spec.model, data_hints(data.task, data.input_spec.get("shape"), data.num_classes, data.vocab),
                         data.task)
     data = _check_model_fits_data(built.module, data)
+    return Prepared(data=data, task=task, built=built)
+
+
+def build_job(config: TrainConfig, context: DistributedContext) -> Job:
+    spec = config.spec
+    ready = prepare(config)
+    data, built = ready.data, ready.built
     parameters = sum(p.numel() for p in built.module.parameters())
     log.info("model %s with %s parameters; data: %d training and %d validation samples (%s)",
              spec.model.builtin or spec.model.factory, f"{parameters:,}", len(data.train), len(data.val), data.task)
     model = parallelize(built.module, spec.strategy, context)
-    optimizer = build_optimizer(model.parameters(), hp)
-    return Job(config=config, data=data, task=task, built=built, model=model, optimizer=optimizer,
-               autocast_dtype=_autocast_dtype(hp.mixed_precision, context.device))
+    optimizer = build_optimizer(model.parameters(), spec.hyperparameters)
+    return Job(config=config, data=data, task=ready.task, built=built, model=model, optimizer=optimizer,
+               autocast_dtype=_autocast_dtype(spec.hyperparameters.mixed_precision, context.device))
 
 
 def _autocast_dtype(mixed_precision: str, device: torch.device) -> torch.dtype | None:
