@@ -185,7 +185,7 @@ class DistillStep(ApiModel):
     temperature: float = 4
     alpha: float = 0.5
     epochs: int = 10
-    learning_rate: float = 0.001
+    learning_rate: float = 0.05
     batch_size: int = 64
 
 
