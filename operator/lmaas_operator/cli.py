@@ -10,8 +10,10 @@ import dataclasses
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from .api import contract
+from .api.crds import KINDS
 
 
 def _version() -> str:
@@ -55,6 +57,65 @@ def _serve(args: argparse.Namespace) -> int:
         config_path=args.config, model_dir=args.model_dir, host=args.host, port=args.port, name=args.name,
         max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms, threads=args.threads,
     )
+
+
+RUNS_DIR_ENV = "LMAAS_RUNS_DIR"
+DEFAULT_RUNS_DIR = "lmaas-runs"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .local.runner import Runner  # no torch here either: the workers are child processes
+
+    return Runner(Path(args.dir), base_port=args.port).run(args.filename)
+
+
+def _get(args: argparse.Namespace) -> int:
+    from .local.store import Store
+    from .local.table import kind_of, render
+
+    store = Store(Path(args.dir))
+    try:
+        kinds = [kind_of(args.kind)] if args.kind else list(KINDS)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    bodies = [b for kind in kinds for b in store.list(kind) if args.name in (None, b["metadata"]["name"])]
+    if args.name and not bodies:
+        print(f'Error from server (NotFound): {kinds[0].lower()}s.lmaas.io "{args.name}" not found', file=sys.stderr)
+        return 1
+    if not bodies:
+        print(f"No resources found in {args.dir}.", file=sys.stderr)
+        return 0
+    sys.stdout.write(render(bodies, args.output or "", show_kind=args.kind is None))
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .local.store import Store
+    from .local.table import kind_of
+    from .local.workloads import LOCAL_CONFIG
+    from .pods import output_location
+    from .resource import CustomResource
+
+    store = Store(Path(args.dir))
+    try:
+        kind = kind_of(args.kind)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    body = store.get(kind, args.name)
+    if body is None:
+        print(f'Error from server (NotFound): {kind.lower()}s.lmaas.io "{args.name}" not found', file=sys.stderr)
+        return 1
+    if kind != "ModelService":  # its output (checkpoints, artifact) goes too, so a new run starts over
+        claim, path = output_location(CustomResource.from_body(body), LOCAL_CONFIG.artifact_claim)
+        shutil.rmtree(store.volumes / claim / path, ignore_errors=True)
+    shutil.rmtree(store.pod_dir(kind, args.name, "x").parent, ignore_errors=True)
+    store.delete(kind, args.name)
+    print(f'{kind.lower()}.lmaas.io "{args.name}" deleted')
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +178,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-latency-ms", type=float, default=None, help="dynamic batching: longest wait for a batch to fill")
     serve.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     serve.set_defaults(run=_serve)
+
+    runs_dir = os.environ.get(RUNS_DIR_ENV, DEFAULT_RUNS_DIR)
+    run = roles.add_parser(
+        "run",
+        help="run TrainJob, CompressJob and ModelService files on this machine, producers first",
+        description="Validate the CRs as the API server would, run the jobs in dependency order with the same "
+                    "worker code as the pods (a TrainJob's nodes are local torchrun agents), then serve the "
+                    "ModelServices until Ctrl-C. Running it again skips what succeeded unchanged and resumes "
+                    "the rest.",
+    )
+    run.add_argument("-f", "--filename", action="append", required=True, metavar="PATH",
+                     help="a file, a folder of .yaml/.yml/.json files, or - for stdin (repeatable)")
+    run.add_argument("--dir", default=runs_dir,
+                     help=f"where state, logs and artifacts go (default: ${RUNS_DIR_ENV}, else ./{DEFAULT_RUNS_DIR})")
+    run.add_argument("--port", type=int, default=None,
+                     help="port of the first ModelService's first replica (default: its spec.port, else the next free)")
+    run.set_defaults(run=_run)
+
+    get = roles.add_parser("get", help="show the resources of local runs, as kubectl get does",
+                           description="Print the resources of `lmaas run` with the CRDs' printer columns.")
+    get.add_argument("kind", nargs="?", default=None, help="trainjobs|tj, compressjobs|cpj, modelservices|ms (default: all)")
+    get.add_argument("name", nargs="?", default=None)
+    get.add_argument("-o", "--output", choices=["wide", "yaml", "json"], default=None)
+    get.add_argument("--dir", default=runs_dir, help=f"the runs directory (default: ./{DEFAULT_RUNS_DIR})")
+    get.set_defaults(run=_get)
+
+    delete = roles.add_parser("delete", help="forget a local run of a resource: its state, logs and output",
+                              description="Remove a resource's local state, pod logs and (for jobs) output, so "
+                                          "that the next `lmaas run` starts it over.")
+    delete.add_argument("kind")
+    delete.add_argument("name")
+    delete.add_argument("--dir", default=runs_dir, help=f"the runs directory (default: ./{DEFAULT_RUNS_DIR})")
+    delete.set_defaults(run=_delete)
     return parser
 
 

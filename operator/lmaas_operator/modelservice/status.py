@@ -19,7 +19,7 @@ def compute_status(
     previous: dict[str, Any],
     now: str,
 ) -> dict[str, Any]:
-    phase, reason, message = _phase(cr, resolution, deployment, pods)
+    phase, reason, message = _phase(cr, resolution, deployment, pods, previous.get("phase") in ("Ready", "Degraded"))
     dep_spec = (deployment or {}).get("spec") or {}
     dep_status = (deployment or {}).get("status") or {}
     status: dict[str, Any] = {
@@ -52,7 +52,9 @@ def _served_model(deployment: dict[str, Any] | None, resolution: Resolution) -> 
 
 
 def _phase(cr: ModelService, resolution: Resolution, deployment: dict[str, Any] | None,
-           pods: list[dict[str, Any]]) -> tuple[str, str, str]:
+           pods: list[dict[str, Any]], was_ready: bool) -> tuple[str, str, str]:
+    """`was_ready`: the service was Ready (or Degraded) before; until then too few ready replicas
+    means it is still Deploying (pods warming up), not Degraded."""
     if resolution.state == "failed":
         return "Failed", resolution.reason, resolution.message
     if deployment is None:
@@ -80,5 +82,7 @@ def _phase(cr: ModelService, resolution: Resolution, deployment: dict[str, Any] 
             return "Ready", "ScaledToZero", "no replicas requested"
         return "Ready", "Ready", f"{ready}/{desired} replicas ready"
     problem = jobs.pod_problem(pods)
+    if not was_ready:
+        return ("Deploying", *problem) if problem else ("Deploying", "WarmingUp", f"{ready}/{desired} replicas ready")
     detail = f": {problem[1]}" if problem else ""
     return "Degraded", problem[0] if problem else "ReplicasNotReady", f"{ready}/{desired} replicas ready{detail}"

@@ -32,9 +32,14 @@ def test_waiting_then_deploying_then_ready():
 def test_fewer_ready_than_desired_after_rollout_is_degraded_with_the_pods_reason():
     crashing = [{"metadata": {"name": "digits-abc"}, "status": {"containerStatuses": [
         {"name": "server", "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}}}]}}]
-    status = compute_status(CR, MODEL, deployment(ready=1), crashing, {}, NOW)
+    status = compute_status(CR, MODEL, deployment(ready=1), crashing, {"phase": "Ready"}, NOW)
     assert (status["phase"], status["reason"]) == ("Degraded", "CrashLoopBackOff")
     assert status["message"].startswith("1/2 replicas ready")
+
+
+def test_replicas_still_warming_up_on_the_first_rollout_are_deploying_not_degraded():
+    status = compute_status(CR, MODEL, deployment(ready=1), [], {}, NOW)
+    assert (status["phase"], status["reason"], status["message"]) == ("Deploying", "WarmingUp", "1/2 replicas ready")
 
 
 def test_a_failed_producer_fails_the_service():
