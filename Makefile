@@ -1,9 +1,10 @@
-# The two commands of the README: `make run` and `make test`. Everything else is a step of theirs.
+# The two commands of the README: `make run` and `make test`. Everything else is a step of theirs
+# (and `make operator`, the operator against your current cluster).
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: setup cluster run test unit clean
+.PHONY: setup cluster run operator test unit clean
 
 # A virtual environment with lmaas (editable) and its test tools; redone when pyproject changes.
 $(VENV)/.installed: pyproject.toml
@@ -14,8 +15,12 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# The operator against the cluster of your current kubeconfig (until `lmaas run` lands).
+# The main job: the quickstart pipeline (train on 2 nodes -> prune + int8 -> serve) on this machine.
 run: setup
+	$(VENV)/bin/lmaas run -f manifests/samples/quickstart/
+
+# The operator against the cluster of your current kubeconfig.
+operator: setup
 	kubectl apply --server-side -k crds
 	$(VENV)/bin/lmaas operator
 
