@@ -34,6 +34,8 @@ class OperatorConfig:
     """LMAAS_PEERING_PRIORITY: this replica's peering priority (default: random)."""
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     """LMAAS_LIVENESS_ENDPOINT: where kopf answers liveness probes; empty disables it."""
+    metrics_address: str = "0.0.0.0:9090"
+    """LMAAS_METRICS_ADDRESS: HOST:PORT of the Prometheus /metrics endpoint; empty disables it."""
     watch_timeout_seconds: int = 300
     """LMAAS_WATCH_TIMEOUT_SECONDS: server-side timeout of each watch request."""
     log_level: str = "INFO"
@@ -58,6 +60,8 @@ class OperatorConfig:
             else:
                 values[f.name] = raw
         config = cls(**values)
+        if config.metrics_address and not config.metrics_address.rpartition(":")[2].isdigit():
+            raise ConfigError(f"LMAAS_METRICS_ADDRESS must be HOST:PORT, got {config.metrics_address!r}")
         if config.log_format not in ("json", "plain"):
             raise ConfigError(f"LMAAS_LOG_FORMAT must be json or plain, got {config.log_format!r}")
         if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -10,7 +10,7 @@ import os
 
 import kopf
 
-from . import kube, pods
+from . import kube, metrics, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
 
@@ -47,10 +47,21 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         kube.apply(peering_object(config))
     else:
         settings.peering.standalone = True
+    if config.metrics_address:
+        memo["metrics_server"] = metrics.serve(config.metrics_address)
     logger.info(
-        "lmaas operator configured: namespace=%s peering=%s priority=%s",
+        "lmaas operator configured: namespace=%s peering=%s priority=%s metrics=%s",
         config.namespace or "<all>", config.peering or "<standalone>", config.peering_priority,
+        config.metrics_address or "<off>",
     )
+
+
+@kopf.on.cleanup()
+def stop_metrics(memo: kopf.Memo, **_) -> None:
+    server = memo.get("metrics_server")
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 @kopf.on.login()

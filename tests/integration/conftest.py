@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -113,9 +114,16 @@ def namespace(kubectl):
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def operator_env(kubeconfig: str, peering: str) -> dict[str, str]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def operator_env(kubeconfig: str, peering: str, metrics_address: str = "") -> dict[str, str]:
     """The operator's configuration for tests: LMAAS_* variables, as in a Deployment."""
     return {
+        "LMAAS_METRICS_ADDRESS": metrics_address,
         "KUBECONFIG": kubeconfig,
         "LMAAS_PEERING": peering,
         "LMAAS_LIVENESS_ENDPOINT": "",
@@ -132,9 +140,11 @@ def operator(kubeconfig):
     from kopf.testing import KopfRunner
 
     saved = dict(os.environ)
-    os.environ.update(operator_env(kubeconfig, f"lmaas-test-{uuid.uuid4().hex[:6]}"))
+    metrics_port = free_port()
+    os.environ.update(operator_env(kubeconfig, f"lmaas-test-{uuid.uuid4().hex[:6]}", f"127.0.0.1:{metrics_port}"))
     try:
         with KopfRunner(["run", "--all-namespaces", "-m", "lmaas_operator.main"], timeout=60) as runner:
+            runner.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
             yield runner
         assert runner.exception is None, runner.output
     finally:

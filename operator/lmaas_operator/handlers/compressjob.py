@@ -9,7 +9,7 @@ import logging
 
 import kopf
 
-from .. import kube, progress
+from .. import kube, metrics, progress
 from ..compressjob.builders import CONTAINER, output_uri, render_children
 from ..compressjob.status import FINISHED, compute_status
 from ..references import Lookup, resolve_model
@@ -27,6 +27,12 @@ def compressjob_jobs(namespace, labels, body, **_):
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
 def compressjob_pods(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): plain(body)}
+
+
+@kopf.on.event(GROUP, VERSION, "compressjobs")
+def forget_deleted_compressjob(event, namespace, name, **_) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget("CompressJob", namespace, name)
 
 
 @kopf.index(GROUP, VERSION, "compressjobs")
@@ -48,6 +54,7 @@ def _input_uri(owner: dict) -> str | None:
 @kopf.on.resume(GROUP, VERSION, "compressjobs")
 @kopf.on.create(GROUP, VERSION, "compressjobs")
 @kopf.timer(GROUP, VERSION, "compressjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@metrics.measured("CompressJob")
 def reconcile_compressjob(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
     compressjob_jobs: kopf.Index, compressjob_pods: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index, **_,

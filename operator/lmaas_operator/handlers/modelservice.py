@@ -14,7 +14,7 @@ import logging
 
 import kopf
 
-from .. import kube
+from .. import kube, metrics
 from ..modelservice.builders import render_children, unwanted_children
 from ..modelservice.status import compute_status
 from ..references import resolve_model
@@ -35,6 +35,12 @@ def modelservice_pods(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): plain(body)}
 
 
+@kopf.on.event(GROUP, VERSION, "modelservices")
+def forget_deleted_modelservice(event, namespace, name, **_) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget("ModelService", namespace, name)
+
+
 @kopf.index(GROUP, VERSION, "modelservices")
 def modelservices(namespace, name, body, **_):
     return {(namespace, name): plain(body)}
@@ -51,6 +57,7 @@ def _desired(owner: dict, memo: kopf.Memo, trainjobs: kopf.Index, compressjobs: 
 @kopf.on.create(GROUP, VERSION, "modelservices")
 @kopf.on.update(GROUP, VERSION, "modelservices", field="spec")
 @kopf.timer(GROUP, VERSION, "modelservices", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@metrics.measured("ModelService")
 def reconcile_modelservice(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
     modelservice_deployments: kopf.Index, modelservice_pods: kopf.Index,

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from .. import kube, progress
+from .. import kube, metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import FINISHED, compute_status
 from .common import GROUP, VERSION, first, parse_resource, plain, record_observed_generation, restore_deleted_child, utcnow
@@ -34,6 +34,12 @@ def trainjob_pods(namespace, labels, body, **_):
     return _owned(namespace, labels, body)
 
 
+@kopf.on.event(GROUP, VERSION, "trainjobs")
+def forget_deleted_trainjob(event, namespace, name, **_) -> None:
+    if event["type"] == "DELETED":
+        metrics.forget("TrainJob", namespace, name)
+
+
 @kopf.index(GROUP, VERSION, "trainjobs")
 def trainjobs(namespace, name, body, **_):
     return {(namespace, name): plain(body)}
@@ -42,6 +48,7 @@ def trainjobs(namespace, name, body, **_):
 @kopf.on.resume(GROUP, VERSION, "trainjobs")
 @kopf.on.create(GROUP, VERSION, "trainjobs")
 @kopf.on.update(GROUP, VERSION, "trainjobs", field="spec")
+@metrics.measured("TrainJob")
 def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_) -> None:
     cr = parse_resource(body)
     for child in render_children(cr, memo.config):
@@ -60,6 +67,7 @@ def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trai
 
 
 @kopf.timer(GROUP, VERSION, "trainjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@metrics.measured("TrainJob")
 def refresh_trainjob_status(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
     trainjob_jobs: kopf.Index, trainjob_pods: kopf.Index, **_,

@@ -116,8 +116,8 @@ def key_figures(body: dict[str, Any]) -> str:
     figures = []
     if body["kind"] == "TrainJob":
         metrics = (status.get("artifact") or {}).get("metrics") or {}
-        figures += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                    if isinstance(v, (int, float))][:3]
+        figures += [f"{k} {metrics[k]:.4g}" for k in ("accuracy", "perplexity", "trainLoss")
+                    if isinstance(metrics.get(k), (int, float))]
         if not figures and (status.get("progress") or {}).get("loss") is not None:
             figures.append(f"loss {status['progress']['loss']:.4g}")
     elif body["kind"] == "CompressJob":

@@ -221,8 +221,9 @@ class LocalPod:
 
 
 def ignore_further_interrupts() -> None:
-    """After the first Ctrl-C the runner stops its pods; a second one must not cut that short."""
+    """After the first Ctrl-C (or SIGTERM) the runner stops its pods; a second must not cut that short."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

@@ -8,6 +8,7 @@ would refuse to change (TrainJob and CompressJob specs are immutable) is refused
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,17 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered + [b for k, b in given.items() if k not in placed]
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the run cleanly. Set explicitly: a process started in the
+    background by a shell inherits SIGINT ignored, and SIGTERM would otherwise kill the runner
+    without stopping its children."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _succeeded_unchanged(body: dict[str, Any]) -> bool:
     status = body.get("status") or {}
     return status.get("phase") == "Succeeded" and status.get("observedGeneration") == body["metadata"]["generation"]
@@ -77,6 +89,7 @@ class Runner:
         self.display.update(body)
 
     def run(self, sources: list[str]) -> int:
+        stop_on_signals()
         documents = load_documents(sources)
         for skipped in documents.skipped:
             self.display.say(f"skipped {skipped}")

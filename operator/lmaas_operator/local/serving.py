@@ -30,6 +30,7 @@ PROBE_TIMEOUT = 1.0
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -132,7 +133,7 @@ class LocalService:
             utc_now())
         return status
 
-    def stop(self, reason: str = "Stopped", message: str = "stopped by Ctrl-C") -> None:
+    def stop(self, reason: str = "Stopped", message: str = "stopped by Ctrl-C or SIGTERM") -> None:
         for pod, _ in self.replicas:
             pod.stop()
         if not self.failure:
