@@ -32,6 +32,9 @@ class OperatorConfig:
     """LMAAS_PEERING: kopf peering object used for leader election; empty runs standalone."""
     peering_priority: int = field(default_factory=_random_priority)
     """LMAAS_PEERING_PRIORITY: this replica's peering priority (default: random)."""
+    peering_lifetime_seconds: int = 60
+    """LMAAS_PEERING_LIFETIME_SECONDS: how long a replica's leadership record lasts without renewal,
+    so how soon a standby takes over from a leader that died without a word (SIGKILL, a lost node)."""
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     """LMAAS_LIVENESS_ENDPOINT: where kopf answers liveness probes; empty disables it."""
     metrics_address: str = "0.0.0.0:9090"
@@ -62,6 +65,9 @@ class OperatorConfig:
         config = cls(**values)
         if config.metrics_address and not config.metrics_address.rpartition(":")[2].isdigit():
             raise ConfigError(f"LMAAS_METRICS_ADDRESS must be HOST:PORT, got {config.metrics_address!r}")
+        if config.peering_lifetime_seconds < 15:
+            raise ConfigError(f"LMAAS_PEERING_LIFETIME_SECONDS must be at least 15 (renewals come 5-10 s "
+                              f"before it ends), got {config.peering_lifetime_seconds}")
         if config.log_format not in ("json", "plain"):
             raise ConfigError(f"LMAAS_LOG_FORMAT must be json or plain, got {config.log_format!r}")
         if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -44,6 +44,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         settings.peering.name = config.peering
         settings.peering.mandatory = True
         settings.peering.priority = config.peering_priority
+        settings.peering.lifetime = config.peering_lifetime_seconds
         kube.apply(peering_object(config))
     else:
         settings.peering.standalone = True

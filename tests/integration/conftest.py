@@ -45,12 +45,16 @@ class Kubectl:
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         return json.loads(self("get", kind, name, "-o", "json", namespace=namespace).stdout)
 
+    def json(self, *args: str) -> dict[str, Any]:
+        return json.loads(self(*args, "-o", "json").stdout)
+
     def exists(self, kind: str, name: str, namespace: str) -> bool:
         return self("get", kind, name, "--ignore-not-found", "-o", "name", namespace=namespace).stdout.strip() != ""
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition") -> Any:
-    """Poll until `condition()` is truthy and return it."""
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition",
+             describe: Callable[[], Any] | None = None) -> Any:
+    """Poll until `condition()` is truthy and return it; on timeout, say `what` and `describe()`."""
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -61,7 +65,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
         if value:
             return value
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f"; last error: {last_error}" if last_error else ""))
+    detail = f"; still: {describe()}" if describe else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f"; last error: {last_error}" if last_error else "")
+                       + detail)
 
 
 @pytest.fixture(scope="session")
