@@ -13,7 +13,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .api import contract
-from .api.crds import KINDS
 
 
 def _version() -> str:
@@ -70,52 +69,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from .local.store import Store
-    from .local.table import kind_of, render
+    from .local.commands import get
 
-    store = Store(Path(args.dir))
-    try:
-        kinds = [kind_of(args.kind)] if args.kind else list(KINDS)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    bodies = [b for kind in kinds for b in store.list(kind) if args.name in (None, b["metadata"]["name"])]
-    if args.name and not bodies:
-        print(f'Error from server (NotFound): {kinds[0].lower()}s.lmaas.io "{args.name}" not found', file=sys.stderr)
-        return 1
-    if not bodies:
-        print(f"No resources found in {args.dir}.", file=sys.stderr)
-        return 0
-    sys.stdout.write(render(bodies, args.output or "", show_kind=args.kind is None))
-    return 0
+    return get(Path(args.dir), args.kind, args.name, args.output)
 
 
 def _delete(args: argparse.Namespace) -> int:
-    import shutil
+    from .local.commands import delete
 
-    from .local.store import Store
-    from .local.table import kind_of
-    from .local.workloads import LOCAL_CONFIG
-    from .pods import output_location
-    from .resource import CustomResource
-
-    store = Store(Path(args.dir))
-    try:
-        kind = kind_of(args.kind)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    body = store.get(kind, args.name)
-    if body is None:
-        print(f'Error from server (NotFound): {kind.lower()}s.lmaas.io "{args.name}" not found', file=sys.stderr)
-        return 1
-    if kind != "ModelService":  # its output (checkpoints, artifact) goes too, so a new run starts over
-        claim, path = output_location(CustomResource.from_body(body), LOCAL_CONFIG.artifact_claim)
-        shutil.rmtree(store.volumes / claim / path, ignore_errors=True)
-    shutil.rmtree(store.pod_dir(kind, args.name, "x").parent, ignore_errors=True)
-    store.delete(kind, args.name)
-    print(f'{kind.lower()}.lmaas.io "{args.name}" deleted')
-    return 0
+    return delete(Path(args.dir), args.kind, args.name)
 
 
 def build_parser() -> argparse.ArgumentParser:

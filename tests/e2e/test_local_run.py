@@ -133,9 +133,9 @@ def test_the_pipeline_trains_on_two_agents_compresses_and_serves_with_statuses_a
     assert got.returncode == 0, got.stderr
     lines = got.stdout.splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "NODES", "PROGRESS", "LOSS", "AGE"]
-    assert lines[1].split()[:3] == ["trainjobs.lmaas.io/digits", "Succeeded", "2"]
-    assert any(line.split()[:2] == ["compressjobs.lmaas.io/digits-small", "Succeeded"] for line in lines)
-    assert any(line.split()[:4] == ["modelservices.lmaas.io/digits", "Ready", "1", "1"] for line in lines)
+    assert lines[1].split()[:3] == ["trainjob.lmaas.io/digits", "Succeeded", "2"]
+    assert any(line.split()[:2] == ["compressjob.lmaas.io/digits-small", "Succeeded"] for line in lines)
+    assert any(line.split()[:4] == ["modelservice.lmaas.io/digits", "Ready", "1", "1"] for line in lines)
 
 
 def test_the_three_dialects_answer_alike_and_mostly_right(pipeline):

@@ -156,3 +156,20 @@ def operator(kubeconfig):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def operators(kubeconfig, tmp_path):
+    """make(priority=0, config=None) → a new operator process (not started; `config`: another kubeconfig); all are stopped after."""
+    from tests.integration.operators import OperatorProcess
+
+    started: list[OperatorProcess] = []
+    peering = f"lmaas-chaos-{uuid.uuid4().hex[:6]}"
+
+    def make(priority: int = 0, config: str | None = None) -> OperatorProcess:
+        process = OperatorProcess(config or kubeconfig, peering, tmp_path / f"operator-{len(started)}.log", priority)
+        started.append(process)
+        return process
+    yield make
+    for process in started:
+        process.stop()

@@ -71,7 +71,10 @@ def _take(found: Documents, seen: dict[tuple[str, str], str], label: str, docume
         return
     kind, name = document["kind"], (document.get("metadata") or {}).get("name", "")
     if kind == "Secret" and document.get("apiVersion") == "v1":
-        found.secrets[name] = _secret_values(document)
+        try:
+            found.secrets[name] = _secret_values(document)
+        except ValueError as error:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            found.errors.append(f'{label}: Secret "{name}": {error}')
         return
     if kind not in KINDS or not str(document.get("apiVersion", "")).startswith("lmaas.io/"):
         found.skipped.append(f"{kind}/{name} ({label}): not an lmaas kind; nothing to run locally")
@@ -92,6 +95,11 @@ def _take(found: Documents, seen: dict[tuple[str, str], str], label: str, docume
 
 
 def _secret_values(document: dict[str, Any]) -> dict[str, str]:
-    values = {k: base64.b64decode(v).decode() for k, v in (document.get("data") or {}).items()}
+    values = {}
+    for key, encoded in (document.get("data") or {}).items():
+        try:
+            values[key] = base64.b64decode(str(encoded), validate=True).decode()
+        except ValueError:
+            raise ValueError(f"data.{key} is not valid base64 of UTF-8 text (put plain text under stringData)") from None
     values.update({k: str(v) for k, v in (document.get("stringData") or {}).items()})
     return values

@@ -79,6 +79,7 @@ class LocalJob:
                 continue
             rule = self._fail_job_rule(code)
             if rule is not None:
+                self.failed += 1
                 return self._fail("PodFailurePolicy", f"Container {pod.container['name']} for pod {pod.name} failed "
                                                       f"with exit code {code} matching FailJob rule at index {rule}")
             self.failed += 1

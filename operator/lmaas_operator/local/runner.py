@@ -29,8 +29,9 @@ SERVE_POLL_SECONDS = 0.5
 
 
 def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Producers before consumers, otherwise in the order given. Members of a reference cycle come
-    last, in the order given: resolving their model then fails them with the cycle named."""
+    """Producers before consumers, otherwise in the order given. The members of a reference cycle
+    come together (resolving their model fails them with the cycle named), before the consumers of
+    the cycle, which then fail as consumers of a failed producer."""
     given = {(b["kind"], b["metadata"]["name"]): b for b in bodies}
 
     def producer(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -44,18 +45,26 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     ordered: list[dict[str, Any]] = []
     placed: set[tuple[str, str]] = set()
-    progress = True
-    while progress:
-        progress = False
-        for key, body in given.items():
-            if key in placed:
-                continue
-            wanted = producer(body)
-            if wanted is None or wanted not in given or wanted in placed:
-                ordered.append(body)
-                placed.add(key)
-                progress = True
-    return ordered + [b for k, b in given.items() if k not in placed]
+
+    def place(key: tuple[str, str]) -> None:
+        ordered.append(given[key])
+        placed.add(key)
+
+    while len(placed) < len(given):
+        ready = [k for k, b in given.items() if k not in placed
+                 and ((wanted := producer(b)) is None or wanted not in given or wanted in placed)]
+        for key in ready:
+            place(key)
+        if not ready:  # only cycles and their consumers are left: place one whole cycle
+            key = next(k for k in given if k not in placed)
+            seen: list[tuple[str, str]] = []
+            while key not in seen:
+                seen.append(key)
+                key = producer(given[key])
+            cycle = set(seen[seen.index(key):])
+            for member in [k for k in given if k in cycle]:
+                place(member)
+    return ordered
 
 
 def stop_on_signals() -> None:

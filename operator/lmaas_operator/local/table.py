@@ -62,7 +62,7 @@ def render(bodies: list[dict[str, Any]], output: str = "", show_kind: bool = Fal
         crd = load_crds()[kind]
         columns = [c for c in crd.printer_columns if output == "wide" or not c.get("priority")]
         header = ["NAME", *(c["name"].upper() for c in columns)]
-        prefix = f"{crd.plural}.lmaas.io/" if show_kind else ""
+        prefix = f"{kind.lower()}.lmaas.io/" if show_kind else ""
         rows = [[prefix + b["metadata"]["name"], *(_cell(c, json_path(b, c["jsonPath"])) for c in columns)]
                 for b in of_kind]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

@@ -92,8 +92,6 @@ def test_a_secret_gives_its_data_and_string_data(tmp_path):
     assert found.secrets == {"hub": {"token": "s3cr3t", "user": "alice", "port": "8443"}}  # stringData wins
 
 
-@pytest.mark.xfail(strict=True, reason="documents._secret_values lets binascii.Error escape load_documents: "
-                                        "a traceback instead of an error naming the file")
 def test_a_secret_with_data_that_is_not_base64_is_an_error_naming_the_file(tmp_path):
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hub"}, "data": {"token": "s3cr3t!"}}
     path = write(tmp_path / "secret.yaml", secret, train_job("digits"))

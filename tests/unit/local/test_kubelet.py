@@ -78,7 +78,7 @@ def test_the_termination_log_becomes_the_terminated_message(tmp_path):
 
 
 def test_without_a_termination_log_a_failure_reports_the_end_of_its_log(tmp_path):
-    script = "import sys\nprint('step 1 ok', flush=True)\nprint('RuntimeError: out of luck', file=sys.stderr)\nsys.exit(1)"
+    script = "import sys\nprint('step 1 ok', flush=True)\nsys.stderr.write('RuntimeError: out of luck\\n')\nsys.exit(1)"
     status = run_to_exit(pod_of(script, tmp_path))
     message = container_state(status)["terminated"]["message"]
     assert "RuntimeError: out of luck" in message and "step 1 ok" in message
@@ -91,7 +91,8 @@ def test_a_success_has_an_empty_message_and_reason_completed(tmp_path):
 
 
 def test_stdout_and_stderr_go_to_the_pods_log(tmp_path):
-    pod = pod_of("import sys\nprint('to stdout', flush=True)\nprint('to stderr', file=sys.stderr)", tmp_path)
+    # One write per line: print() to stderr writes a line in two pieces, which may interleave with stdout.
+    pod = pod_of("import sys\nprint('to stdout', flush=True)\nsys.stderr.write('to stderr\\n')", tmp_path)
     run_to_exit(pod)
     assert sorted(pod.tail()) == ["to stderr", "to stdout"]
 

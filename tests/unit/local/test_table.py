@@ -64,8 +64,6 @@ def test_without_a_kind_names_carry_their_resource():
     assert "lmaas.io/digits" in text.splitlines()[1]
 
 
-@pytest.mark.xfail(strict=True, reason="table.render prefixes names with the plural (trainjobs.lmaas.io/digits); "
-                                        "kubectl prints the lower-case kind: trainjob.lmaas.io/digits")
 def test_without_a_kind_names_are_prefixed_as_kubectl_does():
     assert render([running_trainjob()], show_kind=True).splitlines()[1].startswith("trainjob.lmaas.io/digits ")
 
