@@ -55,6 +55,14 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def answers(self) -> bool:
+        """Whether its metrics endpoint answers (set up at start-up, before peering decides)."""
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=5):
+                return True
+        except OSError:
+            return False
+
     def reconciles(self) -> float:
         """Handler calls this process made (0 until its metrics endpoint answers)."""
         try:

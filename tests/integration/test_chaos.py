@@ -54,7 +54,12 @@ def test_the_operator_reconnects_after_the_api_server_restarts(operators, cluste
 
 def test_only_the_leader_reconciles_and_the_standby_takes_over(operators, kubectl, namespace):
     leader = operators(priority=100).start()
+    # The standby joins a running leader (started together, both may act for a moment before
+    # either has seen the other's peering record).
+    wait_for(lambda: leader.answers(), timeout=30, what="the leader to be up")
+    time.sleep(2)
     standby = operators(priority=50).start()
+    wait_for(lambda: standby.answers(), timeout=30, what="the standby to be up")
     first = resources(3)
     kubectl.apply(first, namespace=namespace)
     wait_for(lambda: not converged(kubectl, namespace, first), timeout=60, what="the leader to reconcile")

@@ -46,8 +46,10 @@ def test_the_operator_reconciles_every_kind_with_only_its_rbac(operators, kubect
     wait_for(lambda: not converged(kubectl, namespace, docs), timeout=90, interval=1,
              what="the operator, as its ServiceAccount, to reconcile every kind",
              describe=lambda: converged(kubectl, namespace, docs))
-    log = operator.log.read_text()
-    assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+    # RBAC denials name the user; other 403s (say, an Event in a namespace other tests are
+    # deleting) are not about permissions.
+    refused = [line for line in operator.log.read_text().splitlines() if SERVICE_ACCOUNT in line and "cannot" in line]
+    assert not refused, "\n".join(refused[:10])
 
 
 @pytest.mark.parametrize(("verb", "resource", "allowed"), [

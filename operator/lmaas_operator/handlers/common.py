@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from typing import Any, Callable, TypeVar
 
 import kopf
+import kubernetes
 import pydantic
 
 from .. import kube
 from ..api.crds import GROUP, VERSION
 from ..api.spec import ApiModel
+from ..conditions import phase_conditions
 from ..resource import CustomResource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
@@ -105,3 +108,44 @@ def restore_deleted_child(
             kube.apply(child)
             logger.warning("restored %s %s/%s, deleted by hand while its %s exists",
                            wanted[0], child["metadata"]["namespace"], wanted[1], owner["kind"])
+
+
+class ChildRejected(Exception):
+    """The API server refused a child the operator rendered from a spec the CRD accepted (say a
+    `pod.affinity`, which the CRD passes through unchecked, that is not a valid Affinity)."""
+
+    def __init__(self, child: dict[str, Any], error: kubernetes.client.ApiException):
+        self.child = child
+        try:
+            detail = json.loads(error.body or "{}").get("message") or error.reason
+        except ValueError:
+            detail = error.reason
+        super().__init__(f"the API server refused the {child['kind']} {child['metadata']['name']}: {detail}")
+
+
+def apply_children(children: list[dict[str, Any]]) -> None:
+    """Server-side apply each child; a child the API server refuses as invalid raises ChildRejected
+    (retrying could not help), anything else propagates for kopf to retry."""
+    for child in children:
+        try:
+            kube.apply(child)
+        except kubernetes.client.ApiException as error:
+            if error.status in (400, 422):
+                raise ChildRejected(child, error) from error
+            raise
+
+
+def rejected_status(body: kopf.Body, rejected: ChildRejected, condition_types: tuple[str, ...]) -> dict[str, Any]:
+    """Failed, with the API server's own words: the resource stays so until its spec changes."""
+    previous = plain(body.get("status") or {})
+    generation = body["metadata"].get("generation")
+    message = str(rejected)
+    return {**previous, "phase": "Failed", "reason": "ChildRejected", "message": message, "observedGeneration": generation,
+            "conditions": phase_conditions(previous.get("conditions"), condition_types, "Failed", "ChildRejected",
+                                           message, generation, utcnow())}
+
+
+def still_rejected(body: kopf.Body) -> bool:
+    """Whether this generation's children were refused (status recomputation would hide it)."""
+    status = body.get("status") or {}
+    return status.get("reason") == "ChildRejected" and status.get("observedGeneration") == body["metadata"].get("generation")

@@ -9,11 +9,14 @@ import logging
 
 import kopf
 
-from .. import kube, metrics, progress
+from .. import metrics, progress
 from ..compressjob.builders import CONTAINER, output_uri, render_children
-from ..compressjob.status import FINISHED, compute_status
+from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
-from .common import GROUP, VERSION, first, parse_resource, plain, restore_deleted_child, utcnow
+from .common import (
+    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, rejected_status, restore_deleted_child,
+    still_rejected, utcnow,
+)
 
 LABEL = "lmaas.io/compressjob"
 STATUS_INTERVAL = 3.0
@@ -59,6 +62,8 @@ def reconcile_compressjob(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
     compressjob_jobs: kopf.Index, compressjob_pods: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index, **_,
 ) -> None:
+    if still_rejected(body):
+        return
     cr = parse_resource(body)
     key = (cr.namespace, cr.name)
     previous = plain(body.get("status") or {})
@@ -67,8 +72,12 @@ def reconcile_compressjob(
     pods = list(compressjob_pods.get(key, []))
     if job is None and previous.get("phase") not in FINISHED and resolution.state == "ready":
         input_uri = _input_uri(body) or resolution.uri
-        for child in render_children(cr, memo.config, input_uri):
-            kube.apply(child)
+        try:
+            apply_children(render_children(cr, memo.config, input_uri))
+        except ChildRejected as rejected:
+            patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
+            logger.error("%s", rejected)
+            return
         logger.info("input %s is ready; started compressing", input_uri)
     events = []
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):

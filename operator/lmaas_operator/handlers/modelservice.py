@@ -16,9 +16,12 @@ import kopf
 
 from .. import kube, metrics
 from ..modelservice.builders import render_children, unwanted_children
-from ..modelservice.status import compute_status
+from ..modelservice.status import CONDITION_TYPES, compute_status
 from ..references import resolve_model
-from .common import GROUP, VERSION, first, parse_resource, plain, restore_drifted_child, utcnow
+from .common import (
+    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, rejected_status, restore_drifted_child,
+    still_rejected, utcnow,
+)
 from .compressjob import producers
 
 LABEL = "lmaas.io/modelservice"
@@ -64,11 +67,17 @@ def reconcile_modelservice(
     trainjobs: kopf.Index, compressjobs: kopf.Index, **_,
 ) -> None:
     cr, resolution, children = _desired(plain(body), memo, trainjobs, compressjobs)
+    if still_rejected(body):
+        return
     if children:
         fingerprint = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
         if memo.get("applied") != fingerprint:
-            for child in children:
-                kube.apply(child)
+            try:
+                apply_children(children)
+            except ChildRejected as rejected:
+                patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
+                logger.error("%s", rejected)
+                return
             for api_version, kind, name in unwanted_children(cr):
                 if kube.delete(api_version, kind, name, cr.namespace):
                     logger.info("deleted %s %s, no longer in the spec", kind, name)

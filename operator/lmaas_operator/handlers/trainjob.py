@@ -11,10 +11,13 @@ from typing import Any
 
 import kopf
 
-from .. import kube, metrics, progress
+from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
-from ..trainjob.status import FINISHED, compute_status
-from .common import GROUP, VERSION, first, parse_resource, plain, record_observed_generation, restore_deleted_child, utcnow
+from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
+from .common import (
+    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, record_observed_generation,
+    rejected_status, restore_deleted_child, still_rejected, utcnow,
+)
 
 LABEL = "lmaas.io/trainjob"
 STATUS_INTERVAL = 3.0
@@ -51,8 +54,12 @@ def trainjobs(namespace, name, body, **_):
 @metrics.measured("TrainJob")
 def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_) -> None:
     cr = parse_resource(body)
-    for child in render_children(cr, memo.config):
-        kube.apply(child)
+    try:
+        apply_children(render_children(cr, memo.config))
+    except ChildRejected as rejected:
+        patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
+        logger.error("%s", rejected)  # also an Event on the TrainJob
+        return
     record_observed_generation(body, patch)
     logger.info("applied the children of TrainJob %s/%s", cr.namespace, cr.name)
 
@@ -72,6 +79,8 @@ def refresh_trainjob_status(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
     trainjob_jobs: kopf.Index, trainjob_pods: kopf.Index, **_,
 ) -> None:
+    if still_rejected(body):
+        return
     cr = parse_resource(body)
     key = (cr.namespace, cr.name)
     job = first(trainjob_jobs, key)
