@@ -51,6 +51,12 @@ def api_requests(cluster: TestCluster) -> float:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -121,6 +127,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
     player.start()
     docs = resources(count)
     requests_before = api_requests(cluster)
+    cpu_before = cpu_seconds(operator.pid)
     created: dict[tuple[str, str], float] = {}
 
     def create(doc):
@@ -150,6 +157,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
     finished = time.monotonic() - started
     latencies = [children_done(d) - created[(d["kind"], d["metadata"]["name"])] for d in docs if children_done(d)]
     rss = peak_rss_mib(operator.pid)
+    cpu = cpu_seconds(operator.pid) - cpu_before
     requests = api_requests(cluster) - requests_before
     stop.set()
     watch.stop()
@@ -161,7 +169,8 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
         "createBurstSeconds": round(burst, 1), "allDoneSeconds": round(finished, 1),
         "p50ChildrenSeconds": round(statistics.median(latencies), 2) if latencies else None,
         "p99ChildrenSeconds": round(percentile(latencies, 99), 2) if latencies else None,
-        "operatorPeakRssMiB": round(rss), "apiRequestsPerResource": round(requests / count, 1),
+        "operatorPeakRssMiB": round(rss), "operatorCpuSeconds": round(cpu, 1),
+        "apiRequestsPerResource": round(requests / count, 1),
     }
 
 
@@ -185,10 +194,11 @@ def main(argv: list[str] | None = None) -> int:
             kubelet.stop()
     (RESULTS / "operator.json").write_text(json.dumps(rows, indent=2) + "\n")
     print()
-    print("| resources | reconciled | with status | all done | p50 create→children | p99 | operator peak RSS | API requests / resource |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| resources | reconciled | with status | all done | p50 create→children | p99 | operator peak RSS "
+          "| operator CPU | API requests / resource |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['resources']} | {r['reconciled']} | {r['withStatus']} | {r['allDoneSeconds']} s | "
               f"{r['p50ChildrenSeconds']} s | {r['p99ChildrenSeconds']} s | {r['operatorPeakRssMiB']} MiB | "
-              f"{r['apiRequestsPerResource']} |")
+              f"{r['operatorCpuSeconds']} s | {r['apiRequestsPerResource']} |")
     return 0

@@ -39,6 +39,8 @@ class OperatorConfig:
     """LMAAS_LIVENESS_ENDPOINT: where kopf answers liveness probes; empty disables it."""
     metrics_address: str = "0.0.0.0:9090"
     """LMAAS_METRICS_ADDRESS: HOST:PORT of the Prometheus /metrics endpoint; empty disables it."""
+    max_workers: int = 16
+    """LMAAS_MAX_WORKERS: threads running handlers at once (each one waits on API calls)."""
     watch_timeout_seconds: int = 300
     """LMAAS_WATCH_TIMEOUT_SECONDS: server-side timeout of each watch request."""
     log_level: str = "INFO"
@@ -68,6 +70,8 @@ class OperatorConfig:
         if config.peering_lifetime_seconds < 15:
             raise ConfigError(f"LMAAS_PEERING_LIFETIME_SECONDS must be at least 15 (renewals come 5-10 s "
                               f"before it ends), got {config.peering_lifetime_seconds}")
+        if config.max_workers < 1:
+            raise ConfigError(f"LMAAS_MAX_WORKERS must be at least 1, got {config.max_workers}")
         if config.log_format not in ("json", "plain"):
             raise ConfigError(f"LMAAS_LOG_FORMAT must be json or plain, got {config.log_format!r}")
         if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

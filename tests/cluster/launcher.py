@@ -63,7 +63,7 @@ CONTROLLERS = (
     "persistentvolumeclaim-protection-controller",  # lets a namespace with a PVC finish deleting
 )
 
-SERVICE_CIDR = "10.0.0.0/24"  # its first IP, 10.0.0.1, is in the serving cert (certs.go)
+SERVICE_CIDR = "10.0.0.0/16"  # room for thousands of Services; its first IP, 10.0.0.1, is in the serving cert (certs.go)
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 TMP_PREFIX = "lmaas-testcluster-"

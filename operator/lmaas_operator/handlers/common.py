@@ -149,3 +149,34 @@ def still_rejected(body: kopf.Body) -> bool:
     """Whether this generation's children were refused (status recomputation would hide it)."""
     status = body.get("status") or {}
     return status.get("reason") == "ChildRejected" and status.get("observedGeneration") == body["metadata"].get("generation")
+
+
+# --- what the indexes keep: memory grows with every object the operator watches -------------
+
+def indexed_resource(body: kopf.Body) -> dict[str, Any]:
+    """A custom resource for an index: identity, spec and status; no managedFields, no kopf state."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+        "metadata": {k: plain(meta[k]) for k in ("name", "namespace", "uid", "generation", "deletionTimestamp",
+                                                   "labels", "creationTimestamp") if k in meta},
+        "spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {}),
+    }
+
+
+def indexed_pod(body: kopf.Body) -> dict[str, Any]:
+    """A pod for an index: what statuses read (name, completion index, how its containers are)."""
+    meta = body["metadata"]
+    return {"metadata": {"name": meta["name"], "namespace": meta.get("namespace"),
+                         "annotations": plain(meta.get("annotations") or {})},
+            "status": plain(body.get("status") or {})}
+
+
+def indexed_workload(body: kopf.Body) -> dict[str, Any]:
+    """A Job or Deployment for an index: generation, replica counts, template annotations, status."""
+    meta, spec = body["metadata"], body.get("spec") or {}
+    template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return {"metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "generation": meta.get("generation")},
+            "spec": {**{k: plain(spec[k]) for k in ("replicas", "completions", "parallelism", "suspend") if k in spec},
+                     "template": {"metadata": {"annotations": plain(template_annotations)}}},
+            "status": plain(body.get("status") or {})}

@@ -14,8 +14,8 @@ from ..compressjob.builders import CONTAINER, output_uri, render_children
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, rejected_status, restore_deleted_child,
-    still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
+    parse_resource, plain, rejected_status, restore_deleted_child, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
@@ -24,12 +24,12 @@ STATUS_INTERVAL = 3.0
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 def compressjob_jobs(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): plain(body)}
+    return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
 def compressjob_pods(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): plain(body)}
+    return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "compressjobs")
@@ -40,7 +40,7 @@ def forget_deleted_compressjob(event, namespace, name, **_) -> None:
 
 @kopf.index(GROUP, VERSION, "compressjobs")
 def compressjobs(namespace, name, body, **_):
-    return {(namespace, name): plain(body)}
+    return {(namespace, name): indexed_resource(body)}
 
 
 def producers(namespace: str, trainjobs: kopf.Index, compressjobs: kopf.Index) -> Lookup:

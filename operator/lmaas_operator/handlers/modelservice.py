@@ -19,8 +19,8 @@ from ..modelservice.builders import render_children, unwanted_children
 from ..modelservice.status import CONDITION_TYPES, compute_status
 from ..references import resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, rejected_status, restore_drifted_child,
-    still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
+    parse_resource, plain, rejected_status, restore_drifted_child, still_rejected, utcnow,
 )
 from .compressjob import producers
 
@@ -30,12 +30,12 @@ STATUS_INTERVAL = 3.0
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
 def modelservice_deployments(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): plain(body)}
+    return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
 def modelservice_pods(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): plain(body)}
+    return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "modelservices")
@@ -46,7 +46,7 @@ def forget_deleted_modelservice(event, namespace, name, **_) -> None:
 
 @kopf.index(GROUP, VERSION, "modelservices")
 def modelservices(namespace, name, body, **_):
-    return {(namespace, name): plain(body)}
+    return {(namespace, name): indexed_resource(body)}
 
 
 def _desired(owner: dict, memo: kopf.Memo, trainjobs: kopf.Index, compressjobs: kopf.Index):

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import kopf
 
@@ -15,26 +14,24 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, parse_resource, plain, record_observed_generation,
-    rejected_status, restore_deleted_child, still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
+    parse_resource, plain, record_observed_generation, rejected_status, restore_deleted_child, still_rejected,
+    utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
 STATUS_INTERVAL = 3.0
 
 
-def _owned(namespace: str | None, labels: dict[str, str], body: kopf.Body) -> dict[tuple[str | None, str], Any]:
-    return {(namespace, labels[LABEL]): plain(body)}
-
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 def trainjob_jobs(namespace, labels, body, **_):
-    return _owned(namespace, labels, body)
+    return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
 def trainjob_pods(namespace, labels, body, **_):
-    return _owned(namespace, labels, body)
+    return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "trainjobs")
@@ -45,7 +42,7 @@ def forget_deleted_trainjob(event, namespace, name, **_) -> None:
 
 @kopf.index(GROUP, VERSION, "trainjobs")
 def trainjobs(namespace, name, body, **_):
-    return {(namespace, name): plain(body)}
+    return {(namespace, name): indexed_resource(body)}
 
 
 @kopf.on.resume(GROUP, VERSION, "trainjobs")
