@@ -76,6 +76,23 @@ class ChildWatch:
                  "job": batch.list_namespaced_job, "deployment": apps.list_namespaced_deployment}
         for kind, list_function in lists.items():
             threading.Thread(target=self._watch, args=(kind, list_function, namespace), daemon=True).start()
+        custom = kubernetes.client.CustomObjectsApi(api)
+        for kind, plural in PLURALS.items():
+            threading.Thread(target=self._watch_finalizers, args=(kind, custom, plural, namespace), daemon=True).start()
+
+    def _watch_finalizers(self, kind, custom, plural, namespace) -> None:
+        """When the operator first touched each resource: kopf's finalizer, its first write."""
+        while not self._stop.is_set():
+            try:
+                for event in kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION,
+                                                            namespace, plural, timeout_seconds=30):
+                    body = event["object"]
+                    if body["metadata"].get("finalizers"):
+                        self.seen.setdefault((kind, body["metadata"]["name"]), time.monotonic())
+                    if self._stop.is_set():
+                        return
+            except (kubernetes.client.ApiException, OSError) as error:
+                print(f"  (watch of {plural} restarted: {error})", file=sys.stderr)
 
     def _watch(self, kind, list_function, namespace) -> None:
         while not self._stop.is_set():
@@ -156,6 +173,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
         time.sleep(1)
     finished = time.monotonic() - started
     latencies = [children_done(d) - created[(d["kind"], d["metadata"]["name"])] for d in docs if children_done(d)]
+    first_touch = [watch.seen[key] - created[key] for key in created if key in watch.seen]
     rss = peak_rss_mib(operator.pid)
     cpu = cpu_seconds(operator.pid) - cpu_before
     requests = api_requests(cluster) - requests_before
@@ -169,6 +187,8 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
         "createBurstSeconds": round(burst, 1), "allDoneSeconds": round(finished, 1),
         "p50ChildrenSeconds": round(statistics.median(latencies), 2) if latencies else None,
         "p99ChildrenSeconds": round(percentile(latencies, 99), 2) if latencies else None,
+        "p50FirstTouchSeconds": round(statistics.median(first_touch), 2) if first_touch else None,
+        "p99FirstTouchSeconds": round(percentile(first_touch, 99), 2) if first_touch else None,
         "operatorPeakRssMiB": round(rss), "operatorCpuSeconds": round(cpu, 1),
         "apiRequestsPerResource": round(requests / count, 1),
     }
