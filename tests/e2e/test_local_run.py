@@ -44,6 +44,8 @@ def scaled_down(directory: Path, epochs: int = 3) -> Path:
             doc["spec"]["hyperparameters"]["epochs"] = epochs
         if doc["kind"] == "CompressJob":
             doc["spec"]["steps"][0]["prune"]["fineTuneEpochs"] = 1
+        if doc["kind"] == "ModelService":
+            doc["spec"]["replicas"] = 2  # two local servers, on consecutive ports
         (directory / source.name).write_text(yaml.safe_dump(doc))
     return directory
 
@@ -124,7 +126,7 @@ def test_the_pipeline_trains_on_two_agents_compresses_and_serves_with_statuses_a
     assert compress["report"]["sizeRatio"] < 0.3 and compress["report"]["accuracyDelta"] > -1.0
     assert (runs / "volumes" / compress["artifact"]["uri"][len("pvc://"):] / "model.safetensors").exists()
     service = stored(runs, "modelservices", "digits")["status"]
-    assert service["readyReplicas"] == 1 and service["model"]["producer"] == "CompressJob/digits-small"
+    assert service["readyReplicas"] == 2 and service["model"]["producer"] == "CompressJob/digits-small"
     assert service["url"] == f"http://127.0.0.1:{pipeline['port']}"
     output = pipeline["log"].read_text()
     assert f"curl -s http://127.0.0.1:{pipeline['port']}/predict" in output
@@ -135,7 +137,7 @@ def test_the_pipeline_trains_on_two_agents_compresses_and_serves_with_statuses_a
     assert lines[0].split() == ["NAME", "PHASE", "NODES", "PROGRESS", "LOSS", "AGE"]
     assert lines[1].split()[:3] == ["trainjob.lmaas.io/digits", "Succeeded", "2"]
     assert any(line.split()[:2] == ["compressjob.lmaas.io/digits-small", "Succeeded"] for line in lines)
-    assert any(line.split()[:4] == ["modelservice.lmaas.io/digits", "Ready", "1", "1"] for line in lines)
+    assert any(line.split()[:4] == ["modelservice.lmaas.io/digits", "Ready", "2", "2"] for line in lines)
 
 
 def test_the_three_dialects_answer_alike_and_mostly_right(pipeline):
@@ -149,6 +151,11 @@ def test_the_three_dialects_answer_alike_and_mostly_right(pipeline):
     classes = {o["name"]: o for o in v2["outputs"]}["class"]["data"]
     assert seed == v1 == classes
     assert sum(int(p == y) for p, y in zip(seed, labels)) >= 34  # ≥ 85% on held-out digits
+    # The second replica, on the next free port (printed with the first), serves the same model.
+    (line,) = [x for x in pipeline["log"].read_text().splitlines() if x.startswith("serving ModelService/digits on ")]
+    urls = line.split(" on ", 1)[1].split(" (")[0].split(", ")
+    assert len(urls) == 2 and urls[0] == url
+    assert post(f"{urls[1]}/predict", {"inputs": inputs.tolist()})["predictions"] == seed
 
 
 def test_ctrl_c_or_sigterm_stops_the_servers_and_a_second_run_skips_what_succeeded(pipeline):
