@@ -72,7 +72,7 @@ func writeCerts(dir string) error {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		// 10.0.0.1 is the first IP of --service-cluster-ip-range=10.0.0.0/24:
+		// 10.0.0.1 is the first IP of --service-cluster-ip-range=10.0.0.0/16:
 		// the in-cluster address of the "kubernetes" Service.
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, net.ParseIP("10.0.0.1")},
 	}
