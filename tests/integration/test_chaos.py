@@ -72,6 +72,7 @@ def test_only_the_leader_reconciles_and_the_standby_takes_over(operators, kubect
     wait_for(lambda: not converged(kubectl, namespace, later), timeout=PEERING_LIFETIME + 60, interval=1,
              what="the standby to take over", describe=lambda: converged(kubectl, namespace, later))
     took = time.monotonic() - killed_at
+    print(f"the standby took over {took:.1f} s after the leader was killed")  # shown with pytest -s
     assert standby.reconciles() > 0
     # kopf peering: a SIGKILLed leader's record expires after its lifetime, then the standby resumes.
     assert took < PEERING_LIFETIME + 30, f"takeover took {took:.0f} s"
