@@ -16,16 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import kubernetes
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet
@@ -49,6 +52,27 @@ def api_requests(cluster: TestCluster) -> float:
         if line.startswith("apiserver_request_total{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def handler_seconds(url: str) -> dict[str, float]:
+    """Mean time in each create/status handler, from the operator's own duration histogram."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    sums, counts = {}, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            handler = sample.labels.get("handler")
+            if sample.name == "lmaas_operator_reconcile_duration_seconds_sum":
+                sums[handler] = sample.value
+            elif sample.name == "lmaas_operator_reconcile_duration_seconds_count":
+                counts[handler] = sample.value
+    return {h: round(sums[h] / counts[h], 3) for h in sums if counts.get(h)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -132,9 +156,10 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
     core.create_namespace({"metadata": {"name": namespace}})
     while not core.list_namespaced_service_account(namespace).items:
         time.sleep(0.2)
+    metrics_port = free_port()
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "LMAAS_PEERING": "", "LMAAS_LIVENESS_ENDPOINT": "",
-           "LMAAS_METRICS_ADDRESS": "", "LMAAS_LOG_FORMAT": "plain", "LMAAS_LOG_LEVEL": "WARNING",
-           "LMAAS_NAMESPACE": namespace}
+           "LMAAS_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}", "LMAAS_LOG_FORMAT": "plain",
+           "LMAAS_LOG_LEVEL": "WARNING", "LMAAS_NAMESPACE": namespace}
     operator = subprocess.Popen([str(Path(sys.executable).parent / "lmaas"), "operator"], env=env,
                                 stdout=(log_dir / f"operator-{count}.log").open("w"), stderr=subprocess.STDOUT)
     time.sleep(3)  # the operator's watches are up before the burst
@@ -175,6 +200,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
     latencies = [children_done(d) - created[(d["kind"], d["metadata"]["name"])] for d in docs if children_done(d)]
     first_touch = [watch.seen[key] - created[key] for key in created if key in watch.seen]
     rss = peak_rss_mib(operator.pid)
+    handlers = handler_seconds(f"http://127.0.0.1:{metrics_port}/metrics")
     cpu = cpu_seconds(operator.pid) - cpu_before
     requests = api_requests(cluster) - requests_before
     stop.set()
@@ -191,6 +217,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, count: int, workers: i
         "p99FirstTouchSeconds": round(percentile(first_touch, 99), 2) if first_touch else None,
         "operatorPeakRssMiB": round(rss), "operatorCpuSeconds": round(cpu, 1),
         "apiRequestsPerResource": round(requests / count, 1),
+        "meanHandlerSeconds": handlers,
     }
 
 
