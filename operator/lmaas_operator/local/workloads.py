@@ -63,36 +63,35 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
     """Run a TrainJob or a CompressJob to its end; the returned body carries the final status."""
     cr = CustomResource.from_body(body)
     previous = dict(body.get("status") or {})
-    now = utc_now
     if cr.kind == "TrainJob":
         output_uri = train_builders.output_uri(cr, LOCAL_CONFIG)
         children = train_builders.render_children(cr, LOCAL_CONFIG)
         rendezvous = {"PET_RDZV_ENDPOINT": f"127.0.0.1:{free_port()}"}
 
         def compute(job, pods, events, previous):
-            return train_status.compute_status(cr, job, pods, events, previous, output_uri, now())
+            return train_status.compute_status(cr, job, pods, events, previous, output_uri, utc_now())
     else:
         resolution = resolve_model(cr.spec.model, store.lookup, (cr.kind, cr.name))
         if resolution.state != "ready":
-            status = compress_status.compute_status(cr, resolution, None, [], [], previous, "", now())
+            status = compress_status.compute_status(cr, resolution, None, [], [], previous, "", utc_now())
             if resolution.state == "waiting":
                 reason, message = unresolved(cr.kind, resolution, store)
                 status.update(phase="Failed", reason=reason, message=message)
                 status["conditions"] = phase_conditions(
                     previous.get("conditions"), compress_status.CONDITION_TYPES, "Failed", reason, message,
-                    cr.generation, now())
+                    cr.generation, utc_now())
             body = {**body, "status": status}
             on_status(body)
             return Outcome(body, [])
-        input_uri = previous.get("input", {}).get("uri") if previous.get("phase") == "Running" else None
-        input_uri = input_uri or resolution.uri
         output_uri = compress_builders.output_uri(cr, LOCAL_CONFIG)
-        children = compress_builders.render_children(cr, LOCAL_CONFIG, input_uri)
+        children = compress_builders.render_children(cr, LOCAL_CONFIG, resolution.uri)
         rendezvous = {}
-        previous.pop("input", None)  # a new run reads the producer's artifact of now
+        # A CompressJob run again starts over (on the producer's artifact of now): nothing of an
+        # earlier run's figures may show as this run's; only the conditions' history stays.
+        previous = {"conditions": previous.get("conditions") or []}
 
         def compute(job, pods, events, previous):
-            return compress_status.compute_status(cr, resolution, job, pods, events, previous, output_uri, now())
+            return compress_status.compute_status(cr, resolution, job, pods, events, previous, output_uri, utc_now())
     events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
 
     def on_line(line: str) -> None:
@@ -127,7 +126,7 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
     except KeyboardInterrupt:
         ignore_further_interrupts()
         job.stop()
-        status = _interrupted(cr, status, now())
+        status = _interrupted(cr, status, utc_now())
         body = {**body, "status": status}
         on_status(body)
         raise Interrupted(f"{cr.kind} {cr.name}") from None
