@@ -1,6 +1,7 @@
 """What every kind's handlers share."""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -20,7 +21,7 @@ SpecT = TypeVar("SpecT", bound=ApiModel)
 
 __all__ = [
     "GROUP", "VERSION", "first", "parse_resource", "parse_spec", "plain", "record_observed_generation",
-    "restore_deleted_child", "utcnow",
+    "child_to_restore", "restore", "utcnow",
 ]
 FINISHED = ("Succeeded", "Failed")
 
@@ -73,41 +74,39 @@ def is_subset(wanted: Any, live: Any) -> bool:
     return wanted == live or str(wanted) == str(live)
 
 
-def restore_drifted_child(
+def child_to_restore(
     event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None,
-    render: Callable[[dict[str, Any]], list[dict[str, Any]]], logger: logging.Logger,
-) -> None:
-    """Apply again a child deleted or edited by hand, so that it says what its owner says."""
-    if event["type"] == "DELETED":
-        restore_deleted_child(event, body, owner, render, logger)
-        return
+    render: Callable[[dict[str, Any]], list[dict[str, Any]]], drift: bool,
+) -> tuple[dict[str, Any], str] | None:
+    """The child to apply again, and why: it was deleted while its owner lives, or (with `drift`)
+    edited by hand away from what its owner says. A deleted owner's children, collected by the
+    garbage collector, find no owner and are left alone; so is the Job of a finished owner
+    (ttlSecondsAfterFinished may remove it, and nothing must run again)."""
     if owner is None or owner["metadata"].get("deletionTimestamp"):
-        return
+        return None
+    deleted = event["type"] == "DELETED"
+    if not deleted and not drift:
+        return None
+    if deleted and body["kind"] == "Job" and (owner.get("status") or {}).get("phase") in FINISHED:
+        return None
     wanted = (body["kind"], body["metadata"]["name"])
     for child in render(owner):
-        if (child["kind"], child["metadata"]["name"]) == wanted and not is_subset(
-                {k: child[k] for k in ("spec", "data") if k in child}, plain(body)):
-            kube.apply(child)
-            logger.warning("restored %s %s/%s, edited by hand", wanted[0], child["metadata"]["namespace"], wanted[1])
+        if (child["kind"], child["metadata"]["name"]) != wanted:
+            continue
+        if deleted:
+            return child, f"deleted by hand while its {owner['kind']} exists"
+        if not is_subset({k: child[k] for k in ("spec", "data") if k in child}, plain(body)):
+            return child, "edited by hand"
+    return None
 
 
-def restore_deleted_child(
-    event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None,
-    render: Callable[[dict[str, Any]], list[dict[str, Any]]], logger: logging.Logger,
-) -> None:
-    """Apply again a child that was deleted while its owner lives. A deleted owner's children,
-    collected by the garbage collector, find no owner and are left alone; so is the Job of a
-    finished owner (ttlSecondsAfterFinished may remove it, and nothing must run again)."""
-    if event["type"] != "DELETED" or owner is None or owner["metadata"].get("deletionTimestamp"):
+async def restore(found: tuple[dict[str, Any], str] | None, logger: logging.Logger) -> None:
+    """Apply a child again (off the event loop: the client blocks), and say so."""
+    if found is None:
         return
-    if body["kind"] == "Job" and (owner.get("status") or {}).get("phase") in FINISHED:
-        return
-    wanted = (body["kind"], body["metadata"]["name"])
-    for child in render(owner):
-        if (child["kind"], child["metadata"]["name"]) == wanted:
-            kube.apply(child)
-            logger.warning("restored %s %s/%s, deleted by hand while its %s exists",
-                           wanted[0], child["metadata"]["namespace"], wanted[1], owner["kind"])
+    child, why = found
+    await asyncio.to_thread(kube.apply, child)
+    logger.warning("restored %s %s/%s, %s", child["kind"], child["metadata"]["namespace"], child["metadata"]["name"], why)
 
 
 class ChildRejected(Exception):

@@ -14,8 +14,9 @@ from ..compressjob.builders import CONTAINER, output_uri, render_children
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
-    parse_resource, plain, rejected_status, restore_deleted_child, still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
+    indexed_workload,
+    parse_resource, plain, rejected_status, restore, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
@@ -23,23 +24,23 @@ STATUS_INTERVAL = 3.0
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-def compressjob_jobs(namespace, labels, body, **_):
+async def compressjob_jobs(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-def compressjob_pods(namespace, labels, body, **_):
+async def compressjob_pods(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "compressjobs")
-def forget_deleted_compressjob(event, namespace, name, **_) -> None:
+async def forget_deleted_compressjob(event, namespace, name, **_) -> None:
     if event["type"] == "DELETED":
         metrics.forget("CompressJob", namespace, name)
 
 
 @kopf.index(GROUP, VERSION, "compressjobs")
-def compressjobs(namespace, name, body, **_):
+async def compressjobs(namespace, name, body, **_):
     return {(namespace, name): indexed_resource(body)}
 
 
@@ -89,7 +90,10 @@ def reconcile_compressjob(
 
 @kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-def restore_compressjob_child(event, namespace, labels, body, memo: kopf.Memo, compressjobs: kopf.Index, logger, **_) -> None:
+async def restore_compressjob_child(event, namespace, labels, body, memo: kopf.Memo, compressjobs: kopf.Index, logger,
+                                    **_) -> None:
     owner = first(compressjobs, (namespace, labels[LABEL]))
     if owner is not None and _input_uri(owner):
-        restore_deleted_child(event, body, owner, lambda o: render_children(parse_resource(o), memo.config, _input_uri(o)), logger)
+        await restore(child_to_restore(
+            event, body, owner, lambda o: render_children(parse_resource(o), memo.config, _input_uri(o)), drift=False),
+            logger)

@@ -19,8 +19,9 @@ from ..modelservice.builders import render_children, unwanted_children
 from ..modelservice.status import CONDITION_TYPES, compute_status
 from ..references import resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
-    parse_resource, plain, rejected_status, restore_drifted_child, still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
+    indexed_workload,
+    parse_resource, plain, rejected_status, restore, still_rejected, utcnow,
 )
 from .compressjob import producers
 
@@ -29,23 +30,23 @@ STATUS_INTERVAL = 3.0
 
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
-def modelservice_deployments(namespace, labels, body, **_):
+async def modelservice_deployments(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-def modelservice_pods(namespace, labels, body, **_):
+async def modelservice_pods(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "modelservices")
-def forget_deleted_modelservice(event, namespace, name, **_) -> None:
+async def forget_deleted_modelservice(event, namespace, name, **_) -> None:
     if event["type"] == "DELETED":
         metrics.forget("ModelService", namespace, name)
 
 
 @kopf.index(GROUP, VERSION, "modelservices")
-def modelservices(namespace, name, body, **_):
+async def modelservices(namespace, name, body, **_):
     return {(namespace, name): indexed_resource(body)}
 
 
@@ -78,7 +79,8 @@ def reconcile_modelservice(
                 patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
                 logger.error("%s", rejected)
                 return
-            for api_version, kind, name in unwanted_children(cr):
+            # A first-generation spec never wanted anything else: no deletes (each a 404) to send.
+            for api_version, kind, name in unwanted_children(cr) if cr.generation > 1 else []:
                 if kube.delete(api_version, kind, name, cr.namespace):
                     logger.info("deleted %s %s, no longer in the spec", kind, name)
             memo["applied"] = fingerprint
@@ -97,7 +99,9 @@ def reconcile_modelservice(
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={LABEL: kopf.PRESENT})
-def restore_modelservice_child(event, namespace, labels, body, memo: kopf.Memo, logger,
-                               modelservices: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index, **_) -> None:
+async def restore_modelservice_child(event, namespace, labels, body, memo: kopf.Memo, logger,
+                                     modelservices: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index,
+                                     **_) -> None:
     owner = first(modelservices, (namespace, labels[LABEL]))
-    restore_drifted_child(event, body, owner, lambda o: _desired(o, memo, trainjobs, compressjobs)[2], logger)
+    await restore(child_to_restore(event, body, owner, lambda o: _desired(o, memo, trainjobs, compressjobs)[2],
+                                   drift=True), logger)

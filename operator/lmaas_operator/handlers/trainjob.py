@@ -14,8 +14,9 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, first, indexed_pod, indexed_resource, indexed_workload,
-    parse_resource, plain, record_observed_generation, rejected_status, restore_deleted_child, still_rejected,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
+    indexed_workload,
+    parse_resource, plain, record_observed_generation, rejected_status, restore, still_rejected,
     utcnow,
 )
 
@@ -25,23 +26,23 @@ STATUS_INTERVAL = 3.0
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-def trainjob_jobs(namespace, labels, body, **_):
+async def trainjob_jobs(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_workload(body)}
 
 
 @kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-def trainjob_pods(namespace, labels, body, **_):
+async def trainjob_pods(namespace, labels, body, **_):
     return {(namespace, labels[LABEL]): indexed_pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, "trainjobs")
-def forget_deleted_trainjob(event, namespace, name, **_) -> None:
+async def forget_deleted_trainjob(event, namespace, name, **_) -> None:
     if event["type"] == "DELETED":
         metrics.forget("TrainJob", namespace, name)
 
 
 @kopf.index(GROUP, VERSION, "trainjobs")
-def trainjobs(namespace, name, body, **_):
+async def trainjobs(namespace, name, body, **_):
     return {(namespace, name): indexed_resource(body)}
 
 
@@ -65,9 +66,11 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
 @kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger, **_) -> None:
+async def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger,
+                                 **_) -> None:
     owner = first(trainjobs, (namespace, labels[LABEL]))
-    restore_deleted_child(event, body, owner, lambda o: render_children(parse_resource(o), memo.config), logger)
+    await restore(child_to_restore(event, body, owner, lambda o: render_children(parse_resource(o), memo.config),
+                                   drift=False), logger)
 
 
 @kopf.timer(GROUP, VERSION, "trainjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
