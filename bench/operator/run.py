@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,14 +29,15 @@ from pathlib import Path
 import kubernetes
 from prometheus_client.parser import text_string_to_metric_families
 
+from lmaas_operator.api.crds import GROUP, VERSION, load_crds
+from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet
 from tests.integration.operators import CHILDREN, resources
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
-GROUP, VERSION = "lmaas.io", "v1alpha1"
-PLURALS = {"TrainJob": "trainjobs", "CompressJob": "compressjobs", "ModelService": "modelservices"}
+PLURALS = {kind: crd.plural for kind, crd in load_crds().items()}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,12 +52,6 @@ def api_requests(cluster: TestCluster) -> float:
         if line.startswith("apiserver_request_total{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def handler_seconds(url: str) -> dict[str, float]:

@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,15 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lmaas_operator.local.kubelet import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RESULTS = REPO / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def environment(workdir: Path, **extra: str) -> dict[str, str]:

@@ -40,3 +40,13 @@ def phase_conditions(
         generation,
         now,
     )
+
+
+def with_phase(
+    status: dict[str, Any], previous_conditions: list[dict[str, Any]] | None, types: tuple[str, ...], phase: str,
+    reason: str, message: str, generation: int, now: str,
+) -> dict[str, Any]:
+    """`status` put in another phase than its status function computed (a refused child, a stopped
+    local run): phase, reason and message replaced, conditions recomputed from the previous ones."""
+    return {**status, "phase": phase, "reason": reason, "message": message,
+            "conditions": phase_conditions(previous_conditions, types, phase, reason, message, generation, now)}

@@ -54,6 +54,14 @@ def resolve_model(ref: ModelReference, lookup: Lookup, consumer: tuple[str, str]
     return Resolution("waiting", "WaitingForProducer", f"waiting for {producer} to succeed (now {detail})", producer=producer)
 
 
+def producer_of(kind: str, spec: dict[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the resource whose artifact a `kind` resource with this (stored) spec uses;
+    None for a TrainJob (its model is a definition) and for a plain uri."""
+    if kind == "TrainJob":
+        return None
+    return ModelReference.parse(spec.get("model")).producer
+
+
 def _cycle(kind: str, name: str, lookup: Lookup, consumer: tuple[str, str]) -> list[str] | None:
     """The chain back to `consumer`, if following producers' own model references leads there."""
     chain = [f"{consumer[0]}/{consumer[1]}", f"{kind}/{name}"]
@@ -61,9 +69,9 @@ def _cycle(kind: str, name: str, lookup: Lookup, consumer: tuple[str, str]) -> l
         if (kind, name) == consumer:
             return chain
         body = lookup(kind, name)
-        ref = ((body or {}).get("spec") or {}).get("model") or {}
-        if kind != "CompressJob" or not (ref.get("fromTrainJob") or ref.get("fromCompressJob")):
+        upstream = producer_of(kind, (body or {}).get("spec") or {})
+        if upstream is None:
             return None  # TrainJobs and plain URIs end every chain
-        kind, name = ("TrainJob", ref["fromTrainJob"]) if ref.get("fromTrainJob") else ("CompressJob", ref["fromCompressJob"])
+        kind, name = upstream
         chain.append(f"{kind}/{name}")
     return None

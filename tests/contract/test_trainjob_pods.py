@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,12 @@ import yaml
 
 from lmaas_operator.api import contract
 from lmaas_operator.config import OperatorConfig
+from lmaas_operator.local.kubelet import free_port
 from lmaas_operator.trainjob.builders import render_children
 from tests.unit.operator.builders import stored
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "trainjob.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pod_process_env(container: dict, index: int, rank0_host: str, port: int, volumes_root: Path, config_file: Path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lmaas_operator.local.kubelet import free_port
 from lmaas_worker.data import digits
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,12 +27,6 @@ QUICKSTART = REPO / "manifests" / "samples" / "quickstart"
 LMAAS = str(Path(sys.executable).parent / "lmaas")
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scaled_down(directory: Path, epochs: int = 3) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ import kubernetes
 import pytest
 import yaml
 
+from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet
 
@@ -118,12 +118,6 @@ def namespace(kubectl):
     wait_for(lambda: kubectl.exists("serviceaccount", "default", name), what="the default ServiceAccount")
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def operator_env(kubeconfig: str, peering: str, metrics_address: str = "") -> dict[str, str]:

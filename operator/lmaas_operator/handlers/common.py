@@ -14,7 +14,7 @@ import pydantic
 from .. import kube
 from ..api.crds import GROUP, VERSION
 from ..api.spec import ApiModel
-from ..conditions import phase_conditions
+from ..conditions import with_phase
 from ..resource import CustomResource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
@@ -138,10 +138,8 @@ def rejected_status(body: kopf.Body, rejected: ChildRejected, condition_types: t
     """Failed, with the API server's own words: the resource stays so until its spec changes."""
     previous = plain(body.get("status") or {})
     generation = body["metadata"].get("generation")
-    message = str(rejected)
-    return {**previous, "phase": "Failed", "reason": "ChildRejected", "message": message, "observedGeneration": generation,
-            "conditions": phase_conditions(previous.get("conditions"), condition_types, "Failed", "ChildRejected",
-                                           message, generation, utcnow())}
+    return with_phase({**previous, "observedGeneration": generation}, previous.get("conditions"), condition_types,
+                      "Failed", "ChildRejected", str(rejected), generation, utcnow())
 
 
 def still_rejected(body: kopf.Body) -> bool:

@@ -67,9 +67,9 @@ def reconcile_modelservice(
     modelservice_deployments: kopf.Index, modelservice_pods: kopf.Index,
     trainjobs: kopf.Index, compressjobs: kopf.Index, **_,
 ) -> None:
-    cr, resolution, children = _desired(plain(body), memo, trainjobs, compressjobs)
     if still_rejected(body):
         return
+    cr, resolution, children = _desired(plain(body), memo, trainjobs, compressjobs)
     if children:
         fingerprint = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
         if memo.get("applied") != fingerprint:

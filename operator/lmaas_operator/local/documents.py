@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ..api.crds import API_VERSION, KINDS
+from ..api.crds import KINDS
 from ..api.validation import InvalidResource, validate
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -83,8 +83,6 @@ def _take(found: Documents, seen: dict[tuple[str, str], str], label: str, docume
         body = validate(document)
     except InvalidResource as error:
         found.errors.append(f"{label}: {error}")
-        return
-    if body["apiVersion"] != API_VERSION:  # validate() refuses other versions; kept for clarity
         return
     key = (kind, name)
     if key in seen:

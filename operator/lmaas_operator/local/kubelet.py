@@ -62,6 +62,7 @@ class LocalPod:
         self.finished_at: str | None = None
         self.exit_code: int | None = None
         self.config_error: str | None = None
+        self.termination_message = ""
 
     # --- volumes and env ---------------------------------------------------------------
 
@@ -170,6 +171,7 @@ class LocalPod:
                 self._reader.join(timeout=5)
             self.exit_code = code if code >= 0 else 128 - code  # killed by a signal: 128+N, as in a pod
             self.finished_at = utc_now()
+            self.termination_message = self._termination_message()  # read once, as a kubelet does
         return self.exit_code
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
@@ -207,14 +209,15 @@ class LocalPod:
             phase = "Succeeded" if self.exit_code == 0 else "Failed"
             container["state"] = {"terminated": {
                 "exitCode": self.exit_code, "reason": "Completed" if self.exit_code == 0 else "Error",
-                "message": self._termination_message(), "startedAt": self.started_at, "finishedAt": self.finished_at}}
+                "message": self.termination_message, "startedAt": self.started_at, "finishedAt": self.finished_at}}
         return {"metadata": {"name": self.name, "annotations": dict(self.annotations)},
                 "status": {"phase": phase, "containerStatuses": [container]}}
 
     def _termination_message(self) -> str:
         """The termination log, else the log's tail (terminationMessagePolicy FallbackToLogsOnError)."""
-        if self.termination_log.exists() and self.termination_log.read_text().strip():
-            return self.termination_log.read_text()[-TERMINATION_MESSAGE_LIMIT:]
+        written = self.termination_log.read_text() if self.termination_log.exists() else ""
+        if written.strip():
+            return written[-TERMINATION_MESSAGE_LIMIT:]
         if self.exit_code:
             return "\n".join(self.tail(80))[-TERMINATION_MESSAGE_LIMIT:]
         return ""

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from ..api import contract
 from ..api.validation import InvalidResource, validate
+from ..references import producer_of
 from .display import Display
 from .documents import load_documents
 from .kubelet import ignore_further_interrupts, utc_now
@@ -34,15 +35,6 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the cycle, which then fail as consumers of a failed producer."""
     given = {(b["kind"], b["metadata"]["name"]): b for b in bodies}
 
-    def producer(body: dict[str, Any]) -> tuple[str, str] | None:
-        model = body["spec"].get("model") or {}
-        if body["kind"] == "TrainJob":
-            return None
-        for key, kind in (("fromTrainJob", "TrainJob"), ("fromCompressJob", "CompressJob")):
-            if model.get(key):
-                return kind, model[key]
-        return None
-
     ordered: list[dict[str, Any]] = []
     placed: set[tuple[str, str]] = set()
 
@@ -50,9 +42,13 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ordered.append(given[key])
         placed.add(key)
 
+    def waits(key: tuple[str, str]) -> bool:
+        """Whether its producer is among the given ones and not placed yet."""
+        wanted = producer_of(key[0], given[key]["spec"])
+        return wanted in given and wanted not in placed
+
     while len(placed) < len(given):
-        ready = [k for k, b in given.items() if k not in placed
-                 and ((wanted := producer(b)) is None or wanted not in given or wanted in placed)]
+        ready = [k for k in given if k not in placed and not waits(k)]
         for key in ready:
             place(key)
         if not ready:  # only cycles and their consumers are left: place one whole cycle
@@ -60,7 +56,7 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen: list[tuple[str, str]] = []
             while key not in seen:
                 seen.append(key)
-                key = producer(given[key])
+                key = producer_of(key[0], given[key]["spec"])
             cycle = set(seen[seen.index(key):])
             for member in [k for k in given if k in cycle]:
                 place(member)

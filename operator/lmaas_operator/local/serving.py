@@ -16,14 +16,14 @@ from typing import Any
 
 from .. import jobs
 from ..api import contract
-from ..conditions import phase_conditions
+from ..conditions import with_phase
 from ..modelservice import builders
 from ..modelservice import status as service_status
 from ..references import Resolution, resolve_model
 from ..resource import CustomResource
 from .kubelet import LocalPod, utc_now
 from .store import Store
-from .workloads import OnStatus, unresolved
+from .workloads import OnStatus, config_maps_of, unresolved
 
 PROBE_TIMEOUT = 1.0
 
@@ -64,7 +64,7 @@ class LocalService:
         if self.resolution.state == "ready":
             children = builders.render_children(self.cr, "(local)", self.resolution)
             (self._deployment,) = [c for c in children if c["kind"] == "Deployment"]
-            config_maps = {c["metadata"]["name"]: c["data"] for c in children if c["kind"] == "ConfigMap"}
+            config_maps = config_maps_of(children)
             spec = self.cr.spec
             count = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
             for number in range(count):
@@ -127,11 +127,8 @@ class LocalService:
 
     def _with_phase(self, status: dict[str, Any], previous: dict[str, Any], phase: str, reason: str,
                     message: str) -> dict[str, Any]:
-        status = {**status, "phase": phase, "reason": reason, "message": message}
-        status["conditions"] = phase_conditions(
-            previous.get("conditions"), service_status.CONDITION_TYPES, phase, reason, message, self.cr.generation,
-            utc_now())
-        return status
+        return with_phase(status, previous.get("conditions"), service_status.CONDITION_TYPES, phase, reason, message,
+                          self.cr.generation, utc_now())
 
     def stop(self, reason: str = "Stopped", message: str = "stopped by Ctrl-C or SIGTERM") -> None:
         for pod, _ in self.replicas:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .. import progress as progress_lines
 from ..compressjob import builders as compress_builders
 from ..compressjob import status as compress_status
-from ..conditions import phase_conditions
+from ..conditions import with_phase
 from ..config import OperatorConfig
 from ..references import Resolution, resolve_model
 from ..resource import CustomResource
@@ -42,7 +42,7 @@ class Outcome:
     log_tail: list[str]
 
 
-def _config_maps(children: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def config_maps_of(children: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return {c["metadata"]["name"]: c["data"] for c in children if c["kind"] == "ConfigMap"}
 
 
@@ -75,11 +75,8 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
         if resolution.state != "ready":
             status = compress_status.compute_status(cr, resolution, None, [], [], previous, "", utc_now())
             if resolution.state == "waiting":
-                reason, message = unresolved(cr.kind, resolution, store)
-                status.update(phase="Failed", reason=reason, message=message)
-                status["conditions"] = phase_conditions(
-                    previous.get("conditions"), compress_status.CONDITION_TYPES, "Failed", reason, message,
-                    cr.generation, utc_now())
+                status = with_phase(status, previous.get("conditions"), compress_status.CONDITION_TYPES, "Failed",
+                                    *unresolved(cr.kind, resolution, store), cr.generation, utc_now())
             body = {**body, "status": status}
             on_status(body)
             return Outcome(body, [])
@@ -99,7 +96,7 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
             events.put(event)
 
     manifest = _job_of(children)
-    config_maps = _config_maps(children)
+    config_maps = config_maps_of(children)
 
     def make_pod(index: int, attempt: int) -> LocalPod:
         name = f"{manifest['metadata']['name']}-{index}-{attempt}"
@@ -142,8 +139,5 @@ def _interrupted(cr: CustomResource, status: dict[str, Any], now: str) -> dict[s
             train_status.CONDITION_TYPES
     else:
         phase, message, types = "Failed", "stopped by Ctrl-C; run again to start it over", compress_status.CONDITION_TYPES
-    status = {**status, "phase": phase, "reason": "Interrupted", "message": message}
-    status["conditions"] = phase_conditions(
-        status.get("conditions"), types, phase, "Interrupted", message, cr.generation, now)
-    return status
+    return with_phase(status, status.get("conditions"), types, phase, "Interrupted", message, cr.generation, now)
 

@@ -10,14 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from lmaas_operator.api import contract
 from lmaas_operator.api.spec import CompressJobSpec
-from lmaas_operator.api.validation import InvalidResource, validate
 
 from ..errors import ConfigError
-from ..resource_file import read_resource
+from ..resource_file import read_validated, writable_dir
 
 OUTPUT_FIELD = f"--output-dir (${contract.OUTPUT_DIR_ENV})"
 INPUT_FIELD = f"--input-dir (${contract.INPUT_DIR_ENV})"
@@ -50,30 +47,12 @@ class CompressConfig:
 def load_compress_config(config_path: str | os.PathLike | None, input_dir: str | os.PathLike | None,
                          output_dir: str | os.PathLike | None, environ: dict[str, str] | None = None) -> CompressConfig:
     env = os.environ if environ is None else environ
-    document = read_resource(config_path, "CompressJob")
-    try:
-        document = validate({"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", **document})
-    except InvalidResource as error:
-        raise ConfigError(error.errors[0].path if error.errors else "spec", str(error)) from error
-    try:
-        spec = CompressJobSpec.parse(document["spec"])
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError("spec." + ".".join(str(p) for p in first["loc"]), str(error)) from error
+    document, spec = read_validated(config_path, "CompressJob", CompressJobSpec)
     if not input_dir:
         raise ConfigError(INPUT_FIELD, "no input artifact directory given")
     if not Path(input_dir).is_dir():
         raise ConfigError(INPUT_FIELD, f"{input_dir} is not a directory")
-    if not output_dir:
-        raise ConfigError(OUTPUT_FIELD, "no output directory given")
-    out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".lmaas-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(OUTPUT_FIELD, f"{out} is not a writable directory: {error.strerror or error}") from error
+    out = writable_dir(output_dir, OUTPUT_FIELD)
     metadata = document.get("metadata") or {}
     return CompressConfig(
         name=metadata.get("name", ""), namespace=metadata.get("namespace"), uid=metadata.get("uid"),

@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from lmaas_operator.api import contract
 from lmaas_operator.api.spec import TrainJobSpec
-from lmaas_operator.api.validation import InvalidResource, validate
 
 from ..errors import ConfigError
-from ..resource_file import read_resource
+from ..resource_file import read_validated, writable_dir
 
 
 @dataclass(frozen=True)
@@ -52,20 +49,7 @@ class TrainConfig:
 def load_train_config(config_path: str | os.PathLike | None, output_dir: str | os.PathLike | None,
                       environ: dict[str, str] | None = None) -> TrainConfig:
     env = os.environ if environ is None else environ
-    document = read_resource(config_path, "TrainJob")
-    try:
-        document = validate({"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", **document})
-    except InvalidResource as error:
-        if not error.errors:
-            raise ConfigError("spec", str(error)) from error
-        first, *others = error.errors
-        raise ConfigError(first.path, "; ".join([first.message, *(str(e) for e in others)])) from error
-    try:
-        spec = TrainJobSpec.parse(document["spec"])
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = "spec." + ".".join(str(p) for p in first["loc"])
-        raise ConfigError(field, str(error)) from error
+    document, spec = read_validated(config_path, "TrainJob", TrainJobSpec)
     if spec.model is None:
         if spec.command:
             raise ConfigError("spec.command", "this TrainJob runs a custom command, which the operator starts "
@@ -73,17 +57,7 @@ def load_train_config(config_path: str | os.PathLike | None, output_dir: str | o
         raise ConfigError("spec.model", "lmaas train needs a model to train")
     if spec.dataset is None:
         raise ConfigError("spec.dataset", "lmaas train needs a dataset to train on")
-    if not output_dir:
-        raise ConfigError(f"--output-dir (${contract.OUTPUT_DIR_ENV})", "no output directory given")
-    out = Path(output_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".lmaas-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"--output-dir (${contract.OUTPUT_DIR_ENV})",
-                          f"{out} is not a writable directory: {error.strerror or error}") from error
+    out = writable_dir(output_dir, f"--output-dir (${contract.OUTPUT_DIR_ENV})")
     metadata = document.get("metadata") or {}
     return TrainConfig(
         kind="TrainJob", name=metadata.get("name", ""), namespace=metadata.get("namespace"),
