@@ -132,9 +132,12 @@ class LocalPod:
     # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the container; a pod started again (a restarted replica) begins a new run."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.termination_log.unlink(missing_ok=True)
         self.started_at = utc_now()
+        self.exit_code = self.finished_at = self.config_error = None
+        self.termination_message = ""
         try:
             env = self.environment()
         except PodConfigError as error:

@@ -133,3 +133,11 @@ def test_an_optional_secret_that_is_missing_is_empty(tmp_path):
     pod = pod_of("pass", tmp_path)
     pod.container["env"].append({"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}}})
     assert pod.environment()["X"] == ""
+
+
+def test_a_pod_started_again_runs_again_and_reports_its_new_end(tmp_path):
+    # A local ModelService restarts a replica that exited after it had served (restartPolicy Always).
+    pod = pod_of("import os, sys; marker = os.path.join(os.environ['TMPDIR'], 'ran'); "
+                 "again = os.path.exists(marker); open(marker, 'w').close(); sys.exit(0 if again else 3)", tmp_path)
+    assert container_state(run_to_exit(pod))["terminated"]["exitCode"] == 3
+    assert container_state(run_to_exit(pod))["terminated"]["exitCode"] == 0
