@@ -13,6 +13,26 @@ import kopf
 from . import kube, metrics, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
+from .handlers.common import without_finalizers
+
+without_finalizers(kopf.get_default_registry())
+
+
+class SlimDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's essence of a resource (what its change detection compares), built without first
+    deep-copying the parts it then throws away: status and all metadata but labels and annotations
+    (managedFields above all). The same essence; kopf's way cost a sixth of the operator's CPU in
+    the scale benchmark."""
+
+    def build(self, *, body, extra_fields=None):
+        extra_fields = list(extra_fields or ())
+        if any(field[0] in ("metadata", "status") for field in extra_fields):
+            return super().build(body=body, extra_fields=extra_fields)
+        metadata = body.get("metadata") or {}
+        slim = {key: value for key, value in body.items() if key not in ("metadata", "status")}
+        # ownerReferences too: kopf names its annotation after them (a Deployment's ReplicaSets).
+        slim["metadata"] = {key: metadata[key] for key in ("labels", "annotations", "ownerReferences") if key in metadata}
+        return super().build(body=kopf.Body(slim), extra_fields=extra_fields)
 
 
 @kopf.on.startup()
@@ -22,11 +42,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
 
     # Handler progress and the last-handled spec live in annotations, so that status holds only
     # what the operator computes (no status.kopf).
+    # Resources get no finalizer (see without_finalizers); one left by an older operator
+    # version is removed when its resource is deleted.
     settings.persistence.finalizer = "lmaas.io/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="lmaas.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="lmaas.io", key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = SlimDiffBaseStorage(prefix="lmaas.io", key="last-handled-configuration")
     # Watch only the operator's own children, not every pod and Job of the cluster.
     for resource in ("pods", "configmaps", "services", ("batch", "jobs"), ("apps", "deployments"),
                      ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets")):

@@ -55,11 +55,10 @@ def read_rank0_events(
     running = [p for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed")]
     remembered = memo.get("rank0_pod")
     running.sort(key=lambda p: (p["metadata"]["name"] != remembered, completion_index(p)))
-    core = kubernetes.client.CoreV1Api(kube.api_client())
     for pod in running:
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
         try:
-            text = core.read_namespaced_pod_log(name, namespace, container=container, tail_lines=TAIL_LINES)
+            text = kube.pod_log(name, namespace, container, TAIL_LINES)
         except kubernetes.client.ApiException as error:
             # Logs are unavailable while a container starts or after its node is gone; the next
             # read will tell. Progress is then just older, never wrong.

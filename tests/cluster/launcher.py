@@ -52,6 +52,7 @@ CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
     "garbage-collector-controller",
+    "pod-garbage-collector-controller",  # fails and removes deleted pods no node will ever stop
     "namespace-controller",
     "horizontal-pod-autoscaler-controller",
     "disruption-controller",  # PodDisruptionBudget status (ModelService makes one)
@@ -505,6 +506,10 @@ class TestCluster:
                     shutil.rmtree(self.dir, ignore_errors=True)
                 self.dir = None
             self._uninstall_exit_hooks()
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each running component (etcd, kube-apiserver, kube-controller-manager)."""
+        return {name: proc.popen.pid for name, proc in self._procs.items() if proc.running()}
 
     def stop_apiserver(self) -> None:
         """Stop only the API server (chaos tests); etcd and the controllers keep running."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import http.server
+import json
 import ssl
 import threading
 import time
@@ -182,10 +183,19 @@ class Kubelet:
         """Pods bound to this node wait for their kubelet to confirm deletion; confirm it."""
         while not self._stop.wait(0.5):
             try:
-                pods = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={NODE}").items
-                for pod in pods:
-                    if pod.metadata.deletion_timestamp:
-                        self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
+                # Plain JSON, not model classes: the scale benchmark runs this next to what it measures.
+                reply = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={NODE}",
+                                                              _preload_content=False)
+                for pod in json.loads(reply.data)["items"]:
+                    meta = pod["metadata"]
+                    if not meta.get("deletionTimestamp"):
+                        continue
+                    if meta.get("finalizers") and pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                        # Containers killed: a terminal phase, which the Job controller waits
+                        # for before it lifts its job-tracking finalizer from an orphaned pod.
+                        self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], {"status": {
+                            "phase": "Failed", "reason": "Terminated", "message": "deleted"}})
+                    self.core.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
             except kubernetes.client.ApiException as error:
                 if error.status not in (404, 409):
                     raise

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import logging
@@ -24,6 +25,38 @@ __all__ = [
     "child_to_restore", "restore", "utcnow",
 ]
 FINISHED = ("Succeeded", "Failed")
+STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
+
+
+def exists(resource: kopf.Resource, namespace: str, name: str, **indexes: Any) -> bool:
+    """Whether a resource is in its kind's index (each kind indexes itself under its plural).
+    kopf drops a deleted resource from its indexes before it matches timers against it, so this
+    filter is what stops a deleted resource's status timer."""
+    return (namespace, name) in indexes[resource.plural]
+
+
+def status_timer(plural: str) -> Callable:
+    """kopf.timer every STATUS_INTERVAL seconds while the resource exists (see without_finalizers)."""
+    return kopf.timer(GROUP, VERSION, plural, interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL, when=exists)
+
+
+def without_finalizers(registry: kopf.OperatorRegistry) -> None:
+    """Registered timers that do not ask for kopf's finalizer.
+
+    kopf puts a finalizer on every resource a timer runs for, so that it can stop the timer before
+    the resource goes. The operator has nothing to do at deletion (children go with their owner
+    through ownerReferences; `exists` stops the timer) and the finalizer costs: a write and a
+    watch round trip before a new resource's first handler runs; a resource that cannot be deleted
+    while the operator is down; a namespace that stays Terminating for ever under a namespaced
+    operator, because kopf stops watching a terminating namespace before it removes its
+    finalizers (nolar/kopf#1088). kopf has no setting for it, so this replaces each timer in the
+    registry with a copy that does not ask (kopf internals, pinned by
+    tests/integration/test_deletion.py, which fails if they change)."""
+    spawning = registry._spawning  # noqa: SLF001 (no public way; see above)
+    for index, handler in enumerate(spawning._handlers):  # noqa: SLF001
+        if handler.when is not exists:
+            raise RuntimeError(f"{handler} must stop on deletion by itself: register it with status_timer()")
+        spawning._handlers[index] = dataclasses.replace(handler, requires_finalizer=False)  # noqa: SLF001
 
 
 def parse_spec(spec_type: type[SpecT], body: kopf.Body) -> SpecT:

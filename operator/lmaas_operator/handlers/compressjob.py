@@ -16,11 +16,10 @@ from ..references import Lookup, resolve_model
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
     indexed_workload,
-    parse_resource, plain, rejected_status, restore, still_rejected, utcnow,
+    parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
-STATUS_INTERVAL = 3.0
 
 
 @kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
@@ -57,7 +56,7 @@ def _input_uri(owner: dict) -> str | None:
 
 @kopf.on.resume(GROUP, VERSION, "compressjobs")
 @kopf.on.create(GROUP, VERSION, "compressjobs")
-@kopf.timer(GROUP, VERSION, "compressjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@status_timer("compressjobs")
 @metrics.measured("CompressJob")
 def reconcile_compressjob(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,

@@ -21,12 +21,11 @@ from ..references import resolve_model
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
     indexed_workload,
-    parse_resource, plain, rejected_status, restore, still_rejected, utcnow,
+    parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 from .compressjob import producers
 
 LABEL = "lmaas.io/modelservice"
-STATUS_INTERVAL = 3.0
 
 
 @kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
@@ -60,7 +59,7 @@ def _desired(owner: dict, memo: kopf.Memo, trainjobs: kopf.Index, compressjobs: 
 @kopf.on.resume(GROUP, VERSION, "modelservices")
 @kopf.on.create(GROUP, VERSION, "modelservices")
 @kopf.on.update(GROUP, VERSION, "modelservices", field="spec")
-@kopf.timer(GROUP, VERSION, "modelservices", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@status_timer("modelservices")
 @metrics.measured("ModelService")
 def reconcile_modelservice(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,

@@ -16,12 +16,11 @@ from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
     indexed_workload,
-    parse_resource, plain, record_observed_generation, rejected_status, restore, still_rejected,
+    parse_resource, plain, status_timer, record_observed_generation, rejected_status, restore, still_rejected,
     utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
-STATUS_INTERVAL = 3.0
 
 
 
@@ -73,7 +72,7 @@ async def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo
                                    drift=False), logger)
 
 
-@kopf.timer(GROUP, VERSION, "trainjobs", interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL)
+@status_timer("trainjobs")
 @metrics.measured("TrainJob")
 def refresh_trainjob_status(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
