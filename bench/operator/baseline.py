@@ -12,6 +12,7 @@ beyond this is what the comparison prices.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,27 +43,22 @@ def children(cr: CustomResource, config: OperatorConfig) -> list[dict]:
     return modelservice_children(cr, config.worker_image, resolution)
 
 
-def patch_status(client: kubernetes.client.ApiClient, plural: str, namespace: str, name: str, status: dict) -> None:
-    method, url, headers, _, _ = client.param_serialize(
-        "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{name}/status",
-        header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-        auth_settings=["BearerToken"],
-    )
-    response = client.call_api(method, url, header_params=headers, body={"status": status})
-    response.read()
-    client.response_deserialize(response, {"200": "object"})
+@functools.cache
+def custom_objects() -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(kube.api_client())
 
 
 def reconcile(body: dict, plural: str, config: OperatorConfig) -> None:
     cr = CustomResource.from_body(body)
     for child in children(cr, config):
         kube.apply(child)
-    patch_status(kube.api_client(), plural, cr.namespace, cr.name,
-                 {"phase": FIRST_PHASE[cr.kind], "observedGeneration": body["metadata"]["generation"]})
+    custom_objects().patch_namespaced_custom_object_status(
+        GROUP, VERSION, cr.namespace, plural, cr.name,
+        {"status": {"phase": FIRST_PHASE[cr.kind], "observedGeneration": body["metadata"]["generation"]}})
 
 
 def watch(plural: str, namespace: str, pool: ThreadPoolExecutor, config: OperatorConfig) -> None:
-    custom = kubernetes.client.CustomObjectsApi(kube.api_client())
+    custom = custom_objects()
     handled: dict[str, int] = {}
     while True:
         for event in kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION,

@@ -14,7 +14,6 @@ operator, the controllers, this load generator and the stand-in; from apiserver_
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -33,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lmaas_operator.api.crds import GROUP, VERSION, load_crds
 from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
-from tests.integration.kubelet import NODE, Kubelet
+from tests.integration.kubelet import Kubelet
 from tests.integration.operators import CHILDREN, resources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,29 +130,15 @@ class ChildWatch:
         self._stop.set()
 
 
-def stand_in_kubelet(core: kubernetes.client.CoreV1Api, namespace: str, stop: threading.Event) -> None:
+def stand_in_kubelet(kubelet: Kubelet, namespace: str, stop: threading.Event) -> None:
     """Bind every new pod of the namespace and mark it Running, once, from a watch (as a scheduler
-    and a kubelet would); replies are not decoded."""
-    for event in raw_watch(core.list_namespaced_pod, namespace, stop=stop, what="pods"):
+    and a kubelet would)."""
+    for event in raw_watch(kubelet.core.list_namespaced_pod, namespace, stop=stop, what="pods"):
         pod = event["object"]
         if event["type"] != "ADDED" or pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
             continue
-        name = pod["metadata"]["name"]
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            core.create_namespaced_binding(namespace, {
-                "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}, _preload_content=False)
-            core.patch_namespaced_pod_status(name, namespace, {"status": {
-                "phase": "Running", "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": now,
-                "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
-                               for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-                "containerStatuses": [{
-                    "name": c["name"], "image": c["image"], "imageID": f"docker.io/{c['image']}@sha256:{'0' * 64}",
-                    "containerID": f"containerd://{pod['metadata']['uid']}-{c['name']}", "ready": True,
-                    "started": True, "restartCount": 0, "state": {"running": {"startedAt": now}},
-                } for c in pod["spec"]["containers"]],
-            }}, _preload_content=False)
+            kubelet.start_new(pod)
         except kubernetes.client.ApiException as error:
             if error.status != 404:  # a pod deleted meanwhile needs nothing
                 raise
@@ -193,7 +178,7 @@ def start_controller(controller: str, cluster: TestCluster, namespace: str, log:
     return process, url
 
 
-def run_once(cluster: TestCluster, api, controller: str, count: int, workers: int, log_dir: Path) -> dict:
+def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count: int, workers: int, log_dir: Path) -> dict:
     core = kubernetes.client.CoreV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace = f"scale-{controller}-{count}-{uuid.uuid4().hex[:4]}"
@@ -204,7 +189,7 @@ def run_once(cluster: TestCluster, api, controller: str, count: int, workers: in
     time.sleep(3)  # the controller's watches are up before the burst
     watch = ChildWatch(api, namespace)
     stop = threading.Event()
-    player = threading.Thread(target=stand_in_kubelet, args=(core, namespace, stop), daemon=True)
+    player = threading.Thread(target=stand_in_kubelet, args=(kubelet, namespace, stop), daemon=True)
     player.start()
     docs = resources(count)
     requests_before = api_requests(cluster)
@@ -301,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     with TestCluster() as cluster:
         api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
         api.configuration.connection_pool_maxsize = 32
-        # The node, its log endpoint and its deletions; stand_in_kubelet starts the pods.
+        # The node, its log endpoint and its deletions; stand_in_kubelet starts the pods with it.
         kubelet = Kubelet(api, cluster.dir / "pki" / "apiserver.crt", cluster.dir / "pki" / "apiserver.key").start()
         try:
             for count in args.counts:
@@ -309,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                     # Alternate which goes first, so that neither always meets a fresher cluster.
                     for controller in args.controllers[::-1 if repeat % 2 else 1]:
                         print(f"{count} resources, {controller} ...", flush=True)
-                        rows.append(run_once(cluster, api, controller, count, args.workers, RESULTS))
+                        rows.append(run_once(cluster, api, kubelet, controller, count, args.workers, RESULTS))
                         print(json.dumps(rows[-1]), flush=True)
         finally:
             kubelet.stop()

@@ -63,35 +63,36 @@ def resource_path(api_version: str, kind: str, name: str, namespace: str | None 
     return f"{base}/{plural}/{name}"
 
 
+def _send(client: kubernetes.client.ApiClient, method: str, path: str, query: list[tuple[str, Any]] | None = None,
+          content_type: str | None = None, body: str | None = None) -> kubernetes.client.rest.RESTResponse:
+    """One request through the API client's connection pool and credentials, its reply read;
+    no generated API class (see api_client)."""
+    headers = {"Accept": "application/json", **({"Content-Type": content_type} if content_type else {})}
+    method, url, headers, _, _ = client.param_serialize(method, path, query_params=query, header_params=headers,
+                                                        auth_settings=["BearerToken"])
+    response = client.call_api(method, url, header_params=headers, body=body)
+    response.read()
+    return response
+
+
 def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None) -> dict[str, Any]:
     """Server-side apply `obj` as the operator's field manager and return the stored object."""
     client = client or api_client()
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-    method, url, headers, _, _ = client.param_serialize(
-        "PATCH", path,
-        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        auth_settings=["BearerToken"],
-    )
     # JSON is YAML, and the REST layer sends a string body as it is.
-    response = client.call_api(method, url, header_params=headers, body=json.dumps(obj))
-    response.read()
+    response = _send(client, "PATCH", path, [("fieldManager", FIELD_MANAGER), ("force", "true")],
+                     "application/apply-patch+yaml", json.dumps(obj))
     return client.response_deserialize(response, {"200": "object", "201": "object"}).data
 
 
 def pod_log(name: str, namespace: str, container: str, tail_lines: int,
             client: kubernetes.client.ApiClient | None = None) -> str:
-    """The last `tail_lines` lines of a container's log; ApiException when there is none yet."""
+    """The last `tail_lines` lines of a container's log; ApiException when there is none yet.
+    (The log is text whatever is asked; asking for text/plain gets 406.)"""
     client = client or api_client()
-    method, url, headers, _, _ = client.param_serialize(
-        "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
-        query_params=[("container", container), ("tailLines", tail_lines)],
-        # The log is text whatever is asked; the Accept is for an error's Status (text/plain: 406).
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-    )
-    response = client.call_api(method, url, header_params=headers)
-    response.read()
+    response = _send(client, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+                     [("container", container), ("tailLines", tail_lines)])
     return client.response_deserialize(response, {"200": "str"}).data
 
 
@@ -99,12 +100,7 @@ def delete(api_version: str, kind: str, name: str, namespace: str,
            client: kubernetes.client.ApiClient | None = None) -> bool:
     """Delete a child the operator no longer wants; False if it was already gone."""
     client = client or api_client()
-    method, url, headers, _, _ = client.param_serialize(
-        "DELETE", resource_path(api_version, kind, name, namespace),
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-    )
-    response = client.call_api(method, url, header_params=headers)
-    response.read()
+    response = _send(client, "DELETE", resource_path(api_version, kind, name, namespace))
     if response.status == 404:
         return False
     client.response_deserialize(response, {"200": "object", "202": "object"})

@@ -40,11 +40,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     """Every kopf setting, in one place."""
     config = memo.setdefault("config", OperatorConfig.from_env())
 
-    # Handler progress and the last-handled spec live in annotations, so that status holds only
-    # what the operator computes (no status.kopf).
     # Resources get no finalizer (see without_finalizers); one left by an older operator
     # version is removed when its resource is deleted.
     settings.persistence.finalizer = "lmaas.io/finalizer"
+    # Handler progress and the last-handled spec live in annotations, so that status holds only
+    # what the operator computes (no status.kopf).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="lmaas.io")
     settings.persistence.diffbase_storage = SlimDiffBaseStorage(prefix="lmaas.io", key="last-handled-configuration")
     # Watch only the operator's own children, not every pod and Job of the cluster.

@@ -28,6 +28,29 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _binding(pod_name: str) -> dict[str, Any]:
+    """The scheduler's decision: the pod runs on this node."""
+    return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod_name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}
+
+
+def _status(uid: str, containers: list[tuple[str, str]], phase: str, conditions: list[dict], state: dict,
+            ready: bool) -> dict[str, Any]:
+    """A pod status patch as a kubelet writes it: phase, IPs, conditions and one status per
+    container (name, image) in `state`."""
+    now = _now()
+    return {"status": {
+        "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+        "startTime": now,
+        "conditions": [{**c, "lastTransitionTime": now} for c in conditions],
+        "containerStatuses": [{
+            "name": name, "image": image, "imageID": f"docker.io/{image}@sha256:{'0' * 64}",
+            "containerID": f"containerd://{uid}-{name}", "ready": ready,
+            "started": "running" in state, "restartCount": 0, "state": state,
+        } for name, image in containers],
+    }}
+
+
 class Kubelet:
     """Plays the kubelet of one node; the node's log endpoint serves what `set_log` stored."""
 
@@ -88,10 +111,9 @@ class Kubelet:
         """Schedule the pod onto this node (what a scheduler would do), once."""
         if self.core.read_namespaced_pod(pod.metadata.name, pod.metadata.namespace).spec.node_name:
             return
-        body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod.metadata.name},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}
         # The generated client cannot decode the Binding reply (a Status); the raw reply is enough.
-        self.core.create_namespaced_binding(pod.metadata.namespace, body, _preload_content=False)
+        self.core.create_namespaced_binding(pod.metadata.namespace, _binding(pod.metadata.name),
+                                            _preload_content=False)
 
     def run(self, pod, ready: bool = True) -> None:
         """Containers started (and ready, if `ready`)."""
@@ -101,6 +123,16 @@ class Kubelet:
             {"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
             {"type": "ContainersReady", "status": flag}, {"type": "Ready", "status": flag},
         ], {"running": {"startedAt": _now()}}, ready=ready)
+
+    def start_new(self, pod: dict[str, Any]) -> None:
+        """A new, unbound pod as a watch delivers it (plain JSON): bound and Running, ready, with
+        no read before and no reply decoded (the scale benchmark plays hundreds at once)."""
+        meta = pod["metadata"]
+        self.core.create_namespaced_binding(meta["namespace"], _binding(meta["name"]), _preload_content=False)
+        self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], _status(
+            meta["uid"], [(c["name"], c["image"]) for c in pod["spec"]["containers"]], "Running",
+            [{"type": t, "status": "True"} for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+            {"running": {"startedAt": _now()}}, ready=True), _preload_content=False)
 
     def succeed(self, pod, message: str = "") -> None:
         self.terminate(pod, exit_code=0, reason="Completed", message=message)
@@ -127,18 +159,8 @@ class Kubelet:
                          {"waiting": {"reason": reason, "message": message or reason}}, ready=False)
 
     def _set_status(self, pod, phase: str, conditions: list[dict], state: dict, ready: bool) -> None:
-        now = _now()
-        statuses = [{
-            "name": c.name, "image": c.image, "imageID": f"docker.io/{c.image}@sha256:{'0' * 64}",
-            "containerID": f"containerd://{pod.metadata.uid}-{c.name}", "ready": ready,
-            "started": "running" in state, "restartCount": 0, "state": state,
-        } for c in pod.spec.containers]
-        self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, {"status": {
-            "phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-            "startTime": now,
-            "conditions": [{**c, "lastTransitionTime": now} for c in conditions],
-            "containerStatuses": statuses,
-        }})
+        self.core.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, _status(
+            pod.metadata.uid, [(c.name, c.image) for c in pod.spec.containers], phase, conditions, state, ready))
 
     # -- logs ----------------------------------------------------------------
 

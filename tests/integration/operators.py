@@ -63,15 +63,15 @@ class OperatorProcess:
         except OSError:
             return False
 
-    def reconciles(self) -> float:
-        """Handler calls this process made (0 until its metrics endpoint answers)."""
+    def reconciles(self, handler: str | None = None) -> float:
+        """Handler calls this process made, of one handler or all (0 until its metrics endpoint answers)."""
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=5) as reply:
                 text = reply.read().decode()
         except OSError:
             return 0.0
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "lmaas_operator_reconciles_total")
+                   if s.name == "lmaas_operator_reconciles_total" and handler in (None, s.labels.get("handler")))
 
 
 def resources(count: int) -> list[dict]:

@@ -9,22 +9,13 @@ removed on deletion.
 from __future__ import annotations
 
 import time
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import wait_for
 from tests.integration.operators import converged, resources
 
 pytestmark = pytest.mark.integration
-
-
-def handler_calls(url: str, handler: str) -> float:
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "lmaas_operator_reconciles_total" and s.labels.get("handler") == handler)
 
 
 def gone(kubectl, namespace: str, kind: str, name: str) -> bool:
@@ -41,7 +32,7 @@ def test_a_resource_has_no_finalizer_and_its_timer_stops_when_it_is_deleted(oper
              describe=lambda: converged(kubectl, namespace, docs))
     for doc in docs:
         assert not kubectl.get(doc["kind"].lower(), doc["metadata"]["name"], namespace)["metadata"].get("finalizers")
-    wait_for(lambda: handler_calls(operator.metrics_url, "refresh_trainjob_status") >= 1, timeout=30,
+    wait_for(lambda: operator.reconciles("refresh_trainjob_status") >= 1, timeout=30,
              what="the TrainJob's status timer to run")
 
     kubectl("delete", "trainjob", "trainjob-0", "-n", namespace, "--wait=false")
@@ -49,9 +40,9 @@ def test_a_resource_has_no_finalizer_and_its_timer_stops_when_it_is_deleted(oper
     wait_for(lambda: gone(kubectl, namespace, "job", "trainjob-0"), timeout=60,
              what="its Job to go with it (garbage collector)")
     time.sleep(1)  # a timer call already under way when the TrainJob went
-    calls = handler_calls(operator.metrics_url, "refresh_trainjob_status")
+    calls = operator.reconciles("refresh_trainjob_status")
     time.sleep(3 * 3.0 + 1)  # three status intervals
-    assert handler_calls(operator.metrics_url, "refresh_trainjob_status") == calls, \
+    assert operator.reconciles("refresh_trainjob_status") == calls, \
         "the status timer of a deleted TrainJob still runs"
     assert not converged(kubectl, namespace, docs[1:]), "the other resources were disturbed"
 

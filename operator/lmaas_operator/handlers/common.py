@@ -12,7 +12,7 @@ import kopf
 import kubernetes
 import pydantic
 
-from .. import kube
+from .. import kube, metrics
 from ..api.crds import GROUP, VERSION
 from ..api.spec import ApiModel
 from ..conditions import with_phase
@@ -29,10 +29,37 @@ STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
 
 
 def exists(resource: kopf.Resource, namespace: str, name: str, **indexes: Any) -> bool:
-    """Whether a resource is in its kind's index (each kind indexes itself under its plural).
+    """Whether a resource is in its kind's index (index_kind indexes each kind under its plural).
     kopf drops a deleted resource from its indexes before it matches timers against it, so this
     filter is what stops a deleted resource's status timer."""
     return (namespace, name) in indexes[resource.plural]
+
+
+def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str], workload_index: str,
+               pods_index: str) -> None:
+    """Register what the handlers of a kind read instead of calling the API server: the kind
+    itself under its plural (what `exists` and producer lookups read), its Job or Deployment
+    (`workload`: group, version, plural) and its pods by owner name under the given index names;
+    and the forgetting of a deleted resource's metrics."""
+    owned = {label: kopf.PRESENT}
+
+    async def index_workload(namespace, labels, body, **_):
+        return {(namespace, labels[label]): indexed_workload(body)}
+
+    async def index_pods(namespace, labels, body, **_):
+        return {(namespace, labels[label]): indexed_pod(body)}
+
+    async def index_resource(namespace, name, body, **_):
+        return {(namespace, name): indexed_resource(body)}
+
+    async def forget_deleted(event, namespace, name, **_) -> None:
+        if event["type"] == "DELETED":
+            metrics.forget(kind, namespace, name)
+
+    kopf.index(*workload, labels=owned, id=workload_index)(index_workload)
+    kopf.index("", "v1", "pods", labels=owned, id=pods_index)(index_pods)
+    kopf.on.event(GROUP, VERSION, plural, id=f"forget_deleted_{kind.lower()}")(forget_deleted)
+    kopf.index(GROUP, VERSION, plural, id=plural)(index_resource)
 
 
 def status_timer(plural: str) -> Callable:

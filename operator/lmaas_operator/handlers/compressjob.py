@@ -14,33 +14,13 @@ from ..compressjob.builders import CONTAINER, output_uri, render_children
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
-    indexed_workload,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind,
     parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
 
-
-@kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-async def compressjob_jobs(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_workload(body)}
-
-
-@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-async def compressjob_pods(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_pod(body)}
-
-
-@kopf.on.event(GROUP, VERSION, "compressjobs")
-async def forget_deleted_compressjob(event, namespace, name, **_) -> None:
-    if event["type"] == "DELETED":
-        metrics.forget("CompressJob", namespace, name)
-
-
-@kopf.index(GROUP, VERSION, "compressjobs")
-async def compressjobs(namespace, name, body, **_):
-    return {(namespace, name): indexed_resource(body)}
+index_kind("CompressJob", "compressjobs", LABEL, ("batch", "v1", "jobs"), "compressjob_jobs", "compressjob_pods")
 
 
 def producers(namespace: str, trainjobs: kopf.Index, compressjobs: kopf.Index) -> Lookup:

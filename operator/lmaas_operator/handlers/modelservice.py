@@ -19,34 +19,15 @@ from ..modelservice.builders import render_children, unwanted_children
 from ..modelservice.status import CONDITION_TYPES, compute_status
 from ..references import resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
-    indexed_workload,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind,
     parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 from .compressjob import producers
 
 LABEL = "lmaas.io/modelservice"
 
-
-@kopf.index("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
-async def modelservice_deployments(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_workload(body)}
-
-
-@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-async def modelservice_pods(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_pod(body)}
-
-
-@kopf.on.event(GROUP, VERSION, "modelservices")
-async def forget_deleted_modelservice(event, namespace, name, **_) -> None:
-    if event["type"] == "DELETED":
-        metrics.forget("ModelService", namespace, name)
-
-
-@kopf.index(GROUP, VERSION, "modelservices")
-async def modelservices(namespace, name, body, **_):
-    return {(namespace, name): indexed_resource(body)}
+index_kind("ModelService", "modelservices", LABEL, ("apps", "v1", "deployments"), "modelservice_deployments",
+           "modelservice_pods")
 
 
 def _desired(owner: dict, memo: kopf.Memo, trainjobs: kopf.Index, compressjobs: kopf.Index):

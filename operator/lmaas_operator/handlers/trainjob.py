@@ -14,35 +14,14 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, indexed_pod, indexed_resource,
-    indexed_workload,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind,
     parse_resource, plain, status_timer, record_observed_generation, rejected_status, restore, still_rejected,
     utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
 
-
-
-@kopf.index("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
-async def trainjob_jobs(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_workload(body)}
-
-
-@kopf.index("", "v1", "pods", labels={LABEL: kopf.PRESENT})
-async def trainjob_pods(namespace, labels, body, **_):
-    return {(namespace, labels[LABEL]): indexed_pod(body)}
-
-
-@kopf.on.event(GROUP, VERSION, "trainjobs")
-async def forget_deleted_trainjob(event, namespace, name, **_) -> None:
-    if event["type"] == "DELETED":
-        metrics.forget("TrainJob", namespace, name)
-
-
-@kopf.index(GROUP, VERSION, "trainjobs")
-async def trainjobs(namespace, name, body, **_):
-    return {(namespace, name): indexed_resource(body)}
+index_kind("TrainJob", "trainjobs", LABEL, ("batch", "v1", "jobs"), "trainjob_jobs", "trainjob_pods")
 
 
 @kopf.on.resume(GROUP, VERSION, "trainjobs")
