@@ -103,6 +103,7 @@ class ChildWatch:
 
     def __init__(self, api: kubernetes.client.ApiClient, namespace: str):
         self.seen: dict[tuple[str, str], float] = {}
+        self.with_status: set[tuple[str, str]] = set()  # resources whose status has a phase
         self._stop = threading.Event()
         core, batch, apps = (kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api),
                              kubernetes.client.AppsV1Api(api))
@@ -115,11 +116,15 @@ class ChildWatch:
             threading.Thread(target=self._watch_writes, args=(kind, custom, plural, namespace), daemon=True).start()
 
     def _watch_writes(self, kind, custom, plural, namespace) -> None:
-        """When the controller first wrote to each resource (its first change after creation)."""
+        """When the controller first wrote to each resource (its first change after creation), and
+        which have a status phase (from the watch, not by listing them all again and again)."""
         for event in raw_watch(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural,
                                stop=self._stop, what=plural):
+            key = (kind, event["object"]["metadata"]["name"])
             if event["type"] == "MODIFIED":
-                self.seen.setdefault((kind, event["object"]["metadata"]["name"]), time.monotonic())
+                self.seen.setdefault(key, time.monotonic())
+            if (event["object"].get("status") or {}).get("phase"):
+                self.with_status.add(key)
 
     def _watch(self, kind, list_function, namespace) -> None:
         for event in raw_watch(list_function, namespace, stop=self._stop, what=f"{kind}s",
@@ -140,7 +145,8 @@ def stand_in_kubelet(kubelet: Kubelet, namespace: str, stop: threading.Event) ->
         try:
             kubelet.start_new(pod)
         except kubernetes.client.ApiException as error:
-            if error.status != 404:  # a pod deleted meanwhile needs nothing
+            # A pod deleted meanwhile needs nothing; after the run, the namespace is going.
+            if error.status != 404 and not stop.is_set():
                 raise
 
 
@@ -211,16 +217,11 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
         return None if None in times else max(times)
 
     deadline = started + 600
-    statuses: set[tuple[str, str]] = set()
+    statuses = watch.with_status
     while time.monotonic() < deadline and process.poll() is None:
-        if len(statuses) < count:
-            for kind, plural in PLURALS.items():
-                for item in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]:
-                    if (item.get("status") or {}).get("phase"):
-                        statuses.add((kind, item["metadata"]["name"]))
         if len(statuses) == count and all(children_done(d) for d in docs):
             break
-        time.sleep(1)
+        time.sleep(0.2)
     finished = time.monotonic() - started
     latencies = [children_done(d) - created[(d["kind"], d["metadata"]["name"])] for d in docs if children_done(d)]
     first_write = [watch.seen[key] - created[key] for key in created if key in watch.seen]

@@ -120,6 +120,22 @@ def test_suspend_and_resume(operator, kubectl, kubelet, namespace):
     assert wait_phase(kubectl, "pause", namespace, "Pending")
 
 
+def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(operator, kubectl, kubelet,
+                                                                                  namespace):
+    """The resource's metadata and spec stay the user's (nothing for a GitOps tool to see as drift);
+    status.observedGeneration says which spec the children follow, and a spec edit moves it on."""
+    kubectl.apply(trainjob("mine"), namespace=namespace)
+    wait_for(lambda: status(kubectl, "mine", namespace).get("observedGeneration") == 1, what="observedGeneration 1")
+    wait_phase(kubectl, "mine", namespace, "Pending")  # the status timer has written too
+    body = kubectl.json("get", "trainjob", "mine", "-n", namespace, "--show-managed-fields")
+    assert not body["metadata"].get("annotations", {}).keys() - {"kubectl.kubernetes.io/last-applied-configuration"}
+    writers = {(f["manager"], f.get("subresource", "")) for f in body["metadata"]["managedFields"]}
+    assert {subresource for manager, subresource in writers if not manager.startswith("kubectl")} == {"status"}, writers
+    kubectl("patch", "trainjob", "mine", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
+    wait_for(lambda: kubectl.get("job", "mine", namespace)["spec"]["suspend"] is True, what="the Job suspended")
+    wait_for(lambda: status(kubectl, "mine", namespace).get("observedGeneration") == 2, what="observedGeneration 2")
+
+
 def test_a_deleted_child_is_restored_and_deletion_collects_everything(operator, kubectl, kubelet, namespace):
     kubectl.apply(trainjob("keep"), namespace=namespace)
     wait_for(lambda: kubectl.exists("service", "keep", namespace), what="the Service")

@@ -21,7 +21,7 @@ from ..resource import CustomResource
 SpecT = TypeVar("SpecT", bound=ApiModel)
 
 __all__ = [
-    "GROUP", "VERSION", "first", "parse_resource", "parse_spec", "plain", "record_observed_generation",
+    "GROUP", "VERSION", "first", "keep_observed_generation", "parse_resource", "parse_spec", "plain",
     "child_to_restore", "restore", "utcnow",
 ]
 FINISHED = ("Succeeded", "Failed")
@@ -106,8 +106,14 @@ def utcnow() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def record_observed_generation(body: kopf.Body, patch: kopf.Patch) -> None:
-    patch.setdefault("status", {})["observedGeneration"] = body["metadata"].get("generation")
+def keep_observed_generation(status: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """`status` with the observedGeneration of `previous`: for a timer that only observes, since
+    observedGeneration is the generation whose children were applied, and what tells kopf that a
+    spec change is still to be handled (main.GenerationDiffBase)."""
+    status = {key: value for key, value in status.items() if key != "observedGeneration"}
+    if "observedGeneration" in previous:
+        status["observedGeneration"] = previous["observedGeneration"]
+    return status
 
 
 def plain(value: Any) -> Any:

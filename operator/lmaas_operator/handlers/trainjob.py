@@ -14,9 +14,8 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind,
-    parse_resource, plain, status_timer, record_observed_generation, rejected_status, restore, still_rejected,
-    utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind, keep_observed_generation,
+    parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
@@ -36,7 +35,6 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
         patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
         logger.error("%s", rejected)  # also an Event on the TrainJob
         return
-    record_observed_generation(body, patch)
     logger.info("applied the children of TrainJob %s/%s", cr.namespace, cr.name)
 
 
@@ -68,5 +66,6 @@ def refresh_trainjob_status(
     if previous.get("phase") not in FINISHED and any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
     status = compute_status(cr, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
+    status = keep_observed_generation(status, previous)
     if status != previous:
         patch["status"] = status
