@@ -26,6 +26,10 @@ __all__ = [
 ]
 FINISHED = ("Succeeded", "Failed")
 STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
+# The create handlers write the first status with the children. A first refresh STATUS_INTERVAL
+# after creation lands in the middle of a burst of new resources and slows their handlers (in
+# bench/operator at 200 resources: p99 create→children 2.39 s with 3 s here, 2.04 s with 6 s).
+FIRST_REFRESH = 2 * STATUS_INTERVAL
 
 
 def exists(resource: kopf.Resource, namespace: str, name: str, **indexes: Any) -> bool:
@@ -63,8 +67,9 @@ def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str
 
 
 def status_timer(plural: str) -> Callable:
-    """kopf.timer every STATUS_INTERVAL seconds while the resource exists (see without_finalizers)."""
-    return kopf.timer(GROUP, VERSION, plural, interval=STATUS_INTERVAL, initial_delay=STATUS_INTERVAL, when=exists)
+    """kopf.timer every STATUS_INTERVAL seconds from FIRST_REFRESH on, while the resource exists
+    (see without_finalizers)."""
+    return kopf.timer(GROUP, VERSION, plural, interval=STATUS_INTERVAL, initial_delay=FIRST_REFRESH, when=exists)
 
 
 def without_finalizers(registry: kopf.OperatorRegistry) -> None:
@@ -188,16 +193,19 @@ class ChildRejected(Exception):
         super().__init__(f"the API server refused the {child['kind']} {child['metadata']['name']}: {detail}")
 
 
-def apply_children(children: list[dict[str, Any]]) -> None:
-    """Server-side apply each child; a child the API server refuses as invalid raises ChildRejected
-    (retrying could not help), anything else propagates for kopf to retry."""
+def apply_children(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Server-side apply each child and return them as stored; a child the API server refuses as
+    invalid raises ChildRejected (retrying could not help), anything else propagates for kopf to
+    retry."""
+    stored = []
     for child in children:
         try:
-            kube.apply(child)
+            stored.append(kube.apply(child))
         except kubernetes.client.ApiException as error:
             if error.status in (400, 422):
                 raise ChildRejected(child, error) from error
             raise
+    return stored
 
 
 def rejected_status(body: kopf.Body, rejected: ChildRejected, condition_types: tuple[str, ...]) -> dict[str, Any]:

@@ -27,14 +27,25 @@ index_kind("TrainJob", "trainjobs", LABEL, ("batch", "v1", "jobs"), "trainjob_jo
 @kopf.on.create(GROUP, VERSION, "trainjobs")
 @kopf.on.update(GROUP, VERSION, "trainjobs", field="spec")
 @metrics.measured("TrainJob")
-def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_) -> None:
+def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
+                       trainjob_pods: kopf.Index, **_) -> None:
     cr = parse_resource(body)
+    previous = plain(body.get("status") or {})
+    if previous.get("phase") in FINISHED:
+        # Nothing runs again: its Job may be gone (ttlSecondsAfterFinished) and would start over.
+        logger.info("TrainJob %s/%s is %s; its children are left as they are", cr.namespace, cr.name,
+                    previous["phase"])
+        return
     try:
-        apply_children(render_children(cr, memo.config))
+        stored = apply_children(render_children(cr, memo.config))
     except ChildRejected as rejected:
         patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
         logger.error("%s", rejected)  # also an Event on the TrainJob
         return
+    # The status of what was just applied, in the same write (the timers then keep it current).
+    job = next(child for child in stored if child["kind"] == "Job")
+    pods = list(trainjob_pods.get((cr.namespace, cr.name), []))
+    patch["status"] = compute_status(cr, job, pods, [], previous, output_uri(cr, memo.config), utcnow())
     logger.info("applied the children of TrainJob %s/%s", cr.namespace, cr.name)
 
 
