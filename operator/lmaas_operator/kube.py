@@ -98,9 +98,12 @@ def pod_log(name: str, namespace: str, container: str, tail_lines: int,
 
 def delete(api_version: str, kind: str, name: str, namespace: str,
            client: kubernetes.client.ApiClient | None = None) -> bool:
-    """Delete a child the operator no longer wants; False if it was already gone."""
+    """Delete a child the operator no longer wants, its own dependents (a Job's pods) in the
+    background; False if it was already gone. (A Job deleted through the API without a policy
+    would leave its pods behind.)"""
     client = client or api_client()
-    response = _send(client, "DELETE", resource_path(api_version, kind, name, namespace))
+    response = _send(client, "DELETE", resource_path(api_version, kind, name, namespace),
+                     [("propagationPolicy", "Background")])
     if response.status == 404:
         return False
     client.response_deserialize(response, {"200": "object", "202": "object"})

@@ -125,7 +125,8 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
                fail_on_exit_codes: list[int], job_spec: dict[str, Any] | None = None,
                pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
-    active_deadline_seconds, ttl_seconds_after_finished and pod."""
+    active_deadline_seconds and pod. Not ttl_seconds_after_finished: the Job controller would
+    delete the Job before the operator read its result (handlers.common.collect_finished_job)."""
     spec = cr.spec
     user_labels = spec.pod.labels if spec.pod else None
     user_annotations = spec.pod.annotations if spec.pod else None
@@ -159,8 +160,6 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
     }
     if spec.active_deadline_seconds is not None:
         body["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    if spec.ttl_seconds_after_finished is not None:
-        body["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -1,6 +1,7 @@
 """TrainJob on the real control plane: the operator in-process, the Job controller real, the
 kubelet played by the test (there is no kubelet or scheduler here; see kubelet.py)."""
 import json
+import time
 
 import pytest
 
@@ -150,3 +151,23 @@ def test_clashing_env_is_rejected_at_apply(kubectl, namespace):
     result = kubectl.apply(trainjob("clash", env=[{"name": "MASTER_ADDR", "value": "10.0.0.9"}]), namespace=namespace, check=False)
     assert result.returncode != 0
     assert "env MASTER_ADDR is set by lmaas for torchrun and cannot be overridden" in result.stderr
+
+
+def test_a_finished_trainjob_keeps_its_result_after_its_job_is_collected(operator, kubectl, kubelet, namespace):
+    """ttlSecondsAfterFinished: 0 deletes the Job and its pods once the result is in the status;
+    the TrainJob stays Succeeded, and a later edit (or an operator restart, which resumes it the
+    same way) does not start the training over."""
+    kubectl.apply(trainjob("once", nodes=1, ttlSecondsAfterFinished=0), namespace=namespace)
+    (pod,) = kubelet.wait_for_pods(namespace, SELECTOR.format("once"), 1)
+    kubelet.run(pod)
+    kubelet.succeed(pod, message=progress_line("done", step=10, totalSteps=10,
+                                               artifact={"path": "artifact", "sizeBytes": 7, "metrics": {}}))
+    wait_for(lambda: not kubectl.exists("job", "once", namespace), timeout=60, what="the Job deleted (TTL 0)")
+    wait_for(lambda: not kubelet.pods(namespace, SELECTOR.format("once")), what="its pods deleted with it")
+    final = status(kubectl, "once", namespace)
+    assert final["phase"] == "Succeeded" and final["artifact"]["sizeBytes"] == 7
+    kubectl("patch", "trainjob", "once", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
+    wait_for(lambda: status(kubectl, "once", namespace).get("observedGeneration") == 2, what="the edit handled")
+    time.sleep(2 * 3.0)  # two status refreshes
+    assert not kubectl.exists("job", "once", namespace), "the finished TrainJob's Job was created again"
+    assert status(kubectl, "once", namespace)["phase"] == "Succeeded"

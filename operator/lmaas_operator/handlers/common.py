@@ -27,8 +27,8 @@ __all__ = [
 FINISHED = ("Succeeded", "Failed")
 STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
 # The create handlers write the first status with the children. A first refresh STATUS_INTERVAL
-# after creation lands in the middle of a burst of new resources and slows their handlers (in
-# bench/operator at 200 resources: p99 create→children 2.39 s with 3 s here, 2.04 s with 6 s).
+# after creation lands in the middle of a burst of new resources and slows their handlers (the
+# p99 of bench/operator at 200 resources; bench/README.md has the figures).
 FIRST_REFRESH = 2 * STATUS_INTERVAL
 
 
@@ -89,6 +89,22 @@ def without_finalizers(registry: kopf.OperatorRegistry) -> None:
         if handler.when is not exists:
             raise RuntimeError(f"{handler} must stop on deletion by itself: register it with status_timer()")
         spawning._handlers[index] = dataclasses.replace(handler, requires_finalizer=False)  # noqa: SLF001
+
+
+def collect_finished_job(cr: CustomResource, job: dict[str, Any] | None, status: dict[str, Any],
+                         logger: logging.Logger) -> None:
+    """Delete a finished resource's Job (and so its pods) spec.ttlSecondsAfterFinished after the
+    completionTime in its status. The operator does it rather than the Job controller, so that the
+    result is in the status first and the Job is not restored by hand-deletion repair."""
+    ttl = cr.spec.ttl_seconds_after_finished
+    if ttl is None or job is None or not status.get("completionTime"):
+        return
+    finished = datetime.datetime.strptime(status["completionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    if datetime.datetime.now(datetime.timezone.utc) >= finished + datetime.timedelta(seconds=ttl):
+        if kube.delete("batch/v1", "Job", cr.name, cr.namespace):
+            logger.info("deleted the Job of %s %s/%s, %s s after it finished (ttlSecondsAfterFinished)",
+                        cr.kind, cr.namespace, cr.name, ttl)
 
 
 def parse_spec(spec_type: type[SpecT], body: kopf.Body) -> SpecT:

@@ -14,7 +14,7 @@ from ..compressjob.builders import CONTAINER, output_uri, render_children
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
     parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 
@@ -49,8 +49,11 @@ def reconcile_compressjob(
     previous = plain(body.get("status") or {})
     resolution = resolve_model(cr.spec.model, producers(cr.namespace, trainjobs, compressjobs), ("CompressJob", cr.name))
     job = first(compressjob_jobs, key)
+    if previous.get("phase") in FINISHED:  # the result is recorded; only the Job may have to go
+        collect_finished_job(cr, job, previous, logger)
+        return
     pods = list(compressjob_pods.get(key, []))
-    if job is None and previous.get("phase") not in FINISHED and resolution.state == "ready":
+    if job is None and resolution.state == "ready":
         input_uri = _input_uri(body) or resolution.uri
         try:
             apply_children(render_children(cr, memo.config, input_uri))

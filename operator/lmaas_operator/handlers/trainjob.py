@@ -14,8 +14,8 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, first, index_kind, keep_observed_generation,
-    parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
+    keep_observed_generation, parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
@@ -73,8 +73,11 @@ def refresh_trainjob_status(
     job = first(trainjob_jobs, key)
     pods = list(trainjob_pods.get(key, []))
     previous = plain(body.get("status") or {})
+    if previous.get("phase") in FINISHED:  # the result is recorded; only the Job may have to go
+        collect_finished_job(cr, job, previous, logger)
+        return
     events = []
-    if previous.get("phase") not in FINISHED and any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+    if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
     status = compute_status(cr, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
     status = keep_observed_generation(status, previous)

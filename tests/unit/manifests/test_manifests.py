@@ -57,13 +57,14 @@ def test_rbac_has_no_wildcards(rendered):
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
 
 
-def test_rbac_grants_no_access_to_secrets_and_deletes_only_optional_children(rendered):
+def test_rbac_grants_no_access_to_secrets_and_deletes_only_optional_children_and_finished_jobs(rendered):
     (role,) = [d for d in rendered if d["kind"] == "ClusterRole"]
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert not [x for x in granted if x[1] == "secrets"]
     deletes = {x[1] for x in granted if x[2] in ("delete", "deletecollection")}
-    # Only the optional children a ModelService can stop asking for; the rest go by garbage collection.
-    assert deletes == {"horizontalpodautoscalers", "poddisruptionbudgets"}
+    # The optional children a ModelService can stop asking for, and the Job of a finished TrainJob
+    # or CompressJob (ttlSecondsAfterFinished); the rest go by garbage collection.
+    assert deletes == {"horizontalpodautoscalers", "poddisruptionbudgets", "jobs"}
 
 
 def test_operator_pod_is_restricted(rendered):

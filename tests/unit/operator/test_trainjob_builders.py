@@ -149,11 +149,12 @@ def test_pods_are_restricted_and_carry_no_api_token():
     assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"]
 
 
-def test_restart_budget_deadline_and_ttl_map_to_the_job():
+def test_restart_budget_and_deadline_map_to_the_job_and_ttl_is_the_operators():
     job = render_job(stored(with_spec(maxRestarts=2, activeDeadlineSeconds=600, ttlSecondsAfterFinished=60)), CONFIG)
     assert job["spec"]["backoffLimit"] == 2
     assert job["spec"]["activeDeadlineSeconds"] == 600
-    assert job["spec"]["ttlSecondsAfterFinished"] == 60
+    # The Job controller would delete the Job before the operator read its result.
+    assert "ttlSecondsAfterFinished" not in job["spec"]
     rules = job["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [contract.EXIT_CONFIG_ERROR]}}
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy

@@ -1,0 +1,38 @@
+"""A finished TrainJob or CompressJob is left alone by its handlers (create, update, resume, and
+the CompressJob's timer, which is the same function): its Job may have been collected
+(ttlSecondsAfterFinished), and applying it again would run the work again; its status is final."""
+import logging
+
+import kopf
+import pytest
+
+from lmaas_operator.handlers.compressjob import reconcile_compressjob
+from lmaas_operator.handlers.trainjob import reconcile_trainjob
+
+META = {"namespace": "ml", "uid": "u-1", "generation": 2}
+
+
+def body(kind: str, spec: dict, phase: str) -> kopf.Body:
+    return kopf.Body({"apiVersion": "lmaas.io/v1alpha1", "kind": kind, "metadata": {"name": "digits", **META},
+                      "spec": spec, "status": {"phase": phase, "observedGeneration": 1}})
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_trainjob_gets_no_children_and_keeps_its_status(phase):
+    patch = kopf.Patch()
+    spec = {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 1, "suspend": True}
+    # No operator configuration and no cluster: rendering or applying anything would raise.
+    reconcile_trainjob(body=body("TrainJob", spec, phase), patch=patch, memo=kopf.Memo(config=None),
+                       logger=logging.getLogger("test"), trainjob_pods={})
+    assert dict(patch) == {}
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_compressjob_gets_no_children_and_keeps_its_status(phase):
+    patch = kopf.Patch()
+    spec = {"model": {"uri": "pvc://models/digits"}, "steps": [{"quantize": {}}], "ttlSecondsAfterFinished": 60}
+    # Its Job gone: nothing to collect, nothing to apply, no status to recompute.
+    reconcile_compressjob(body=body("CompressJob", spec, phase), patch=patch, memo=kopf.Memo(config=None),
+                          logger=logging.getLogger("test"), compressjob_jobs={}, compressjob_pods={}, trainjobs={},
+                          compressjobs={})
+    assert dict(patch) == {}
