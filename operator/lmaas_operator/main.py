@@ -50,7 +50,7 @@ class ProgressAnnotations(kopf.AnnotationsProgressStorage):
     diff bases (no other operator handles lmaas resources) and outlives the progress it marks: a
     handler that succeeds at once stores and purges its progress in the same patch, so the marker
     alone was a write to the resource itself, one per resource (a private kopf method; pinned by
-    tests/unit/operator/test_diffbase.py)."""
+    tests/unit/operator/test_persistence.py)."""
 
     def _store_marker(self, prefix, patch, body) -> None:  # noqa: ARG002 (see above)
         return None

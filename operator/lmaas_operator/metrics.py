@@ -29,19 +29,30 @@ DURATION = Histogram("lmaas_operator_reconcile_duration_seconds", "Time in handl
 
 
 class PhaseCollector(Collector):
-    """lmaas_operator_resources{kind,phase}: how many resources this replica last saw in each phase."""
+    """lmaas_operator_resources{kind,phase}: how many resources this replica last saw in each phase.
+
+    A deleted resource's uid is remembered (the latest GONE_KEPT of them), so that a handler call
+    still under way when it was deleted does not record it again."""
+
+    GONE_KEPT = 10_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._phases: dict[tuple[str, str, str], str] = {}
+        self._gone: dict[str, None] = {}  # uids, oldest first
 
-    def record(self, kind: str, namespace: str, name: str, phase: str) -> None:
+    def record(self, kind: str, namespace: str, name: str, uid: str | None, phase: str) -> None:
         with self._lock:
-            self._phases[(kind, namespace, name)] = phase
+            if uid not in self._gone:
+                self._phases[(kind, namespace, name)] = phase
 
-    def forget(self, kind: str, namespace: str, name: str) -> None:
+    def forget(self, kind: str, namespace: str, name: str, uid: str | None) -> None:
         with self._lock:
             self._phases.pop((kind, namespace, name), None)
+            if uid:
+                self._gone[uid] = None
+                if len(self._gone) > self.GONE_KEPT:
+                    del self._gone[next(iter(self._gone))]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
@@ -82,14 +93,14 @@ def measured(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             body = kwargs.get("body") or {}
             meta = body.get("metadata") or {}
             if meta.get("name"):
-                PHASES.record(kind, meta.get("namespace") or "", meta["name"], _phase_seen(kwargs))
+                PHASES.record(kind, meta.get("namespace") or "", meta["name"], meta.get("uid"), _phase_seen(kwargs))
             return result
         return run
     return wrap
 
 
-def forget(kind: str, namespace: str, name: str) -> None:
-    PHASES.forget(kind, namespace, name)
+def forget(kind: str, namespace: str, name: str, uid: str | None) -> None:
+    PHASES.forget(kind, namespace, name, uid)
 
 
 def serve(address: str):

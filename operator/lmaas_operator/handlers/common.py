@@ -56,9 +56,9 @@ def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str
     async def index_resource(namespace, name, body, **_):
         return {(namespace, name): indexed_resource(body)}
 
-    async def forget_deleted(event, namespace, name, **_) -> None:
+    async def forget_deleted(event, namespace, name, uid, **_) -> None:
         if event["type"] == "DELETED":
-            metrics.forget(kind, namespace, name)
+            metrics.forget(kind, namespace, name, uid)
 
     kopf.index(*workload, labels=owned, id=workload_index)(index_workload)
     kopf.index("", "v1", "pods", labels=owned, id=pods_index)(index_pods)
@@ -91,11 +91,18 @@ def without_finalizers(registry: kopf.OperatorRegistry) -> None:
         spawning._handlers[index] = dataclasses.replace(handler, requires_finalizer=False)  # noqa: SLF001
 
 
+def ran_to_the_end(status: dict[str, Any]) -> bool:
+    """Whether a TrainJob's or CompressJob's Job ran and finished (it had a startTime; a resource
+    failed before any Job, say on a model reference or a refused child, may still recover)."""
+    return status.get("phase") in FINISHED and bool(status.get("startTime"))
+
+
 def collect_finished_job(cr: CustomResource, job: dict[str, Any] | None, status: dict[str, Any],
                          logger: logging.Logger) -> None:
     """Delete a finished resource's Job (and so its pods) spec.ttlSecondsAfterFinished after the
-    completionTime in its status. The operator does it rather than the Job controller, so that the
-    result is in the status first and the Job is not restored by hand-deletion repair."""
+    completionTime in its status (`status` as written by an earlier refresh, so that the result
+    had one more refresh to be complete). The operator does it rather than the Job controller, so
+    that the result is in the status first and the Job is not restored by hand-deletion repair."""
     ttl = cr.spec.ttl_seconds_after_finished
     if ttl is None or job is None or not status.get("completionTime"):
         return

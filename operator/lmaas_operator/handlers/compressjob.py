@@ -15,7 +15,7 @@ from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
-    parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
+    parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer, still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
@@ -49,11 +49,11 @@ def reconcile_compressjob(
     previous = plain(body.get("status") or {})
     resolution = resolve_model(cr.spec.model, producers(cr.namespace, trainjobs, compressjobs), ("CompressJob", cr.name))
     job = first(compressjob_jobs, key)
-    if previous.get("phase") in FINISHED:  # the result is recorded; only the Job may have to go
+    finished = ran_to_the_end(previous)
+    if finished:
         collect_finished_job(cr, job, previous, logger)
-        return
     pods = list(compressjob_pods.get(key, []))
-    if job is None and resolution.state == "ready":
+    if job is None and previous.get("phase") not in FINISHED and resolution.state == "ready":
         input_uri = _input_uri(body) or resolution.uri
         try:
             apply_children(render_children(cr, memo.config, input_uri))
@@ -66,6 +66,8 @@ def reconcile_compressjob(
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
     status = compute_status(cr, resolution, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
+    if finished and status["phase"] not in FINISHED:
+        return  # a refresh may complete a result, never undo it (its Job and pods go in the end)
     if status != previous:
         patch["status"] = status
 

@@ -50,11 +50,13 @@ def reconcile_modelservice(
     if still_rejected(body):
         return
     cr, resolution, children = _desired(plain(body), memo, trainjobs, compressjobs)
+    key = (cr.namespace, cr.name)
+    deployment = first(modelservice_deployments, key)
     if children:
         fingerprint = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
         if memo.get("applied") != fingerprint:
             try:
-                apply_children(children)
+                stored = apply_children(children)
             except ChildRejected as rejected:
                 patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
                 logger.error("%s", rejected)
@@ -64,11 +66,11 @@ def reconcile_modelservice(
                 if kube.delete(api_version, kind, name, cr.namespace):
                     logger.info("deleted %s %s, no longer in the spec", kind, name)
             memo["applied"] = fingerprint
+            # The status of what was just applied (a rollout is Deploying now, not at the next refresh).
+            deployment = next(child for child in stored if child["kind"] == "Deployment")
             logger.info("applied the children of ModelService %s/%s serving %s", cr.namespace, cr.name, resolution.uri)
-    key = (cr.namespace, cr.name)
     previous = plain(body.get("status") or {})
-    status = compute_status(cr, resolution, first(modelservice_deployments, key), list(modelservice_pods.get(key, [])),
-                            previous, utcnow())
+    status = compute_status(cr, resolution, deployment, list(modelservice_pods.get(key, [])), previous, utcnow())
     if status != previous:
         patch["status"] = status
 

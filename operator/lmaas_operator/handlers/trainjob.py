@@ -15,7 +15,8 @@ from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
-    keep_observed_generation, parse_resource, plain, status_timer, rejected_status, restore, still_rejected, utcnow,
+    keep_observed_generation, parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer,
+    still_rejected, utcnow,
 )
 
 LABEL = "lmaas.io/trainjob"
@@ -31,7 +32,7 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
                        trainjob_pods: kopf.Index, **_) -> None:
     cr = parse_resource(body)
     previous = plain(body.get("status") or {})
-    if previous.get("phase") in FINISHED:
+    if ran_to_the_end(previous):
         # Nothing runs again: its Job may be gone (ttlSecondsAfterFinished) and would start over.
         logger.info("TrainJob %s/%s is %s; its children are left as they are", cr.namespace, cr.name,
                     previous["phase"])
@@ -73,13 +74,15 @@ def refresh_trainjob_status(
     job = first(trainjob_jobs, key)
     pods = list(trainjob_pods.get(key, []))
     previous = plain(body.get("status") or {})
-    if previous.get("phase") in FINISHED:  # the result is recorded; only the Job may have to go
+    finished = ran_to_the_end(previous)
+    if finished:
         collect_finished_job(cr, job, previous, logger)
-        return
     events = []
-    if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
+    if previous.get("phase") not in FINISHED and any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
     status = compute_status(cr, job, pods, events, previous, output_uri(cr, memo.config), utcnow())
+    if finished and status["phase"] not in FINISHED:
+        return  # a refresh may complete a result, never undo it (its Job and pods go in the end)
     status = keep_observed_generation(status, previous)
     if status != previous:
         patch["status"] = status
