@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +32,7 @@ from lmaas_operator.api.crds import GROUP, VERSION, load_crds
 from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet
-from tests.integration.operators import CHILDREN, resources
+from tests.integration.operators import CHILDREN, resources, scrape
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -59,16 +58,13 @@ def api_requests(cluster: TestCluster) -> dict[str, float]:
 
 def handler_seconds(url: str) -> dict[str, float]:
     """Mean time in each create/status handler, from the operator's own duration histogram."""
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        text = reply.read().decode()
     sums, counts = {}, {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            handler = sample.labels.get("handler")
-            if sample.name == "lmaas_operator_reconcile_duration_seconds_sum":
-                sums[handler] = sample.value
-            elif sample.name == "lmaas_operator_reconcile_duration_seconds_count":
-                counts[handler] = sample.value
+    for (name, labels), number in scrape(url).items():
+        handler = dict(labels).get("handler")
+        if name == "lmaas_operator_reconcile_duration_seconds_sum":
+            sums[handler] = number
+        elif name == "lmaas_operator_reconcile_duration_seconds_count":
+            counts[handler] = number
     return {h: round(sums[h] / counts[h], 3) for h in sums if counts.get(h)}
 
 

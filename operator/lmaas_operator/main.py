@@ -26,9 +26,9 @@ class GenerationDiffBase(kopf.DiffBaseStorage):
     status (its spec); once the create or update handlers are done, kopf records the generation
     they applied as observedGeneration, in the same status write as theirs. kopf's stored copy
     cost a second write per handled spec (to the resource itself), a watch event for it, and a
-    deep copy of every event's body to compare. A resource with no observedGeneration is new (create); one
-    whose generation moved on was edited (update). Status timers must not record a generation
-    they did not apply (see keep_observed_generation)."""
+    deep copy of every event's body to compare. A resource with no observedGeneration is new
+    (create); one whose generation moved on was edited (update). Status timers must not record a
+    generation they did not apply (see keep_observed_generation)."""
 
     def build(self, *, body, extra_fields=None):
         outside_spec = sorted(field for field in extra_fields or () if field[0] != "spec")

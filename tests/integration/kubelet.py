@@ -51,6 +51,14 @@ def _status(uid: str, containers: list[tuple[str, str]], phase: str, conditions:
     }}
 
 
+def _running(ready: bool) -> tuple[list[dict], dict]:
+    """The conditions and container state of started containers (ready, if `ready`)."""
+    flag = "True" if ready else "False"
+    return ([{"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
+             {"type": "ContainersReady", "status": flag}, {"type": "Ready", "status": flag}],
+            {"running": {"startedAt": _now()}})
+
+
 class Kubelet:
     """Plays the kubelet of one node; the node's log endpoint serves what `set_log` stored."""
 
@@ -118,11 +126,7 @@ class Kubelet:
     def run(self, pod, ready: bool = True) -> None:
         """Containers started (and ready, if `ready`)."""
         self.bind(pod)
-        flag = "True" if ready else "False"
-        self._set_status(pod, "Running", [
-            {"type": "PodScheduled", "status": "True"}, {"type": "Initialized", "status": "True"},
-            {"type": "ContainersReady", "status": flag}, {"type": "Ready", "status": flag},
-        ], {"running": {"startedAt": _now()}}, ready=ready)
+        self._set_status(pod, "Running", *_running(ready), ready=ready)
 
     def start_new(self, pod: dict[str, Any]) -> None:
         """A new, unbound pod as a watch delivers it (plain JSON): bound and Running, ready, with
@@ -130,9 +134,8 @@ class Kubelet:
         meta = pod["metadata"]
         self.core.create_namespaced_binding(meta["namespace"], _binding(meta["name"]), _preload_content=False)
         self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], _status(
-            meta["uid"], [(c["name"], c["image"]) for c in pod["spec"]["containers"]], "Running",
-            [{"type": t, "status": "True"} for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-            {"running": {"startedAt": _now()}}, ready=True), _preload_content=False)
+            meta["uid"], [(c["name"], c["image"]) for c in pod["spec"]["containers"]], "Running", *_running(True),
+            ready=True), _preload_content=False)
 
     def succeed(self, pod, message: str = "") -> None:
         self.terminate(pod, exit_code=0, reason="Completed", message=message)

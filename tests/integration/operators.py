@@ -15,6 +15,19 @@ from tests.integration.conftest import free_port, operator_env
 
 LMAAS = str(Path(sys.executable).parent / "lmaas")
 
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """A Prometheus endpoint's samples by (name, sorted labels)."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200
+        text = reply.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+
 CHILDREN = {  # kind → (child kind, name suffix) that the operator makes before any pod runs
     "TrainJob": [("configmap", "-config"), ("service", ""), ("job", "")],
     "CompressJob": [("configmap", "-config"), ("job", "")],
@@ -66,12 +79,11 @@ class OperatorProcess:
     def reconciles(self, handler: str | None = None) -> float:
         """Handler calls this process made, of one handler or all (0 until its metrics endpoint answers)."""
         try:
-            with urllib.request.urlopen(self.metrics_url, timeout=5) as reply:
-                text = reply.read().decode()
+            samples = scrape(self.metrics_url)
         except OSError:
             return 0.0
-        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "lmaas_operator_reconciles_total" and handler in (None, s.labels.get("handler")))
+        return sum(count for (name, labels), count in samples.items()
+                   if name == "lmaas_operator_reconciles_total" and handler in (None, dict(labels).get("handler")))
 
 
 def resources(count: int) -> list[dict]:

@@ -1,24 +1,10 @@
 """The operator's Prometheus endpoint, scraped while it reconciles resources on the real control plane."""
-import urllib.request
-
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import wait_for
+from tests.integration.operators import scrape, value
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(url, timeout=10) as reply:
-        assert reply.status == 200
-        text = reply.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))))
 
 
 def test_reconciles_durations_and_resources_per_phase_are_exported(operator, kubectl, namespace):

@@ -25,6 +25,7 @@ __all__ = [
     "child_to_restore", "restore", "utcnow",
 ]
 FINISHED = ("Succeeded", "Failed")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as the API server writes times
 STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
 # The create handlers write the first status with the children. A first refresh STATUS_INTERVAL
 # after creation lands in the middle of a burst of new resources and slows their handlers (the
@@ -106,8 +107,7 @@ def collect_finished_job(cr: CustomResource, job: dict[str, Any] | None, status:
     ttl = cr.spec.ttl_seconds_after_finished
     if ttl is None or job is None or not status.get("completionTime"):
         return
-    finished = datetime.datetime.strptime(status["completionTime"], "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc)
+    finished = datetime.datetime.strptime(status["completionTime"], TIME_FORMAT).replace(tzinfo=datetime.timezone.utc)
     if datetime.datetime.now(datetime.timezone.utc) >= finished + datetime.timedelta(seconds=ttl):
         if kube.delete("batch/v1", "Job", cr.name, cr.namespace):
             logger.info("deleted the Job of %s %s/%s, %s s after it finished (ttlSecondsAfterFinished)",
@@ -131,7 +131,7 @@ def parse_resource(body: kopf.Body) -> CustomResource:
 
 
 def utcnow() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
 
 
 def keep_observed_generation(status: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
