@@ -103,7 +103,7 @@ class ChildWatch:
         self._stop = threading.Event()
         core, batch, apps = (kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api),
                              kubernetes.client.AppsV1Api(api))
-        lists = {"configmap": core.list_namespaced_config_map, "service": core.list_namespaced_service,
+        lists = {"service": core.list_namespaced_service,
                  "job": batch.list_namespaced_job, "deployment": apps.list_namespaced_deployment}
         for kind, list_function in lists.items():
             threading.Thread(target=self._watch, args=(kind, list_function, namespace), daemon=True).start()

@@ -17,7 +17,6 @@ FIELD_MANAGER = "lmaas-operator"
 # (apiVersion, kind) → (plural, namespaced) for every kind the operator writes. A fixed table
 # instead of API discovery: nothing to fetch at start-up, and RBAC reads like this list.
 RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
-    ("v1", "ConfigMap"): ("configmaps", True),
     ("v1", "Service"): ("services", True),
     ("batch/v1", "Job"): ("jobs", True),
     ("apps/v1", "Deployment"): ("deployments", True),
@@ -64,7 +63,7 @@ def resource_path(api_version: str, kind: str, name: str, namespace: str | None 
 
 
 def _send(client: kubernetes.client.ApiClient, method: str, path: str, query: list[tuple[str, Any]] | None = None,
-          content_type: str | None = None, body: str | None = None) -> kubernetes.client.rest.RESTResponse:
+          content_type: str | None = None, body: str | dict | None = None) -> kubernetes.client.rest.RESTResponse:
     """One request through the API client's connection pool and credentials, its reply read;
     no generated API class (see api_client)."""
     headers = {"Accept": "application/json", **({"Content-Type": content_type} if content_type else {})}
@@ -84,6 +83,17 @@ def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None
     response = _send(client, "PATCH", path, [("fieldManager", FIELD_MANAGER), ("force", "true")],
                      "application/apply-patch+yaml", json.dumps(obj))
     return client.response_deserialize(response, {"200": "object", "201": "object"}).data
+
+
+def merge_patch(api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
+                client: kubernetes.client.ApiClient | None = None) -> dict[str, Any]:
+    """A JSON merge patch of a few fields (None removes one) as the operator's field manager;
+    the stored object. For what server-side apply of the whole object cannot do (see
+    handlers.common.apply_child)."""
+    client = client or api_client()
+    response = _send(client, "PATCH", resource_path(api_version, kind, name, namespace),
+                     [("fieldManager", FIELD_MANAGER)], "application/merge-patch+json", patch)  # a JSON body is encoded by the REST layer
+    return client.response_deserialize(response, {"200": "object"}).data
 
 
 def pod_log(name: str, namespace: str, container: str, tail_lines: int,

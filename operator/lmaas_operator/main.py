@@ -69,10 +69,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.progress_storage = ProgressAnnotations(prefix="lmaas.io")
     settings.persistence.diffbase_storage = GenerationDiffBase()
     # Watch only the operator's own children, not every pod and Job of the cluster.
-    for resource in ("pods", "configmaps", "services", ("batch", "jobs"), ("apps", "deployments"),
+    for resource in ("pods", "services", ("batch", "jobs"), ("apps", "deployments"),
                      ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets")):
         settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={pods.MANAGED_BY}"
-    # Events are for people: warnings and errors, not every successful handler call.
+    # Events are for people: the handlers' warnings and errors (kopf posts log messages only when
+    # asked), not every successful handler call.
+    settings.posting.loggers = True
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = kube.FIELD_MANAGER
     # Handlers are sync and spend their time waiting on the API server: more threads than

@@ -1,6 +1,7 @@
 """Pieces every worker pod shares: labels, security context, env, placement, volumes."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .api import contract
@@ -9,6 +10,10 @@ from .resource import CustomResource
 
 MANAGED_BY = "lmaas-operator"
 WORKER_UID = 10001
+CONFIG_ANNOTATION = "lmaas.io/config"
+"""Pod-template annotation holding the worker's config document; the kubelet writes it to
+CONFIG_MOUNT/CONFIG_FILE (a downward API volume), so that a resource needs no ConfigMap: one
+object fewer to apply, watch and restore per resource, and no way for the two to disagree."""
 
 
 def labels(cr: CustomResource, component: str) -> dict[str, str]:
@@ -51,6 +56,24 @@ def container_security_context() -> dict[str, Any]:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
+
+
+def config_annotation(document: dict[str, Any]) -> dict[str, str]:
+    """The pod-template annotation of a worker's config document (see CONFIG_ANNOTATION). Any
+    change of it is a change of the template: a new rollout for a Deployment, refused by the API
+    server for a Job, so a document holds only what cannot change while its pods run."""
+    return {CONFIG_ANNOTATION: json.dumps(document, sort_keys=True, separators=(",", ":"))}
+
+
+def config_env() -> dict[str, str]:
+    return {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"}
+
+
+def config_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, mount) of the config file, projected from the pod's CONFIG_ANNOTATION."""
+    field = f"metadata.annotations['{CONFIG_ANNOTATION}']"
+    volume = {"name": "config", "downwardAPI": {"items": [{"path": contract.CONFIG_FILE, "fieldRef": {"fieldPath": field}}]}}
+    return volume, {"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True}
 
 
 def env_vars(env: list[EnvVar] | None) -> list[dict[str, Any]]:
@@ -122,16 +145,19 @@ def worker_container(name: str, image: str, command: list[str], env: list[dict[s
 
 
 def worker_job(cr: CustomResource, component: str, container: dict[str, Any], volumes: list[dict[str, Any]],
-               fail_on_exit_codes: list[int], job_spec: dict[str, Any] | None = None,
+               fail_on_exit_codes: list[int], document: dict[str, Any], job_spec: dict[str, Any] | None = None,
                pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
-    active_deadline_seconds and pod. Not ttl_seconds_after_finished: the Job controller would
-    delete the Job before the operator read its result (handlers.common.collect_finished_job)."""
+    active_deadline_seconds and pod, reading `document` as its config file (the container's env
+    has config_env()). Not
+    ttl_seconds_after_finished: the Job controller would delete the Job before the operator read
+    its result (handlers.common.collect_finished_job)."""
     spec = cr.spec
     user_labels = spec.pod.labels if spec.pod else None
     user_annotations = spec.pod.annotations if spec.pod else None
     scratch, scratch_mounts = scratch_volumes()
-    container = {**container, "volumeMounts": [*container["volumeMounts"], *scratch_mounts]}
+    config, config_mount = config_volume()
+    container = {**container, "volumeMounts": [config_mount, *container["volumeMounts"], *scratch_mounts]}
     body: dict[str, Any] = {
         **(job_spec or {}),
         "backoffLimit": spec.max_restarts,
@@ -145,7 +171,7 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
         "template": {
             "metadata": {
                 "labels": {**(user_labels or {}), **labels(cr, component)},
-                **({"annotations": dict(user_annotations)} if user_annotations else {}),
+                "annotations": {**(user_annotations or {}), **config_annotation(document)},
             },
             "spec": {
                 **(pod_spec or {}),
@@ -153,7 +179,7 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
                 "automountServiceAccountToken": False,
                 "securityContext": pod_security_context(),
                 "containers": [container],
-                "volumes": [*volumes, *scratch],
+                "volumes": [config, *volumes, *scratch],
                 **placement(spec.pod),
             },
         },

@@ -39,10 +39,14 @@ class CustomResource(Generic[SpecT]):
             "controller": True, "blockOwnerDeletion": True,
         }
 
-    def as_document(self) -> dict[str, Any]:
-        """The resource as the worker reads it from its config file."""
+    def as_document(self, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The resource as the worker reads it from its config file: identity and spec, less the
+        spec fields in `leave_out` (those that may change while its pods run, which the worker
+        does not read). No generation: the pod template holds this document, and a generation
+        that moves with every edit would make the template move with it."""
+        spec = {key: value for key, value in self.spec.to_dict().items() if key not in leave_out}
         return {
             "apiVersion": API_VERSION, "kind": self.kind,
-            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid, "generation": self.generation},
-            "spec": self.spec.to_dict(),
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
+            "spec": spec,
         }

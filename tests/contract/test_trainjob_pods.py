@@ -3,7 +3,8 @@
 The Job of the two-node sample TrainJob is rendered by the operator's own builders; each pod's
 container command runs as a local process with the pod's env, the way a kubelet would start it:
 the completion index becomes the node rank, rank 0's host name is pointed at 127.0.0.1, the
-ConfigMap becomes a file, and the output volume a temporary directory.
+downward API volume becomes a file holding the annotation it projects, and the output volume a
+temporary directory.
 """
 from __future__ import annotations
 
@@ -51,12 +52,20 @@ def pod_process_env(container: dict, index: int, rank0_host: str, port: int, vol
     return env
 
 
+def projected_file(template: dict, path: str) -> str:
+    """What the kubelet writes at `path` of the pod's downward API volume: the annotation it names."""
+    (item,) = [item for volume in template["spec"]["volumes"] if "downwardAPI" in volume
+               for item in volume["downwardAPI"]["items"] if item["path"] == path]
+    annotation = item["fieldRef"]["fieldPath"].removeprefix("metadata.annotations['").removesuffix("']")
+    return template["metadata"]["annotations"][annotation]
+
+
 def run_pods(tmp_path: Path, doc: dict, timeout: float = 240) -> list[tuple[int, str, str]]:
     """Render the TrainJob's Job and run each of its pods' command; (exit status, stdout, stderr) each."""
     cr = stored(doc, namespace="ml", uid="contract-uid")
-    config_map, _service, job = render_children(cr, OperatorConfig(worker_image="unused", peering_priority=1))
+    _service, job = render_children(cr, OperatorConfig(worker_image="unused", peering_priority=1))
     config_file = tmp_path / contract.CONFIG_FILE
-    config_file.write_text(config_map["data"][contract.CONFIG_FILE])
+    config_file.write_text(projected_file(job["spec"]["template"], contract.CONFIG_FILE))
     (container,) = job["spec"]["template"]["spec"]["containers"]
     port = free_port()
     processes = []

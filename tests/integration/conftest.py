@@ -51,6 +51,11 @@ class Kubectl:
     def exists(self, kind: str, name: str, namespace: str) -> bool:
         return self("get", kind, name, "--ignore-not-found", "-o", "name", namespace=namespace).stdout.strip() != ""
 
+    def events(self, kind: str, name: str, namespace: str) -> list[tuple[str, str]]:
+        """(type, message) of the Events about one object, as `kubectl describe` shows them."""
+        return [(e["type"], e["message"]) for e in self.json("get", "events", "-n", namespace)["items"]
+                if (e["involvedObject"].get("kind"), e["involvedObject"].get("name")) == (kind, name)]
+
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition",
              describe: Callable[[], Any] | None = None) -> Any:

@@ -29,9 +29,9 @@ def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
 CHILDREN = {  # kind → (child kind, name suffix) that the operator makes before any pod runs
-    "TrainJob": [("configmap", "-config"), ("service", ""), ("job", "")],
-    "CompressJob": [("configmap", "-config"), ("job", "")],
-    "ModelService": [("configmap", "-config"), ("deployment", ""), ("service", "")],
+    "TrainJob": [("service", ""), ("job", "")],
+    "CompressJob": [("job", "")],
+    "ModelService": [("deployment", ""), ("service", "")],
 }
 PEERING_LIFETIME = 15
 PHASES = {"TrainJob": "Pending", "CompressJob": "Pending", "ModelService": "Deploying"}
@@ -106,7 +106,7 @@ def converged(kubectl, namespace: str, docs: list[dict]) -> list[str]:
     """What is still wrong: missing or duplicated children, wrong owners, statuses not there yet."""
     wrong = []
     listed = {kind: kubectl.json("get", kind, "-n", namespace)["items"]
-              for kind in ("configmap", "service", "job", "deployment")}
+              for kind in ("service", "job", "deployment")}
     stored = {(d["kind"], d["metadata"]["name"]): d
               for d in kubectl.json("get", "trainjobs,compressjobs,modelservices", "-n", namespace)["items"]}
     for doc in docs:

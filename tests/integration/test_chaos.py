@@ -86,7 +86,7 @@ def test_resources_deleted_mid_reconcile_leave_nothing_behind(operators, kubectl
     kubectl("delete", "trainjobs,compressjobs,modelservices", "--all", "-n", namespace, "--wait=false")
 
     def leftovers():
-        left = kubectl.json("get", "trainjobs,compressjobs,modelservices,configmap,service,job,deployment",
+        left = kubectl.json("get", "trainjobs,compressjobs,modelservices,service,job,deployment",
                             "-n", namespace, "-l", "app.kubernetes.io/managed-by=lmaas-operator")["items"]
         left += kubectl.json("get", "trainjobs,compressjobs,modelservices", "-n", namespace)["items"]
         return [f"{i['kind']}/{i['metadata']['name']}" for i in left]

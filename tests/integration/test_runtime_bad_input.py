@@ -35,6 +35,9 @@ def test_a_child_the_api_server_refuses_fails_the_resource_and_others_still_reco
     assert "the API server refused the Job odd-affinity" in failed["message"]
     assert "operator" in failed["message"] and "Near" in failed["message"]
     assert not kubectl.exists("job", "odd-affinity", namespace)
+    # and `kubectl describe` says so too
+    wait_for(lambda: [m for kind, m in kubectl.events("TrainJob", "odd-affinity", namespace)
+                      if kind == "Error" and "the API server refused the Job odd-affinity" in m], what="an Event")
     kubectl.apply({"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "fine"},
                    "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}}}, namespace=namespace)
     wait_for(lambda: kubectl.exists("job", "fine", namespace), what="the next TrainJob's Job")

@@ -6,7 +6,10 @@ import time
 import pytest
 
 from lmaas_operator.api import contract
+from lmaas_operator.config import OperatorConfig
+from lmaas_operator.trainjob.builders import render_job
 from tests.integration.conftest import wait_for
+from tests.unit.operator.builders import stored
 
 pytestmark = pytest.mark.integration
 SELECTOR = "lmaas.io/trainjob={}"
@@ -36,7 +39,6 @@ def test_children_are_created_with_the_torchrun_contract(operator, kubectl, kube
     kubectl.apply(trainjob("digits", procsPerNode=2), namespace=namespace)
     job = wait_for(lambda: kubectl.exists("job", "digits", namespace) and kubectl.get("job", "digits", namespace), what="the Job")
     assert kubectl.get("service", "digits", namespace)["spec"]["clusterIP"] == "None"
-    assert kubectl.exists("configmap", "digits-config", namespace)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "TrainJob"
     # The real Job controller made one pod per node, each with its completion index.
     pods = kubelet.wait_for_pods(namespace, SELECTOR.format("digits"), 2)
@@ -46,6 +48,12 @@ def test_children_are_created_with_the_torchrun_contract(operator, kubectl, kube
     assert env["PET_NNODES"] == "2" and env["PET_NPROC_PER_NODE"] == "2"
     assert env["PET_RDZV_ENDPOINT"] == "digits-0.digits:29400"
     assert pods[0].spec.hostname.startswith("digits-") and pods[0].spec.subdomain == "digits"
+    # The worker's config file is the TrainJob, projected from the pod's own annotation.
+    config = json.loads(pods[0].metadata.annotations["lmaas.io/config"])
+    assert config["metadata"]["uid"] == kubectl.get("trainjob", "digits", namespace)["metadata"]["uid"]
+    assert config["spec"]["procsPerNode"] == 2
+    (volume,) = [v for v in pods[0].spec.volumes if v.name == "config"]
+    assert volume.downward_api.items[0].field_ref.field_path == "metadata.annotations['lmaas.io/config']"
 
 
 def test_running_progress_success_and_artifact(operator, kubectl, kubelet, namespace):
@@ -121,6 +129,31 @@ def test_suspend_and_resume(operator, kubectl, kubelet, namespace):
     assert wait_phase(kubectl, "pause", namespace, "Pending")
 
 
+def test_a_job_with_another_pod_template_runs_on_and_still_follows_suspend(operator, kubectl, kubelet, namespace):
+    """A Job made by an earlier lmaas, or before the operator's worker image changed: the API
+    server keeps a Job's pod template as it is, so the operator leaves it, says so, and changes
+    only what may change (and takes the TTL over); the TrainJob is not failed for it."""
+    doc = trainjob("older")
+    earlier = render_job(stored(doc, namespace=namespace, uid="earlier-uid"),
+                         OperatorConfig(worker_image="registry.example/lmaas/worker:0.9", peering_priority=1))
+    del earlier["metadata"]["ownerReferences"]  # its owner here is the TrainJob applied below
+    earlier["spec"]["ttlSecondsAfterFinished"] = 3600  # earlier lmaas left the TTL to the Job controller
+    kubectl.apply(earlier, namespace=namespace)
+    kubectl.apply(doc, namespace=namespace)
+    assert wait_for(lambda: status(kubectl, "older", namespace).get("observedGeneration") == 1
+                    and status(kubectl, "older", namespace), what="the status")["phase"] == "Pending"
+    image = lambda: kubectl.get("job", "older", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image() == "registry.example/lmaas/worker:0.9"
+    assert "ttlSecondsAfterFinished" not in kubectl.get("job", "older", namespace)["spec"]  # the operator's job now
+    said = wait_for(lambda: [m for _, m in kubectl.events("TrainJob", "older", namespace) if "keeps its" in m],
+                    what="an Event", describe=lambda: kubectl.events("TrainJob", "older", namespace))
+    assert "the Job {}/older keeps its spec.template".format(namespace) in said[0]
+    kubectl("patch", "trainjob", "older", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
+    wait_for(lambda: kubectl.get("job", "older", namespace)["spec"]["suspend"] is True, what="the Job suspended")
+    wait_phase(kubectl, "older", namespace, "Suspended")
+    assert image() == "registry.example/lmaas/worker:0.9"
+
+
 def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(operator, kubectl, kubelet,
                                                                                   namespace):
     """The resource's metadata and spec stay the user's (nothing for a GitOps tool to see as drift);
@@ -143,7 +176,7 @@ def test_a_deleted_child_is_restored_and_deletion_collects_everything(operator, 
     kubectl("delete", "service", "keep", namespace=namespace)
     wait_for(lambda: kubectl.exists("service", "keep", namespace), what="the Service restored")
     kubectl("delete", "trainjob", "keep", namespace=namespace)
-    for kind, name in (("job", "keep"), ("service", "keep"), ("configmap", "keep-config")):
+    for kind, name in (("job", "keep"), ("service", "keep")):
         wait_for(lambda: not kubectl.exists(kind, name, namespace), what=f"{kind} {name} garbage-collected")
 
 

@@ -1,8 +1,8 @@
-"""CompressJob → its children, as pure data: a ConfigMap and a one-pod Job, rendered once the input
-model is known (its producer has succeeded)."""
+"""CompressJob → its child, as pure data: a one-pod Job whose pod template carries the CompressJob
+and its input for the worker to read (pods.CONFIG_ANNOTATION), rendered once the input model is
+known (its producer has succeeded)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import pods
@@ -14,12 +14,11 @@ from ..resource import CustomResource
 COMPONENT = "compressor"
 CONTAINER = "compressor"
 WORKER_COMMAND = ["lmaas", "compress"]
+# What may change while the Job runs (the CRD's immutability rule): not in the pods' config
+# document, which is part of the Job's immutable pod template. The worker reads none of them.
+MUTABLE = ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "maxRestarts")
 
 CompressJob = CustomResource[CompressJobSpec]
-
-
-def config_map_name(cr: CompressJob) -> str:
-    return f"{cr.name}-config"
 
 
 def output_location(cr: CompressJob, config: OperatorConfig) -> tuple[str, str]:
@@ -31,15 +30,9 @@ def output_uri(cr: CompressJob, config: OperatorConfig) -> str:
     return f"pvc://{claim}/{path}"
 
 
-def render_config_map(cr: CompressJob, input_uri: str) -> dict[str, Any]:
-    document = cr.as_document()
-    document["status"] = {"input": {"uri": input_uri}}
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": pods.metadata(cr, config_map_name(cr), COMPONENT),
-        "data": {contract.CONFIG_FILE: json.dumps(document, indent=2, sort_keys=True)},
-    }
+def config_document(cr: CompressJob, input_uri: str) -> dict[str, Any]:
+    """The CompressJob as the worker reads it, with the input its producer made."""
+    return {**cr.as_document(leave_out=MUTABLE), "status": {"input": {"uri": input_uri}}}
 
 
 def claim_volumes(claims: dict[str, bool]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -59,7 +52,7 @@ def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[
     # The input is read-only unless the output lives on the same claim.
     volumes, mounts = claim_volumes({in_claim: in_claim != out_claim, out_claim: False})
     env = [
-        {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
+        pods.config_env(),
         {"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(in_claim, in_path)},
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(out_claim, out_path)},
         {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{out_claim}/{out_path}"},
@@ -67,15 +60,14 @@ def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[
     ]
     container = pods.worker_container(
         CONTAINER, spec.image or config.worker_image, WORKER_COMMAND, env, spec.resources,
-        [{"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True}, *mounts],
+        mounts,
     )
     return pods.worker_job(
         cr, COMPONENT, container,
-        [{"name": "config", "configMap": {"name": config_map_name(cr)}}, *volumes],
-        [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND],
+        volumes, [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND], config_document(cr, input_uri),
         job_spec={"completions": 1, "parallelism": 1},
     )
 
 
 def render_children(cr: CompressJob, config: OperatorConfig, input_uri: str) -> list[dict[str, Any]]:
-    return [render_config_map(cr, input_uri), render_job(cr, config, input_uri)]
+    return [render_job(cr, config, input_uri)]

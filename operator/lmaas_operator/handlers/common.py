@@ -216,14 +216,49 @@ class ChildRejected(Exception):
         super().__init__(f"the API server refused the {child['kind']} {child['metadata']['name']}: {detail}")
 
 
-def apply_children(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Server-side apply each child and return them as stored; a child the API server refuses as
-    invalid raises ChildRejected (retrying could not help), anything else propagates for kopf to
-    retry."""
+# What the operator changes on a Job that exists: everything else in its spec is immutable. The
+# rendered Job has no ttlSecondsAfterFinished (collect_finished_job carries it out), so one set by
+# an earlier lmaas is removed.
+JOB_MUTABLE = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+
+
+def immutable_fields(error: kubernetes.client.ApiException) -> list[str]:
+    """The fields an update was refused for because they cannot change (422, "field is immutable")."""
+    if error.status != 422:
+        return []
+    try:
+        causes = (json.loads(error.body or "{}").get("details") or {}).get("causes") or []
+    except ValueError:
+        return []
+    return [cause.get("field", "") for cause in causes if "field is immutable" in cause.get("message", "")]
+
+
+def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]:
+    """Server-side apply one child. A Job whose pod template the API server keeps (made by an
+    earlier lmaas, or before the operator's worker image changed) runs on as it is, and only its
+    mutable fields follow the spec: refusing the whole apply would fail a running job."""
+    try:
+        return kube.apply(child)
+    except kubernetes.client.ApiException as error:
+        fields = immutable_fields(error) if child["kind"] == "Job" else []
+        if not fields:
+            raise
+        meta = child["metadata"]
+        logger.warning("the Job %s/%s keeps its %s, which cannot change (made by an earlier lmaas or another "
+                       "worker image); suspend and activeDeadlineSeconds follow the spec", meta["namespace"],
+                       meta["name"], ", ".join(fields))
+        return kube.merge_patch(child["apiVersion"], "Job", meta["name"], meta["namespace"],
+                                {"spec": {field: child["spec"].get(field) for field in JOB_MUTABLE}})
+
+
+def apply_children(children: list[dict[str, Any]], logger: logging.Logger) -> list[dict[str, Any]]:
+    """Server-side apply each child (apply_child) and return them as stored; a child the API
+    server refuses as invalid raises ChildRejected (retrying could not help), anything else
+    propagates for kopf to retry."""
     stored = []
     for child in children:
         try:
-            stored.append(kube.apply(child))
+            stored.append(apply_child(child, logger))
         except kubernetes.client.ApiException as error:
             if error.status in (400, 422):
                 raise ChildRejected(child, error) from error

@@ -56,7 +56,7 @@ def reconcile_compressjob(
     if job is None and previous.get("phase") not in FINISHED and resolution.state == "ready":
         input_uri = _input_uri(body) or resolution.uri
         try:
-            apply_children(render_children(cr, memo.config, input_uri))
+            apply_children(render_children(cr, memo.config, input_uri), logger)
         except ChildRejected as rejected:
             patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
             logger.error("%s", rejected)
@@ -72,7 +72,6 @@ def reconcile_compressjob(
         patch["status"] = status
 
 
-@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 async def restore_compressjob_child(event, namespace, labels, body, memo: kopf.Memo, compressjobs: kopf.Index, logger,
                                     **_) -> None:

@@ -56,7 +56,7 @@ def reconcile_modelservice(
         fingerprint = hashlib.sha256(json.dumps(children, sort_keys=True).encode()).hexdigest()
         if memo.get("applied") != fingerprint:
             try:
-                stored = apply_children(children)
+                stored = apply_children(children, logger)
             except ChildRejected as rejected:
                 patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
                 logger.error("%s", rejected)
@@ -76,7 +76,6 @@ def reconcile_modelservice(
 
 
 # Raw watch events: a child deleted or edited by hand is applied again.
-@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT})

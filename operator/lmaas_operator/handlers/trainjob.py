@@ -38,7 +38,7 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
                     previous["phase"])
         return
     try:
-        stored = apply_children(render_children(cr, memo.config))
+        stored = apply_children(render_children(cr, memo.config), logger)
     except ChildRejected as rejected:
         patch["status"] = rejected_status(body, rejected, CONDITION_TYPES)
         logger.error("%s", rejected)  # also an Event on the TrainJob
@@ -51,7 +51,6 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
 
 
 # Raw watch events, not kopf's change handlers: those would annotate every child to remember it.
-@kopf.on.event("", "v1", "configmaps", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
 async def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger,

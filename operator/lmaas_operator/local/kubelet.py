@@ -2,14 +2,15 @@
 
 The container's command runs with its env resolved the way a kubelet resolves it (fieldRefs,
 secretKeyRefs) and its volumes mapped onto local directories: a PersistentVolumeClaim is
-STORE/volumes/CLAIM, a ConfigMap a directory holding its data files, an emptyDir a scratch
-directory of the pod. Mount paths in env values are rewritten to those directories, which is all
+STORE/volumes/CLAIM, a downward API volume a directory holding its files (the pod's own
+fields, such as the annotation holding a worker's config), an emptyDir a scratch directory of the pod. Mount paths in env values are rewritten to those directories, which is all
 the workers need (they learn every path from their env). The pod's state comes back as the
 `status` a kubelet would write, so the operator's own status functions read it unchanged.
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def utc_now() -> str:
 
 class LocalPod:
     def __init__(self, name: str, template: dict[str, Any], pod_dir: Path, volumes_root: Path,
-                 config_maps: dict[str, dict[str, str]], secrets: SecretLookup, index: int | None = None,
+                 secrets: SecretLookup, index: int | None = None,
                  env_overrides: dict[str, str] | None = None, extra_args: list[str] | None = None,
                  on_line: Callable[[str], None] | None = None):
         self.name = name
@@ -51,7 +52,7 @@ class LocalPod:
         self.dir = pod_dir
         self.log_path = pod_dir / "log.txt"
         self.termination_log = pod_dir / "termination-log"
-        self._mounts = self._mount_volumes(spec.get("volumes") or [], volumes_root, config_maps)
+        self._mounts = self._mount_volumes(spec.get("volumes") or [], volumes_root)
         self._secrets = secrets
         self._overrides = env_overrides or {}
         self._extra_args = extra_args or []
@@ -66,19 +67,18 @@ class LocalPod:
 
     # --- volumes and env ---------------------------------------------------------------
 
-    def _mount_volumes(self, volumes: list[dict[str, Any]], volumes_root: Path,
-                       config_maps: dict[str, dict[str, str]]) -> list[tuple[str, Path]]:
+    def _mount_volumes(self, volumes: list[dict[str, Any]], volumes_root: Path) -> list[tuple[str, Path]]:
         """(mount path, local directory) for each of the container's mounts, longest path first."""
         local: dict[str, Path] = {}
         for volume in volumes:
             name = volume["name"]
             if "persistentVolumeClaim" in volume:
                 local[name] = volumes_root / volume["persistentVolumeClaim"]["claimName"]
-            elif "configMap" in volume:
-                directory = self.dir / "configmaps" / name
+            elif "downwardAPI" in volume:
+                directory = self.dir / "downward" / name
                 directory.mkdir(parents=True, exist_ok=True)
-                for key, text in config_maps.get(volume["configMap"]["name"], {}).items():
-                    (directory / key).write_text(text)
+                for item in volume["downwardAPI"]["items"]:
+                    (directory / item["path"]).write_text(self._field(item["fieldRef"]["fieldPath"], f"volume {name}"))
                 local[name] = directory
             else:  # emptyDir and anything a local process can treat as scratch space
                 local[name] = self.dir / "scratch" / name
@@ -113,12 +113,7 @@ class LocalPod:
             return self.local_path(str(variable["value"]))
         source = variable.get("valueFrom") or {}
         if "fieldRef" in source:
-            field_path = source["fieldRef"]["fieldPath"]
-            if "job-completion-index" in field_path:
-                return str(self.index or 0)
-            if field_path == "metadata.name":
-                return self.name
-            raise PodConfigError(f"env {variable['name']}: fieldRef {field_path} has no local value")
+            return self._field(source["fieldRef"]["fieldPath"], f"env {variable['name']}")
         if "secretKeyRef" in source:
             ref = source["secretKeyRef"]
             value = self._secrets(ref["name"], ref["key"])
@@ -128,6 +123,15 @@ class LocalPod:
                 raise PodConfigError(f"env {variable['name']}: secret \"{ref['name']}\" has no key \"{ref['key']}\"")
             return value
         raise PodConfigError(f"env {variable['name']}: {sorted(source)} has no local value")
+
+    def _field(self, field_path: str, what: str) -> str:
+        """A fieldRef's value: the pod's name or one of its annotations (the completion index is one)."""
+        if field_path == "metadata.name":
+            return self.name
+        annotation = re.fullmatch(r"metadata\.annotations\['([^']+)'\]", field_path)
+        if annotation and annotation.group(1) in self.annotations:
+            return self.annotations[annotation.group(1)]
+        raise PodConfigError(f"{what}: fieldRef {field_path} has no local value")
 
     # --- life cycle ----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from ..references import Resolution, resolve_model
 from ..resource import CustomResource
 from .kubelet import LocalPod, utc_now
 from .store import Store
-from .workloads import OnStatus, config_maps_of, unresolved
+from .workloads import OnStatus, unresolved
 
 PROBE_TIMEOUT = 1.0
 
@@ -64,14 +64,13 @@ class LocalService:
         if self.resolution.state == "ready":
             children = builders.render_children(self.cr, "(local)", self.resolution)
             (self._deployment,) = [c for c in children if c["kind"] == "Deployment"]
-            config_maps = config_maps_of(children)
             spec = self.cr.spec
             count = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
             for number in range(count):
                 port = next_free_port((base_port or spec.port) + number, ports)
                 name = f"{self.cr.name}-{number}"
                 pod = LocalPod(name, self._deployment["spec"]["template"], store.pod_dir("ModelService", self.cr.name, name),
-                               store.volumes, config_maps, store.secret,
+                               store.volumes, store.secret,
                                extra_args=["--host", "127.0.0.1", "--port", str(port)])
                 self.replicas.append((pod, port))
 

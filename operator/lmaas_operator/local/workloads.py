@@ -42,10 +42,6 @@ class Outcome:
     log_tail: list[str]
 
 
-def config_maps_of(children: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    return {c["metadata"]["name"]: c["data"] for c in children if c["kind"] == "ConfigMap"}
-
-
 def _job_of(children: list[dict[str, Any]]) -> dict[str, Any]:
     (job,) = [c for c in children if c["kind"] == "Job"]
     return job
@@ -96,12 +92,11 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
             events.put(event)
 
     manifest = _job_of(children)
-    config_maps = config_maps_of(children)
 
     def make_pod(index: int, attempt: int) -> LocalPod:
         name = f"{manifest['metadata']['name']}-{index}-{attempt}"
         return LocalPod(name, manifest["spec"]["template"], store.pod_dir(cr.kind, cr.name, name), store.volumes,
-                        config_maps, store.secret, index=index, env_overrides=rendezvous, on_line=on_line)
+                        store.secret, index=index, env_overrides=rendezvous, on_line=on_line)
 
     job = LocalJob(manifest, make_pod)
     job.start()

@@ -1,13 +1,12 @@
-"""ModelService → its children, as pure data: a ConfigMap, a Deployment of `lmaas serve`, a
-ClusterIP Service, and (when they apply) a HorizontalPodAutoscaler and a PodDisruptionBudget.
+"""ModelService → its children, as pure data: a Deployment of `lmaas serve`, a ClusterIP Service,
+and (when they apply) a HorizontalPodAutoscaler and a PodDisruptionBudget.
 
-The pod template carries the served artifact and a hash of the configuration in annotations, so a
-newer artifact from the producer, or any spec change, rolls the Deployment forward.
+The pod template carries the served artifact and the ModelService itself (the worker's config
+file, pods.CONFIG_ANNOTATION) in annotations, so a newer artifact from the producer, or any spec
+change but scaling, rolls the Deployment forward.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from .. import pods
@@ -21,13 +20,10 @@ CONTAINER = "server"
 WORKER_COMMAND = ["lmaas", "serve"]
 ARTIFACT_ANNOTATION = "lmaas.io/artifact"
 ARTIFACT_CREATED_ANNOTATION = "lmaas.io/artifact-created-at"
-CONFIG_HASH_ANNOTATION = "lmaas.io/config-hash"
+# Not in the pods' config document, so that scaling never rolls pods (the worker reads neither).
+SCALING = ("replicas", "autoscaling")
 
 ModelService = CustomResource[ModelServiceSpec]
-
-
-def config_map_name(cr: ModelService) -> str:
-    return f"{cr.name}-config"
 
 
 def url(cr: ModelService) -> str:
@@ -49,41 +45,19 @@ def wants_disruption_budget(cr: ModelService) -> bool:
     return cr.spec.replicas > 1
 
 
-def _config_document(cr: ModelService) -> str:
-    return json.dumps(cr.as_document(), indent=2, sort_keys=True)
-
-
-def _pod_config_hash(cr: ModelService) -> str:
-    """What the pods need to restart for: everything but the replica count and its bounds, so that
-    scaling never rolls pods."""
-    spec = {k: v for k, v in cr.spec.to_dict().items() if k not in ("replicas", "autoscaling")}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def render_config_map(cr: ModelService) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": pods.metadata(cr, config_map_name(cr), COMPONENT),
-        "data": {contract.CONFIG_FILE: _config_document(cr)},
-    }
-
-
 def render_deployment(cr: ModelService, image: str, model: Resolution) -> dict[str, Any]:
     spec = cr.spec
     claim, path = pods.parse_pvc_uri(model.uri)
-    env = [
-        {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
-        {"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
-    ]
+    env = [pods.config_env(), {"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(claim, path)}]
     if spec.auth:
         ref = spec.auth.token_secret_ref
         env.append({"name": contract.AUTH_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     env += pods.env_vars(spec.env)
     scratch, scratch_mounts = pods.scratch_volumes()
+    config, config_mount = pods.config_volume()
     container = pods.worker_container(
         CONTAINER, spec.image or image, WORKER_COMMAND, env, spec.resources,
-        [{"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True},
+        [config_mount,
          {"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", "readOnly": True},
          *scratch_mounts],
     )
@@ -96,7 +70,7 @@ def render_deployment(cr: ModelService, image: str, model: Resolution) -> dict[s
     annotations = {
         **(spec.pod.annotations if spec.pod and spec.pod.annotations else {}),
         ARTIFACT_ANNOTATION: model.uri,
-        CONFIG_HASH_ANNOTATION: _pod_config_hash(cr),
+        **pods.config_annotation(cr.as_document(leave_out=SCALING)),
     }
     if model.created_at:
         annotations[ARTIFACT_CREATED_ANNOTATION] = model.created_at
@@ -114,7 +88,7 @@ def render_deployment(cr: ModelService, image: str, model: Resolution) -> dict[s
                 "terminationGracePeriodSeconds": 30,
                 "containers": [container],
                 "volumes": [
-                    {"name": "config", "configMap": {"name": config_map_name(cr)}},
+                    config,
                     {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
                     *scratch,
                 ],
@@ -172,7 +146,7 @@ def render_disruption_budget(cr: ModelService) -> dict[str, Any]:
 
 def render_children(cr: ModelService, image: str, model: Resolution) -> list[dict[str, Any]]:
     """The children this ModelService wants now, in apply order."""
-    children = [render_config_map(cr), render_deployment(cr, image, model), render_service(cr)]
+    children = [render_deployment(cr, image, model), render_service(cr)]
     if wants_autoscaler(cr):
         children.append(render_autoscaler(cr))
     if wants_disruption_budget(cr):

@@ -1,11 +1,11 @@
-"""TrainJob → its children, as pure data: a ConfigMap, a headless Service and an Indexed Job.
+"""TrainJob → its children, as pure data: a headless Service and an Indexed Job whose pod template
+carries the TrainJob itself for the worker to read (pods.CONFIG_ANNOTATION).
 
-Names are deterministic (all three are called after the TrainJob, the ConfigMap with a suffix), so
-an operator that restarts re-applies the same objects instead of making new ones.
+Names are deterministic (both are called after the TrainJob), so an operator that restarts
+re-applies the same objects instead of making new ones.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import pods
@@ -19,12 +19,11 @@ CONTAINER = "trainer"
 # Checks the configuration (exit 78 → podFailurePolicy fails the Job at once), then runs torchrun.
 WORKER_COMMAND = ["lmaas", "train", "--launch"]
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+# What may change while the Job runs (the CRD's immutability rule): not in the pods' config
+# document, which is part of the Job's immutable pod template. The worker reads none of them.
+MUTABLE = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
 
 TrainJob = CustomResource[TrainJobSpec]
-
-
-def config_map_name(cr: TrainJob) -> str:
-    return f"{cr.name}-config"
 
 
 def output_location(cr: TrainJob, config: OperatorConfig) -> tuple[str, str]:
@@ -62,16 +61,6 @@ def torchrun_env(cr: TrainJob) -> list[dict[str, Any]]:
     ]
 
 
-def render_config_map(cr: TrainJob) -> dict[str, Any]:
-    """The TrainJob itself, for the worker to read: it never needs the API."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": pods.metadata(cr, config_map_name(cr), COMPONENT),
-        "data": {contract.CONFIG_FILE: json.dumps(cr.as_document(), indent=2, sort_keys=True)},
-    }
-
-
 def render_service(cr: TrainJob) -> dict[str, Any]:
     """Headless, and publishing pods before they are ready: rank 0 must resolve while the
     agents rendezvous, which is before any of them could be called ready."""
@@ -94,7 +83,7 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     claim, path = output_location(cr, config)
     env = [
         *torchrun_env(cr),
-        {"name": contract.CONFIG_ENV, "value": f"{contract.CONFIG_MOUNT}/{contract.CONFIG_FILE}"},
+        pods.config_env(),
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
         {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{claim}/{path}"},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
@@ -103,15 +92,13 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     container = pods.worker_container(
         CONTAINER, spec.image or config.worker_image, list(spec.command) if spec.command else WORKER_COMMAND,
         env, spec.resources,
-        [{"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True},
-         {"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}],
+        [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}],
     )
     container["ports"] = [{"name": "c10d", "containerPort": contract.RDZV_PORT}]
     return pods.worker_job(
         cr, COMPONENT, container,
-        [{"name": "config", "configMap": {"name": config_map_name(cr)}},
-         {"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
-        [contract.EXIT_CONFIG_ERROR],
+        [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
+        [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=MUTABLE),
         job_spec={
             "completionMode": "Indexed",
             "completions": high,
@@ -125,5 +112,6 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
 
 
 def render_children(cr: TrainJob, config: OperatorConfig) -> list[dict[str, Any]]:
-    """Everything a TrainJob owns, in the order to apply it (the Job's pods mount the others)."""
-    return [render_config_map(cr), render_service(cr), render_job(cr, config)]
+    """Everything a TrainJob owns, in the order to apply it (rank 0's name resolves through the
+    Service before the Job's pods start)."""
+    return [render_service(cr), render_job(cr, config)]

@@ -19,7 +19,7 @@ def local_job(tmp_path):
 
         def make_pod(index, attempt):
             name = f"{manifest['metadata']['name']}-{index}-{attempt}"
-            return LocalPod(name, template, tmp_path / "pods" / name, tmp_path / "volumes", {},
+            return LocalPod(name, template, tmp_path / "pods" / name, tmp_path / "volumes",
                             lambda secret, key: secrets.get(secret, {}).get(key), index=index)
 
         job = LocalJob(manifest, make_pod)

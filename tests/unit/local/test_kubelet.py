@@ -9,7 +9,7 @@ from tests.unit.local.resources import CLAIM_MOUNT, SECRETS, container_state, jo
 
 def pod_of(script, tmp_path):
     template = job_manifest(script)["spec"]["template"]
-    return LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes", {},
+    return LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes",
                     lambda name, key: SECRETS.get(name, {}).get(key), index=0)
 
 
@@ -56,12 +56,13 @@ def test_the_runners_own_lmaas_variables_do_not_leak_into_the_pod(tmp_path, monk
     assert "LMAAS_OUTPUT_DIR" not in env and "RANK" not in env
 
 
-def test_a_config_map_volume_holds_its_data_as_files(tmp_path):
+def test_a_downward_api_volume_holds_the_pods_annotation_as_a_file(tmp_path):
     template = job_manifest("pass")["spec"]["template"]
-    template["spec"]["volumes"].append({"name": "config", "configMap": {"name": "w-config"}})
+    template["metadata"]["annotations"] = {"lmaas.io/config": '{"kind": "TrainJob"}'}
+    template["spec"]["volumes"].append({"name": "config", "downwardAPI": {"items": [
+        {"path": "config.json", "fieldRef": {"fieldPath": "metadata.annotations['lmaas.io/config']"}}]}})
     template["spec"]["containers"][0]["volumeMounts"].append({"name": "config", "mountPath": "/etc/lmaas", "readOnly": True})
-    pod = LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes",
-                   {"w-config": {"config.json": '{"kind": "TrainJob"}'}}, lambda name, key: None, index=0)
+    pod = LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes", lambda name, key: None, index=0)
     with open(pod.local_path("/etc/lmaas/config.json")) as config:
         assert config.read() == '{"kind": "TrainJob"}'
 
@@ -118,6 +119,8 @@ def test_a_running_pod_reports_running_until_stopped(tmp_path):
 @pytest.mark.parametrize("variable, words", [
     ({"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}, 'secret "creds" has no key "nope"'),
     ({"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, "fieldRef status.podIP has no local value"),
+    ({"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['example.com/zone']"}}},
+     "fieldRef metadata.annotations['example.com/zone'] has no local value"),
 ])
 def test_env_a_kubelet_could_not_resolve_leaves_the_pod_pending_with_the_reason(tmp_path, variable, words):
     pod = pod_of("pass", tmp_path)

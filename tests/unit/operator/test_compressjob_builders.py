@@ -1,5 +1,4 @@
 """lmaas_operator.compressjob.builders: a CompressJob's children, tested as data."""
-import json
 
 import pytest
 
@@ -7,7 +6,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.compressjob.builders import render_children, render_job
 from lmaas_operator.config import OperatorConfig
 from tests.unit.corpus import sample_documents
-from tests.unit.operator.builders import assert_valid_kubernetes, stored
+from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 CONFIG = OperatorConfig(worker_image="w:1", artifact_claim="artifacts", peering_priority=1)
 COMPRESS = {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", "metadata": {"name": "small"},
@@ -22,16 +21,18 @@ def env_of(job):
 @pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"])
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
     children = render_children(stored(doc), CONFIG, INPUT)
-    assert [c["kind"] for c in children] == ["ConfigMap", "Job"]
+    assert [c["kind"] for c in children] == ["Job"]
     assert_valid_kubernetes(*children)
 
 
 def test_the_worker_gets_its_input_and_output_directories():
-    config_map, job = render_children(stored(COMPRESS), CONFIG, INPUT)
+    (job,) = render_children(stored(COMPRESS), CONFIG, INPUT)
     env = env_of(job)
     assert env[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/trainjobs/ml/digits/artifact"
     assert env[contract.OUTPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/compressjobs/ml/small"
-    assert json.loads(config_map["data"]["config.json"])["status"]["input"]["uri"] == INPUT
+    document = projected_config(job["spec"]["template"])
+    assert document["status"]["input"]["uri"] == INPUT
+    assert [list(step) for step in document["spec"]["steps"]] == [["prune"], ["quantize"]]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["lmaas", "compress"]
 
 
@@ -52,3 +53,11 @@ def test_a_broken_bound_or_config_fails_the_job_at_once():
     assert rule["onExitCodes"]["values"] == [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND]
     assert job["spec"]["backoffLimit"] == 2  # the CRD's default maxRestarts
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
+    before = render_job(stored(COMPRESS), CONFIG, INPUT)
+    edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 0,
+                                   "ttlSecondsAfterFinished": 30}}
+    after = render_job(stored(edited, generation=2), CONFIG, INPUT)
+    assert after["spec"]["template"] == before["spec"]["template"]

@@ -5,7 +5,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.modelservice.builders import render_children, unwanted_children
 from lmaas_operator.references import Resolution
 from tests.unit.corpus import sample_documents
-from tests.unit.operator.builders import assert_valid_kubernetes, stored
+from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 MODEL = Resolution("ready", "ProducerSucceeded", "", uri="pvc://artifacts/compressjobs/ml/small/artifact",
                    producer="CompressJob/small", created_at="2026-11-29T10:00:00Z")
@@ -28,7 +28,7 @@ def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
 
 def test_a_deployment_service_and_budget_for_two_replicas():
     children = by_kind(render_children(stored(SERVE), "w:1", MODEL))
-    assert set(children) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
+    assert set(children) == {"Deployment", "Service", "PodDisruptionBudget"}
     deployment = children["Deployment"]
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
@@ -57,7 +57,7 @@ def test_autoscaling_makes_an_hpa_and_leaves_replicas_to_it():
 
 def test_one_replica_gets_no_budget_and_unwanted_children_are_named():
     cr = stored(with_spec(replicas=1))
-    assert {c["kind"] for c in render_children(cr, "w:1", MODEL)} == {"ConfigMap", "Deployment", "Service"}
+    assert {c["kind"] for c in render_children(cr, "w:1", MODEL)} == {"Deployment", "Service"}
     assert [k for _, k, _ in unwanted_children(cr)] == ["HorizontalPodAutoscaler", "PodDisruptionBudget"]
 
 
@@ -74,6 +74,16 @@ def test_a_newer_artifact_or_a_spec_change_changes_the_pod_template():
     assert template(stored(SERVE), newer) != base
     assert template(stored(with_spec(batching={"maxBatchSize": 8})), MODEL) != base
     assert template(stored(SERVE), MODEL) == base
-    scaled = stored(with_spec(replicas=5))
-    scaled = type(scaled)(**{**scaled.__dict__, "generation": 2})  # kubectl scale bumps the generation
+    scaled = stored(with_spec(replicas=5), generation=2)  # kubectl scale bumps the generation
     assert template(scaled, MODEL) == base  # scaling rolls nothing
+    autoscaled = with_spec(autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})
+    assert template(stored(autoscaled, generation=3), MODEL) == base
+
+
+def test_the_server_reads_the_modelservice_from_its_pod_template():
+    doc = with_spec(batching={"maxBatchSize": 8}, pod={"annotations": {"lmaas.io/config": "mine"}})
+    template = by_kind(render_children(stored(doc, uid="u"), "w:1", MODEL))["Deployment"]["spec"]["template"]
+    document = projected_config(template)  # the operator's annotation wins over the pod's own
+    assert document["metadata"] == {"name": "digits", "namespace": "ml", "uid": "u"}
+    assert document["spec"]["batching"]["maxBatchSize"] == 8
+    assert "replicas" not in document["spec"]

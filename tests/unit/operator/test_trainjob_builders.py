@@ -7,7 +7,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.trainjob.builders import render_children, render_job
 from tests.unit.corpus import sample_documents
-from tests.unit.operator.builders import assert_valid_kubernetes, stored
+from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 CONFIG = OperatorConfig(worker_image="registry.example/lmaas/worker:1", artifact_claim="artifacts", peering_priority=1)
 TRAIN = {
@@ -33,7 +33,7 @@ def env_of(job):
 @pytest.mark.parametrize("doc", TRAIN_SAMPLES, ids=lambda d: d["metadata"]["name"])
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
     children = render_children(stored(doc), CONFIG)
-    assert [c["kind"] for c in children] == ["ConfigMap", "Service", "Job"]
+    assert [c["kind"] for c in children] == ["Service", "Job"]
     assert_valid_kubernetes(*children)
 
 
@@ -41,7 +41,7 @@ def test_children_have_deterministic_names_and_are_owned_by_the_trainjob():
     cr = stored(TRAIN, uid="uid-1")
     first, second = render_children(cr, CONFIG), render_children(cr, CONFIG)
     assert first == second
-    assert [c["metadata"]["name"] for c in first] == ["digits-config", "digits", "digits"]
+    assert [c["metadata"]["name"] for c in first] == ["digits", "digits"]
     for child in first:
         (owner,) = child["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("TrainJob", "digits", "uid-1", True)
@@ -49,7 +49,7 @@ def test_children_have_deterministic_names_and_are_owned_by_the_trainjob():
 
 
 def test_the_job_is_indexed_one_pod_per_node_with_rank_0_reachable_through_the_headless_service():
-    config_map, service, job = render_children(stored(with_spec(nodes=3)), CONFIG)
+    service, job = render_children(stored(with_spec(nodes=3)), CONFIG)
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
     assert job["spec"]["template"]["spec"]["subdomain"] == service["metadata"]["name"] == "digits"
@@ -77,15 +77,23 @@ def test_elastic_jobs_run_min_to_max_nodes():
     assert job["spec"]["parallelism"] == 4
 
 
-def test_the_worker_reads_the_whole_trainjob_from_its_config_map():
-    config_map, _, job = render_children(stored(with_spec(strategy="fsdp"), uid="u"), CONFIG)
-    document = json.loads(config_map["data"][contract.CONFIG_FILE])
-    assert document["metadata"] == {"name": "digits", "namespace": "ml", "uid": "u", "generation": 1}
+def test_the_worker_reads_the_whole_trainjob_from_its_pod_template():
+    job = render_job(stored(with_spec(strategy="fsdp", pod={"annotations": {"team": "vision"}}), uid="u"), CONFIG)
+    document = projected_config(job["spec"]["template"])
+    assert document["metadata"] == {"name": "digits", "namespace": "ml", "uid": "u"}
     assert document["spec"]["strategy"] == "fsdp"
     assert document["spec"]["hyperparameters"]["batchSize"] == 32
-    assert env_of(job)[contract.CONFIG_ENV] == "/etc/lmaas/config.json"
-    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert job["spec"]["template"]["metadata"]["annotations"]["team"] == "vision"
+
+
+def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
+    # The API server refuses any change of a Job's pod template.
+    before = render_job(stored(TRAIN, uid="u"), CONFIG)
+    edited = stored(with_spec(suspend=True, activeDeadlineSeconds=600, ttlSecondsAfterFinished=60), uid="u", generation=4)
+    after = render_job(edited, CONFIG)
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert (after["spec"]["suspend"], after["spec"]["activeDeadlineSeconds"]) == (True, 600)
+    assert "suspend" not in projected_config(after["spec"]["template"])["spec"]
 
 
 def test_gloo_on_cpu_and_nccl_when_gpus_are_requested():
