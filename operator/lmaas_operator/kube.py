@@ -85,6 +85,16 @@ def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None
     return client.response_deserialize(response, {"200": "object", "201": "object"}).data
 
 
+def get(api_version: str, kind: str, name: str, namespace: str | None,
+        client: kubernetes.client.ApiClient | None = None) -> dict[str, Any] | None:
+    """The stored object, or None when there is none."""
+    client = client or api_client()
+    response = _send(client, "GET", resource_path(api_version, kind, name, namespace))
+    if response.status == 404:
+        return None
+    return client.response_deserialize(response, {"200": "object"}).data
+
+
 def merge_patch(api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
                 client: kubernetes.client.ApiClient | None = None) -> dict[str, Any]:
     """A JSON merge patch of a few fields (None removes one) as the operator's field manager;

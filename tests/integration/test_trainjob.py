@@ -6,10 +6,7 @@ import time
 import pytest
 
 from lmaas_operator.api import contract
-from lmaas_operator.config import OperatorConfig
-from lmaas_operator.trainjob.builders import render_job
 from tests.integration.conftest import wait_for
-from tests.unit.operator.builders import stored
 
 pytestmark = pytest.mark.integration
 SELECTOR = "lmaas.io/trainjob={}"
@@ -127,31 +124,6 @@ def test_suspend_and_resume(operator, kubectl, kubelet, namespace):
     kubectl("patch", "trainjob", "pause", "--type=merge", "-p", '{"spec":{"suspend":false}}', namespace=namespace)
     kubelet.wait_for_pods(namespace, SELECTOR.format("pause"), 2)
     assert wait_phase(kubectl, "pause", namespace, "Pending")
-
-
-def test_a_job_with_another_pod_template_runs_on_and_still_follows_suspend(operator, kubectl, kubelet, namespace):
-    """A Job made by an earlier lmaas, or before the operator's worker image changed: the API
-    server keeps a Job's pod template as it is, so the operator leaves it, says so, and changes
-    only what may change (and takes the TTL over); the TrainJob is not failed for it."""
-    doc = trainjob("older")
-    earlier = render_job(stored(doc, namespace=namespace, uid="earlier-uid"),
-                         OperatorConfig(worker_image="registry.example/lmaas/worker:0.9", peering_priority=1))
-    del earlier["metadata"]["ownerReferences"]  # its owner here is the TrainJob applied below
-    earlier["spec"]["ttlSecondsAfterFinished"] = 3600  # earlier lmaas left the TTL to the Job controller
-    kubectl.apply(earlier, namespace=namespace)
-    kubectl.apply(doc, namespace=namespace)
-    assert wait_for(lambda: status(kubectl, "older", namespace).get("observedGeneration") == 1
-                    and status(kubectl, "older", namespace), what="the status")["phase"] == "Pending"
-    image = lambda: kubectl.get("job", "older", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image() == "registry.example/lmaas/worker:0.9"
-    assert "ttlSecondsAfterFinished" not in kubectl.get("job", "older", namespace)["spec"]  # the operator's job now
-    said = wait_for(lambda: [m for _, m in kubectl.events("TrainJob", "older", namespace) if "keeps its" in m],
-                    what="an Event", describe=lambda: kubectl.events("TrainJob", "older", namespace))
-    assert "the Job {}/older keeps its spec.template".format(namespace) in said[0]
-    kubectl("patch", "trainjob", "older", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
-    wait_for(lambda: kubectl.get("job", "older", namespace)["spec"]["suspend"] is True, what="the Job suspended")
-    wait_phase(kubectl, "older", namespace, "Suspended")
-    assert image() == "registry.example/lmaas/worker:0.9"
 
 
 def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(operator, kubectl, kubelet,

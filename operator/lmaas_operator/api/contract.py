@@ -8,8 +8,10 @@ from __future__ import annotations
 # --- what the operator gives a worker pod -------------------------------------------------
 
 CONFIG_ENV = "LMAAS_CONFIG"
-"""Path of the JSON file holding the whole custom resource (apiVersion, kind, metadata with name,
-namespace, uid and generation, and the spec with its defaults applied)."""
+"""Path of the JSON file holding the custom resource (apiVersion, kind, metadata with name,
+namespace and uid, and the spec with its defaults applied, less what may change while the pods run;
+see the kinds' builders). In a pod, a downward API volume projecting the pod-template annotation
+lmaas_operator.pods.CONFIG_ANNOTATION."""
 CONFIG_MOUNT = "/etc/lmaas"
 CONFIG_FILE = "config.json"
 

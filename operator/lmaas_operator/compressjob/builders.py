@@ -14,9 +14,10 @@ from ..resource import CustomResource
 COMPONENT = "compressor"
 CONTAINER = "compressor"
 WORKER_COMMAND = ["lmaas", "compress"]
-# What may change while the Job runs (the CRD's immutability rule): not in the pods' config
-# document, which is part of the Job's immutable pod template. The worker reads none of them.
-MUTABLE = ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "maxRestarts")
+# Not in the pods' config document, which is part of the Job's immutable pod template: what may
+# change while the Job runs (the CRD's immutability rule), and `pod` (the pod's own placement,
+# labels and annotations, which would be in the pod twice). The worker reads none of them.
+LEFT_OUT = ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "maxRestarts", "pod")
 
 CompressJob = CustomResource[CompressJobSpec]
 
@@ -32,7 +33,7 @@ def output_uri(cr: CompressJob, config: OperatorConfig) -> str:
 
 def config_document(cr: CompressJob, input_uri: str) -> dict[str, Any]:
     """The CompressJob as the worker reads it, with the input its producer made."""
-    return {**cr.as_document(leave_out=MUTABLE), "status": {"input": {"uri": input_uri}}}
+    return {**cr.as_document(leave_out=LEFT_OUT), "status": {"input": {"uri": input_uri}}}
 
 
 def claim_volumes(claims: dict[str, bool]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

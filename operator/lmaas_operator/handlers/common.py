@@ -234,9 +234,10 @@ def immutable_fields(error: kubernetes.client.ApiException) -> list[str]:
 
 
 def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]:
-    """Server-side apply one child. A Job whose pod template the API server keeps (made by an
-    earlier lmaas, or before the operator's worker image changed) runs on as it is, and only its
-    mutable fields follow the spec: refusing the whole apply would fail a running job."""
+    """Server-side apply one child. A Job of this resource whose pod template the API server
+    keeps (made by an earlier lmaas, or before the operator's worker image changed) runs on as it
+    is, and only its mutable fields follow the spec: refusing the whole apply would fail a running
+    job. A Job of the same name that is not this resource's (left by a deleted one) is refused."""
     try:
         return kube.apply(child)
     except kubernetes.client.ApiException as error:
@@ -244,6 +245,10 @@ def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]
         if not fields:
             raise
         meta = child["metadata"]
+        live = kube.get(child["apiVersion"], "Job", meta["name"], meta["namespace"])
+        owners = {ref["uid"] for ref in (live or {}).get("metadata", {}).get("ownerReferences", []) if ref.get("controller")}
+        if owners != {ref["uid"] for ref in meta["ownerReferences"]}:
+            raise
         logger.warning("the Job %s/%s keeps its %s, which cannot change (made by an earlier lmaas or another "
                        "worker image); suspend and activeDeadlineSeconds follow the spec", meta["namespace"],
                        meta["name"], ", ".join(fields))

@@ -20,8 +20,10 @@ CONTAINER = "server"
 WORKER_COMMAND = ["lmaas", "serve"]
 ARTIFACT_ANNOTATION = "lmaas.io/artifact"
 ARTIFACT_CREATED_ANNOTATION = "lmaas.io/artifact-created-at"
-# Not in the pods' config document, so that scaling never rolls pods (the worker reads neither).
-SCALING = ("replicas", "autoscaling")
+# Not in the pods' config document: the replica count and its bounds, so that scaling never rolls
+# pods, and `pod` (the pod's own placement, labels and annotations, which would be in the pod
+# twice). The worker reads none of them.
+LEFT_OUT = ("replicas", "autoscaling", "pod")
 
 ModelService = CustomResource[ModelServiceSpec]
 
@@ -70,7 +72,7 @@ def render_deployment(cr: ModelService, image: str, model: Resolution) -> dict[s
     annotations = {
         **(spec.pod.annotations if spec.pod and spec.pod.annotations else {}),
         ARTIFACT_ANNOTATION: model.uri,
-        **pods.config_annotation(cr.as_document(leave_out=SCALING)),
+        **pods.config_annotation(cr.as_document(leave_out=LEFT_OUT)),
     }
     if model.created_at:
         annotations[ARTIFACT_CREATED_ANNOTATION] = model.created_at

@@ -19,9 +19,10 @@ CONTAINER = "trainer"
 # Checks the configuration (exit 78 → podFailurePolicy fails the Job at once), then runs torchrun.
 WORKER_COMMAND = ["lmaas", "train", "--launch"]
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-# What may change while the Job runs (the CRD's immutability rule): not in the pods' config
-# document, which is part of the Job's immutable pod template. The worker reads none of them.
-MUTABLE = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+# Not in the pods' config document, which is part of the Job's immutable pod template: what may
+# change while the Job runs (the CRD's immutability rule), and `pod` (the pod's own placement,
+# labels and annotations, which would be in the pod twice). The worker reads none of them.
+LEFT_OUT = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "pod")
 
 TrainJob = CustomResource[TrainJobSpec]
 
@@ -98,7 +99,7 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     return pods.worker_job(
         cr, COMPONENT, container,
         [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
-        [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=MUTABLE),
+        [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=LEFT_OUT),
         job_spec={
             "completionMode": "Indexed",
             "completions": high,

@@ -84,6 +84,7 @@ def test_the_worker_reads_the_whole_trainjob_from_its_pod_template():
     assert document["spec"]["strategy"] == "fsdp"
     assert document["spec"]["hyperparameters"]["batchSize"] == 32
     assert job["spec"]["template"]["metadata"]["annotations"]["team"] == "vision"
+    assert "pod" not in document["spec"]  # the pod's own; the worker does not read it
 
 
 def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
