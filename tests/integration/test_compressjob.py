@@ -72,3 +72,25 @@ def test_a_failed_producer_fails_the_consumer_with_its_reason(operator, kubectl,
     assert failed["reason"] == "ProducerFailed"
     assert "TrainJob/digits failed: OOMKilled" in failed["message"]
     assert not kubectl.exists("job", "small", namespace)
+
+
+def test_a_running_jobs_deadline_and_restarts_follow_the_spec(operator, kubectl, kubelet, namespace):
+    """The CRD lets activeDeadlineSeconds and maxRestarts change while a CompressJob runs: its Job
+    follows (a deadline removed is removed), and status.observedGeneration says the edit is in."""
+    quick = doc("CompressJob", "quick", {"model": {"uri": "pvc://artifacts/models/digits"}, "steps": [{"quantize": {}}]})
+    kubectl.apply(quick, namespace=namespace)
+    (pod,) = kubelet.wait_for_pods(namespace, "lmaas.io/compressjob=quick", 1)
+    kubelet.run(pod)
+    wait_phase(kubectl, "compressjob", "quick", namespace, "Running")
+    job = lambda: kubectl.get("job", "quick", namespace)["spec"]
+    assert (job()["backoffLimit"], job().get("activeDeadlineSeconds")) == (2, None)
+    kubectl("patch", "compressjob", "quick", "--type=merge", "-p",
+            '{"spec":{"activeDeadlineSeconds":900,"maxRestarts":5}}', namespace=namespace)
+    wait_for(lambda: (job()["backoffLimit"], job().get("activeDeadlineSeconds")) == (5, 900),
+             what="the Job's deadline and restarts", describe=job)
+    wait_for(lambda: status(kubectl, "compressjob", "quick", namespace).get("observedGeneration") == 2,
+             what="observedGeneration 2")
+    kubectl("patch", "compressjob", "quick", "--type=json", "-p",
+            '[{"op":"remove","path":"/spec/activeDeadlineSeconds"}]', namespace=namespace)
+    wait_for(lambda: "activeDeadlineSeconds" not in job(), what="the deadline removed", describe=job)
+    assert pod.metadata.name in [p.metadata.name for p in kubelet.wait_for_pods(namespace, "lmaas.io/compressjob=quick", 1)]

@@ -216,10 +216,21 @@ class ChildRejected(Exception):
         super().__init__(f"the API server refused the {child['kind']} {child['metadata']['name']}: {detail}")
 
 
-# What the operator changes on a Job that exists: everything else in its spec is immutable. The
+# What the operator changes on a Job that exists: the rest of a Job's spec is immutable. The
 # rendered Job has no ttlSecondsAfterFinished (collect_finished_job carries it out), so one set by
-# an earlier lmaas is removed.
-JOB_MUTABLE = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+# an earlier lmaas is removed. JOB_DEFAULTS: what the API server stores for a field left out.
+JOB_MUTABLE = ("suspend", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
+JOB_DEFAULTS = {"suspend": False, "backoffLimit": 6}
+
+
+def job_changes(rendered: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The mutable fields of a live Job (as indexed) that differ from the rendered Job's, with
+    the rendered values: what a merge patch must set."""
+    def value(spec: dict[str, Any], field: str) -> Any:
+        return spec.get(field, JOB_DEFAULTS.get(field))
+    have = live.get("spec") or {}
+    return {field: value(rendered["spec"], field) for field in JOB_MUTABLE
+            if value(rendered["spec"], field) != value(have, field)}
 
 
 def immutable_fields(error: kubernetes.client.ApiException) -> list[str]:
@@ -307,10 +318,11 @@ def indexed_pod(body: kopf.Body) -> dict[str, Any]:
 
 
 def indexed_workload(body: kopf.Body) -> dict[str, Any]:
-    """A Job or Deployment for an index: generation, replica counts, template annotations, status."""
+    """A Job or Deployment for an index: generation, replica counts, a Job's mutable fields, template
+    annotations, status."""
     meta, spec = body["metadata"], body.get("spec") or {}
     template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
     return {"metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "generation": meta.get("generation")},
-            "spec": {**{k: plain(spec[k]) for k in ("replicas", "completions", "parallelism", "suspend") if k in spec},
+            "spec": {**{k: plain(spec[k]) for k in ("replicas", "completions", "parallelism", *JOB_MUTABLE) if k in spec},
                      "template": {"metadata": {"annotations": plain(template_annotations)}}},
             "status": plain(body.get("status") or {})}

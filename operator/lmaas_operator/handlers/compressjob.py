@@ -1,7 +1,8 @@
 """CompressJob handlers: wait for the input model, then run the Job, and compute the status.
 
-One level-based reconcile runs on create, update, resume and every STATUS_INTERVAL: it resolves
-the model reference, applies the children once the input is known, and writes the status.
+One level-based reconcile runs on create, update (spec), resume and every STATUS_INTERVAL: it
+resolves the model reference, applies the Job once the input is known, brings a running Job's
+mutable fields (deadline, restarts) to the spec's, and writes the status.
 """
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import logging
 
 import kopf
 
-from .. import metrics, progress
-from ..compressjob.builders import CONTAINER, output_uri, render_children
+from .. import kube, metrics, progress
+from ..compressjob.builders import CONTAINER, output_uri, render_children, render_job
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
-    parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer, still_rejected, utcnow,
+    job_changes, parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer, still_rejected,
+    utcnow,
 )
 
 LABEL = "lmaas.io/compressjob"
@@ -36,6 +38,7 @@ def _input_uri(owner: dict) -> str | None:
 
 @kopf.on.resume(GROUP, VERSION, "compressjobs")
 @kopf.on.create(GROUP, VERSION, "compressjobs")
+@kopf.on.update(GROUP, VERSION, "compressjobs", field="spec")
 @status_timer("compressjobs")
 @metrics.measured("CompressJob")
 def reconcile_compressjob(
@@ -62,6 +65,12 @@ def reconcile_compressjob(
             logger.error("%s", rejected)
             return
         logger.info("input %s is ready; started compressing", input_uri)
+    elif job is not None and not finished and _input_uri(body):
+        # The CRD lets activeDeadlineSeconds and maxRestarts change while the Job runs.
+        changes = job_changes(render_job(cr, memo.config, _input_uri(body)), job)
+        if changes:
+            kube.merge_patch("batch/v1", "Job", cr.name, cr.namespace, {"spec": changes})
+            logger.info("the Job of CompressJob %s/%s follows the spec: %s", cr.namespace, cr.name, changes)
     events = []
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)

@@ -5,6 +5,7 @@ import pytest
 from lmaas_operator.api import contract
 from lmaas_operator.compressjob.builders import render_children, render_job
 from lmaas_operator.config import OperatorConfig
+from lmaas_operator.handlers.common import job_changes
 from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
@@ -61,3 +62,14 @@ def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
                                    "ttlSecondsAfterFinished": 30}}
     after = render_job(stored(edited, generation=2), CONFIG, INPUT)
     assert after["spec"]["template"] == before["spec"]["template"]
+
+
+def test_a_live_job_differs_only_in_what_the_spec_changed():
+    rendered = render_job(stored(COMPRESS), CONFIG, INPUT)
+    # As the API server stores it: defaults filled in (suspend, backoffLimit), the CRD's maxRestarts 2.
+    live = {"spec": {"suspend": False, "backoffLimit": 2, "completions": 1, "parallelism": 1}}
+    assert job_changes(rendered, live) == {}
+    edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 5}}
+    assert job_changes(render_job(stored(edited), CONFIG, INPUT), live) == {"activeDeadlineSeconds": 900, "backoffLimit": 5}
+    earlier = {"spec": {**live["spec"], "ttlSecondsAfterFinished": 3600, "activeDeadlineSeconds": 60}}
+    assert job_changes(rendered, earlier) == {"ttlSecondsAfterFinished": None, "activeDeadlineSeconds": None}
