@@ -55,6 +55,7 @@ def test_the_operator_reconciles_every_kind_with_only_its_rbac(operators, kubect
 @pytest.mark.parametrize(("verb", "resource", "allowed"), [
     ("patch", "jobs.batch", True), ("create", "deployments.apps", True), ("get", "pods/log", True),
     ("get", "secrets", False), ("list", "secrets", False), ("create", "pods", False), ("delete", "jobs.batch", True),
+    ("get", "configmaps", False), ("create", "configmaps", False),  # the workers' config is in their pod template
     ("delete", "deployments.apps", False), ("delete", "trainjobs.lmaas.io", False),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", False), ("*", "*", False),
 ])
