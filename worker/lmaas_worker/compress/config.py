@@ -33,8 +33,11 @@ class CompressConfig:
 
     @property
     def producer(self) -> dict[str, Any]:
-        return {"kind": "CompressJob", "name": self.name, "namespace": self.namespace, "uid": self.uid,
-                "generation": self.generation}
+        """Who made the artifact. A pod's config document has no generation (it would change the pod
+        template with every edit); a hand-written one may."""
+        producer = {"kind": "CompressJob", "name": self.name, "namespace": self.namespace, "uid": self.uid,
+                    "generation": self.generation}
+        return {key: value for key, value in producer.items() if value is not None}
 
     @property
     def artifact_dir(self) -> Path:

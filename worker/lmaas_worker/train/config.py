@@ -31,8 +31,11 @@ class TrainConfig:
 
     @property
     def producer(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "namespace": self.namespace, "uid": self.uid,
-                "generation": self.generation}
+        """Who made the artifact. A pod's config document has no generation (it would change the pod
+        template with every edit); a hand-written one may."""
+        producer = {"kind": self.kind, "name": self.name, "namespace": self.namespace, "uid": self.uid,
+                    "generation": self.generation}
+        return {key: value for key, value in producer.items() if value is not None}
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -4,8 +4,11 @@ import json
 import pytest
 import yaml
 
+from lmaas_operator.config import OperatorConfig
+from lmaas_operator.trainjob.builders import render_job
 from lmaas_worker.errors import ConfigError
 from lmaas_worker.train.config import load_train_config
+from tests.unit.operator.builders import projected_config, stored
 
 RESOURCE = {"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob",
             "metadata": {"name": "j", "namespace": "ns", "uid": "u-1", "generation": 2},
@@ -31,3 +34,13 @@ def test_problems_name_their_field(tmp_path):
     path.write_text("[1, 2")
     with pytest.raises(ConfigError, match="neither JSON nor YAML|must hold a whole TrainJob"):
         load_train_config(path, tmp_path, environ={})
+
+
+def test_the_document_in_the_pod_template_loads_and_names_its_producer_by_uid(tmp_path):
+    job = render_job(stored({**RESOURCE, "spec": {**RESOURCE["spec"], "suspend": True}}, namespace="ns", uid="u-1"),
+                     OperatorConfig(worker_image="w:1", peering_priority=1))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(projected_config(job["spec"]["template"])))
+    config = load_train_config(path, tmp_path / "out", environ={})
+    assert config.producer == {"kind": "TrainJob", "name": "j", "namespace": "ns", "uid": "u-1"}
+    assert config.spec.model.builtin == "mlp" and config.spec.suspend is False  # left out: the CRD's default
