@@ -201,6 +201,20 @@ def _program(expression: str) -> celpy.Runner:
     return _CEL.program(_CEL.compile(expression))
 
 
+def _typed(schema: dict[str, Any], value: Any) -> Any:
+    """A value as the API server types it for CEL: a `number` is a double even when written 2
+    (CEL has no int == double)."""
+    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        return {k: _typed(schema.get("properties", {}).get(k) or (extra if isinstance(extra, dict) else {}), v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(schema.get("items") or {}, item) for item in value]
+    return value
+
+
 def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list[FieldError]:
     """Evaluate the CEL rules of `schema` and of every schema below it, bottom-up like the server."""
     errors = []
@@ -217,9 +231,9 @@ def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
         is_transition = "oldSelf" in rule["rule"]
         if is_transition and old is None:
             continue
-        activation = {"self": celpy.json_to_cel(value)}
+        activation = {"self": celpy.json_to_cel(_typed(schema, value))}
         if is_transition:
-            activation["oldSelf"] = celpy.json_to_cel(old)
+            activation["oldSelf"] = celpy.json_to_cel(_typed(schema, old))
         result = _program(rule["rule"]).evaluate(activation)
         if isinstance(result, celpy.celtypes.BoolType) and result:
             continue

@@ -223,13 +223,13 @@ JOB_MUTABLE = ("suspend", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAf
 JOB_DEFAULTS = {"suspend": False, "backoffLimit": 6}
 
 
-def job_changes(rendered: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """The mutable fields of a live Job (as indexed) that differ from the rendered Job's, with
-    the rendered values: what a merge patch must set."""
+def job_changes(rendered: dict[str, Any], live: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Those of `fields` in which a live Job (as indexed) differs from the rendered Job, with the
+    rendered values: what a merge patch must set."""
     def value(spec: dict[str, Any], field: str) -> Any:
         return spec.get(field, JOB_DEFAULTS.get(field))
     have = live.get("spec") or {}
-    return {field: value(rendered["spec"], field) for field in JOB_MUTABLE
+    return {field: value(rendered["spec"], field) for field in fields
             if value(rendered["spec"], field) != value(have, field)}
 
 
@@ -261,8 +261,8 @@ def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]
         if owners != {ref["uid"] for ref in meta["ownerReferences"]}:
             raise
         logger.warning("the Job %s/%s keeps its %s, which cannot change (made by an earlier lmaas or another "
-                       "worker image); suspend and activeDeadlineSeconds follow the spec", meta["namespace"],
-                       meta["name"], ", ".join(fields))
+                       "worker image); suspend, activeDeadlineSeconds and backoffLimit follow the spec",
+                       meta["namespace"], meta["name"], ", ".join(fields))
         return kube.merge_patch(child["apiVersion"], "Job", meta["name"], meta["namespace"],
                                 {"spec": {field: child["spec"].get(field) for field in JOB_MUTABLE}})
 

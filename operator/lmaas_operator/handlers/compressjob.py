@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 
 import kopf
+import kubernetes
 
 from .. import kube, metrics, progress
-from ..compressjob.builders import CONTAINER, output_uri, render_children, render_job
+from ..compressjob.builders import CONTAINER, CompressJob, output_uri, render_children, render_job
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
@@ -21,6 +22,7 @@ from .common import (
 )
 
 LABEL = "lmaas.io/compressjob"
+FOLLOWED = ("activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")  # see follow_spec
 
 index_kind("CompressJob", "compressjobs", LABEL, ("batch", "v1", "jobs"), "compressjob_jobs", "compressjob_pods")
 
@@ -66,11 +68,7 @@ def reconcile_compressjob(
             return
         logger.info("input %s is ready; started compressing", input_uri)
     elif job is not None and not finished and _input_uri(body):
-        # The CRD lets activeDeadlineSeconds and maxRestarts change while the Job runs.
-        changes = job_changes(render_job(cr, memo.config, _input_uri(body)), job)
-        if changes:
-            kube.merge_patch("batch/v1", "Job", cr.name, cr.namespace, {"spec": changes})
-            logger.info("the Job of CompressJob %s/%s follows the spec: %s", cr.namespace, cr.name, changes)
+        follow_spec(cr, job, _input_uri(body), memo, logger)
     events = []
     if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
         events = progress.read_rank0_events(pods, CONTAINER, memo, logger)
@@ -79,6 +77,23 @@ def reconcile_compressjob(
         return  # a refresh may complete a result, never undo it (its Job and pods go in the end)
     if status != previous:
         patch["status"] = status
+
+
+def follow_spec(cr: CompressJob, job: dict, input_uri: str, memo: kopf.Memo, logger: logging.Logger) -> None:
+    """Bring a running Job's deadline and restart budget (what the CRD lets change) to the spec's,
+    and remove a TTL an earlier lmaas left to the Job controller. Not `suspend`: a queue such as
+    Kueue suspends and resumes the Job. A refused patch is said (an Event) and tried again at the
+    next refresh; the status is still written."""
+    changes = job_changes(render_job(cr, memo.config, input_uri), job, FOLLOWED)
+    if not changes:
+        return
+    try:
+        kube.merge_patch("batch/v1", "Job", cr.name, cr.namespace, {"spec": changes})
+    except kubernetes.client.ApiException as error:
+        logger.error("the Job of CompressJob %s/%s could not follow the spec %s: %s %s", cr.namespace, cr.name,
+                     changes, error.status, error.reason)
+        return
+    logger.info("the Job of CompressJob %s/%s follows the spec: %s", cr.namespace, cr.name, changes)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})

@@ -83,13 +83,13 @@ def reconcile_modelservice(
 async def restore_modelservice_child(event, namespace, labels, body, memo: kopf.Memo, logger,
                                      modelservices: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index,
                                      **_) -> None:
-    # The child's memo: a generation already compared with its owner (most events of a Deployment
-    # are status updates) is not compared again. An edit by hand moves the generation on.
+    # The child's memo: a generation already compared with what its owner wants (most events of a
+    # Deployment are status updates) is not compared again. An edit by hand moves the generation on.
     generation = body["metadata"].get("generation")
     if event["type"] != "DELETED" and generation is not None and memo.get("compared_generation") == generation:
         return
     owner = first(modelservices, (namespace, labels[LABEL]))
-    await restore(child_to_restore(event, body, owner, lambda o: _desired(o, memo, trainjobs, compressjobs)[2],
-                                   drift=True), logger)
-    if owner is not None:
+    wanted = _desired(owner, memo, trainjobs, compressjobs)[2] if owner is not None else []
+    await restore(child_to_restore(event, body, owner, lambda _: wanted, drift=True), logger)
+    if any((child["kind"], child["metadata"]["name"]) == (body["kind"], body["metadata"]["name"]) for child in wanted):
         memo["compared_generation"] = generation

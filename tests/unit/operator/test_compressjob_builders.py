@@ -6,6 +6,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.compressjob.builders import render_children, render_job
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.handlers.common import job_changes
+from lmaas_operator.handlers.compressjob import FOLLOWED
 from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
@@ -68,8 +69,10 @@ def test_a_live_job_differs_only_in_what_the_spec_changed():
     rendered = render_job(stored(COMPRESS), CONFIG, INPUT)
     # As the API server stores it: defaults filled in (suspend, backoffLimit), the CRD's maxRestarts 2.
     live = {"spec": {"suspend": False, "backoffLimit": 2, "completions": 1, "parallelism": 1}}
-    assert job_changes(rendered, live) == {}
+    assert job_changes(rendered, live, FOLLOWED) == {}
     edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 5}}
-    assert job_changes(render_job(stored(edited), CONFIG, INPUT), live) == {"activeDeadlineSeconds": 900, "backoffLimit": 5}
+    assert job_changes(render_job(stored(edited), CONFIG, INPUT), live, FOLLOWED) == {"activeDeadlineSeconds": 900, "backoffLimit": 5}
     earlier = {"spec": {**live["spec"], "ttlSecondsAfterFinished": 3600, "activeDeadlineSeconds": 60}}
-    assert job_changes(rendered, earlier) == {"ttlSecondsAfterFinished": None, "activeDeadlineSeconds": None}
+    assert job_changes(rendered, earlier, FOLLOWED) == {"ttlSecondsAfterFinished": None, "activeDeadlineSeconds": None}
+    queued = {"spec": {**live["spec"], "suspend": True}}  # suspended by a queue such as Kueue: left to it
+    assert job_changes(rendered, queued, FOLLOWED) == {}
