@@ -149,9 +149,8 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
                pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
     active_deadline_seconds and pod, reading `document` as its config file (the container's env
-    has config_env()). Not
-    ttl_seconds_after_finished: the Job controller would delete the Job before the operator read
-    its result (handlers.common.collect_finished_job)."""
+    has config_env()). Not ttl_seconds_after_finished: the Job controller would delete the Job
+    before the operator read its result (handlers.common.collect_finished_job)."""
     spec = cr.spec
     user_labels = spec.pod.labels if spec.pod else None
     user_annotations = spec.pod.annotations if spec.pod else None

@@ -21,7 +21,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.local.kubelet import free_port
 from lmaas_operator.trainjob.builders import render_children
-from tests.unit.operator.builders import stored
+from tests.unit.operator.builders import projected_config, stored
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "trainjob.yaml"
@@ -52,20 +52,12 @@ def pod_process_env(container: dict, index: int, rank0_host: str, port: int, vol
     return env
 
 
-def projected_file(template: dict, path: str) -> str:
-    """What the kubelet writes at `path` of the pod's downward API volume: the annotation it names."""
-    (item,) = [item for volume in template["spec"]["volumes"] if "downwardAPI" in volume
-               for item in volume["downwardAPI"]["items"] if item["path"] == path]
-    annotation = item["fieldRef"]["fieldPath"].removeprefix("metadata.annotations['").removesuffix("']")
-    return template["metadata"]["annotations"][annotation]
-
-
 def run_pods(tmp_path: Path, doc: dict, timeout: float = 240) -> list[tuple[int, str, str]]:
     """Render the TrainJob's Job and run each of its pods' command; (exit status, stdout, stderr) each."""
     cr = stored(doc, namespace="ml", uid="contract-uid")
     _service, job = render_children(cr, OperatorConfig(worker_image="unused", peering_priority=1))
     config_file = tmp_path / contract.CONFIG_FILE
-    config_file.write_text(projected_file(job["spec"]["template"], contract.CONFIG_FILE))
+    config_file.write_text(json.dumps(projected_config(job["spec"]["template"])))
     (container,) = job["spec"]["template"]["spec"]["containers"]
     port = free_port()
     processes = []

@@ -264,7 +264,7 @@ def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]
                        "worker image); suspend, activeDeadlineSeconds and backoffLimit follow the spec",
                        meta["namespace"], meta["name"], ", ".join(fields))
         return kube.merge_patch(child["apiVersion"], "Job", meta["name"], meta["namespace"],
-                                {"spec": {field: child["spec"].get(field) for field in JOB_MUTABLE}})
+                                {"spec": job_changes(child, live, JOB_MUTABLE)})
 
 
 def apply_children(children: list[dict[str, Any]], logger: logging.Logger) -> list[dict[str, Any]]:

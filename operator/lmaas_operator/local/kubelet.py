@@ -2,10 +2,11 @@
 
 The container's command runs with its env resolved the way a kubelet resolves it (fieldRefs,
 secretKeyRefs) and its volumes mapped onto local directories: a PersistentVolumeClaim is
-STORE/volumes/CLAIM, a downward API volume a directory holding its files (the pod's own
-fields, such as the annotation holding a worker's config), an emptyDir a scratch directory of the pod. Mount paths in env values are rewritten to those directories, which is all
-the workers need (they learn every path from their env). The pod's state comes back as the
-`status` a kubelet would write, so the operator's own status functions read it unchanged.
+STORE/volumes/CLAIM, a downward API volume a directory holding its files (the pod's own fields,
+such as the annotation holding a worker's config), an emptyDir a scratch directory of the pod.
+Mount paths in env values are rewritten to those directories, which is all the workers need
+(they learn every path from their env). The pod's state comes back as the `status` a kubelet
+would write, so the operator's own status functions read it unchanged.
 """
 from __future__ import annotations
 
