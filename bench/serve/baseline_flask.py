@@ -1,10 +1,19 @@
 """The seed's serving app, rewritten in a few lines: Flask, `POST /predict`, one forward per request.
 
-Run with the interpreter of its own virtual environment (see setup_baselines.sh):
+Run with the interpreter of its own virtual environment (see setup_baselines.sh), either on Flask's
+built-in development server (werkzeug, threaded), as the seed's container did:
 
     /tmp/flask-venv/bin/python bench/serve/baseline_flask.py --model-dir DIR --port 8082
 
-It runs on Flask's built-in development server (werkzeug, threaded), as the seed's container did.
+or as Flask apps are deployed, on gunicorn (what run.py starts; see README.md for the settings):
+
+    OMP_NUM_THREADS=1 /tmp/flask-venv/bin/python -m gunicorn --workers 2 --worker-class gthread --threads 4 \
+        --keep-alive 5 --bind 127.0.0.1:8083 "bench.serve.baseline_flask:create_app('DIR', torch_threads=1)"
+
+gunicorn calls `create_app` in each worker after the fork (no --preload), so every worker loads
+the model and sets its own torch threads. Requests run in other threads than the one that called
+torch.set_num_threads, which binds OpenMP in its own thread only: hence OMP_NUM_THREADS as well
+(run.py sets it for every server).
 """
 from __future__ import annotations
 
@@ -22,7 +31,9 @@ from flask import Flask, jsonify, request  # noqa: E402
 from lmaas_worker.artifacts import load_model  # noqa: E402
 
 
-def create_app(model_dir: str) -> Flask:
+def create_app(model_dir: str, torch_threads: int | None = None) -> Flask:
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
     module, _ = load_model(model_dir)
     app = Flask(__name__)
 
@@ -46,7 +57,5 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
-    create_app(args.model_dir).run(host="127.0.0.1", port=args.port, threaded=True)
+    create_app(args.model_dir, args.threads).run(host="127.0.0.1", port=args.port, threaded=True)

@@ -9,7 +9,8 @@ machine, gets most of it. Every server in the benchmark is measured with this sa
         --concurrency 16 --requests 5000 --seconds 10
 
 prints one JSON object: requests, errors, seconds, requests_per_second, p50_ms, p90_ms, p99_ms,
-statuses (count per status code).
+statuses (count per status code), connections (TCP connections opened: the concurrency when the
+server keeps them alive, one per request when it closes each).
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class _Slot:
         self.statuses = statuses
         self.done = loop.create_future()
         self.started_at = 0.0
+        self.connections = 0
 
     async def connect(self) -> None:
         await asyncio.wait_for(self.loop.create_connection(lambda: _Connection(self), self.host, self.port),
@@ -70,6 +72,7 @@ class _Slot:
             return
         self.started_at = time.perf_counter()
         if connection is None:
+            self.connections += 1
             task = self.loop.create_task(self.connect())
             task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or self.fail(t.exception()))
         else:
@@ -188,6 +191,7 @@ async def run_load(url: str, body: bytes, concurrency: int, requests: int, secon
         "p90_ms": round(percentile(latencies, 0.90) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "connections": sum(s.connections for s in slots),
     }
 
 

@@ -1,4 +1,5 @@
-"""The serving benchmark: lmaas serve against KServe's Python ModelServer and the seed's Flask app.
+"""The serving benchmark: lmaas serve against KServe's Python ModelServer and the seed's Flask app,
+the latter both as deployed (on gunicorn) and as the seed ran it (on Flask's development server).
 
 Same model (the builtin digits mlp, trained for a few seconds), same machine, same load
 generator (bench/serve/loadgen.py, in its own process), at concurrency 1, 16 and 64. All servers
@@ -6,7 +7,7 @@ run at once on their own ports and are measured in turns, round after round, so 
 neighbour slows all of them alike; each figure is the median over the rounds.
 
     bash bench/serve/setup_baselines.sh      # once: the baselines' own virtual environments
-    .venv/bin/python -m bench.serve          # about 4 minutes; --help for options
+    .venv/bin/python -m bench.serve          # about 5.5 minutes; --help for options
 
 Prints a table and writes bench/results/serve-<time>.json.
 """
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RESULTS = REPO / "bench" / "results"
 MODEL = "digits"
+GUNICORN_KEEP_ALIVE_S = 5  # the top of the 1-5 s gunicorn advises for clients that connect directly
 
 
 @dataclass
@@ -41,9 +43,15 @@ class Server:
     ready_path: str
     port: int
     log: Path
+    torch_threads: int
+    """Per process; the command sets them with torch.set_num_threads, start() in OMP_NUM_THREADS too."""
     process: subprocess.Popen | None = None
 
     def start(self, env: dict[str, str]) -> None:
+        # torch.set_num_threads binds OpenMP in the calling thread only: where the forward pass runs in
+        # another thread (lmaas' model thread, gunicorn's and werkzeug's request threads), OpenMP can
+        # start a team of one thread per core there, on a machine the load generator shares.
+        env = {**env, "OMP_NUM_THREADS": str(self.torch_threads)}
         self.process = subprocess.Popen(self.command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env,
                                         cwd=REPO)
 
@@ -69,6 +77,29 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+@dataclass(frozen=True)
+class Gunicorn:
+    """The Flask app as it is deployed: gunicorn, one worker process per core.
+
+    The worker class is gthread because gunicorn's default sync worker closes the connection after
+    every response; gthread keeps it alive (idle connections wait in the worker's poller, not in a
+    thread). Four threads per worker, as in gunicorn's own gthread example: while one request's
+    thread computes, another's reads or writes its socket or runs a torch op (both release the GIL).
+    The torch threads given to every server (--threads) are shared by the workers, at least one
+    each, so that the workers do not oversubscribe the cores.
+    """
+
+    workers: int
+    threads: int
+    torch_threads: int
+
+    def command(self, python: Path, artifact: Path) -> list[str]:
+        app = f"bench.serve.baseline_flask:create_app({str(artifact)!r}, torch_threads={self.torch_threads})"
+        return [str(python), "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", str(self.workers),
+                "--worker-class", "gthread", "--threads", str(self.threads),
+                "--keep-alive", str(GUNICORN_KEEP_ALIVE_S), "--no-control-socket", app]
 
 
 @dataclass
@@ -105,19 +136,21 @@ def load(contender: Contender, concurrency: int, requests: int, seconds: float) 
 
 
 def build_servers(artifact: Path, threads: int, logs: Path, kserve_python: Path, flask_python: Path,
-                  kserve_quiet: bool) -> list[Server]:
+                  kserve_quiet: bool, gunicorn: Gunicorn) -> list[Server]:
     lmaas = Server("lmaas", [str(REPO / ".venv" / "bin" / "lmaas"), "serve", "--model-dir", str(artifact),
                              "--host", "127.0.0.1", "--port", "{port}", "--name", MODEL, "--threads", str(threads)],
-                   "/v2/health/ready", free_port(), logs / "lmaas.log")
+                   "/v2/health/ready", free_port(), logs / "lmaas.log", threads)
     kserve_flags = ["--enable_latency_logging", "false"] if kserve_quiet else []
     kserve = Server("kserve", [str(kserve_python), str(HERE / "baseline_kserve.py"), "--model-dir", str(artifact),
                                "--model_name", MODEL, "--http_port", "{port}", "--grpc_port", str(free_port()),
                                "--threads", str(threads), *kserve_flags],
-                    f"/v1/models/{MODEL}", free_port(), logs / "kserve.log")
-    flask = Server("flask", [str(flask_python), str(HERE / "baseline_flask.py"), "--model-dir", str(artifact),
-                             "--port", "{port}", "--threads", str(threads)],
-                   "/health", free_port(), logs / "flask.log")
-    servers = [lmaas, kserve, flask]
+                    f"/v1/models/{MODEL}", free_port(), logs / "kserve.log", threads)
+    flask_gunicorn = Server("flask-gunicorn", gunicorn.command(flask_python, artifact), "/health", free_port(),
+                            logs / "flask-gunicorn.log", gunicorn.torch_threads)
+    flask_dev = Server("flask-dev", [str(flask_python), str(HERE / "baseline_flask.py"), "--model-dir", str(artifact),
+                                     "--port", "{port}", "--threads", str(threads)],
+                       "/health", free_port(), logs / "flask-dev.log", threads)
+    servers = [lmaas, kserve, flask_gunicorn, flask_dev]
     for server in servers:
         server.command = [part.replace("{port}", str(server.port)) for part in server.command]
     return servers
@@ -131,7 +164,8 @@ def contenders_for(servers: dict[str, Server], row: list[float]) -> list[Contend
         Contender("lmaas V1", servers["lmaas"], f"/v1/models/{MODEL}:predict", v1),
         Contender("kserve V1", servers["kserve"], f"/v1/models/{MODEL}:predict", v1),
         Contender("lmaas /predict", servers["lmaas"], "/predict", seed),
-        Contender("flask /predict", servers["flask"], "/predict", seed),
+        Contender("flask gunicorn /predict", servers["flask-gunicorn"], "/predict", seed),
+        Contender("flask dev server /predict", servers["flask-dev"], "/predict", seed),
         Contender("lmaas V2", servers["lmaas"], f"/v2/models/{MODEL}/infer", v2),
     ]
 
@@ -162,22 +196,30 @@ def summarize(contender: Contender, concurrency: int) -> dict:
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
+        "connections": statistics.median(r["connections"] for r in runs),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lmaas serve vs KServe vs the seed's Flask app")
+    parser = argparse.ArgumentParser(description="lmaas serve vs KServe vs the seed's Flask app (on gunicorn and on "
+                                                 "Flask's development server)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated (default 1,16,64)")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (default 5)")
     parser.add_argument("--requests", type=int, default=100_000, help="at most, per measurement (default 100000)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements per contender and concurrency (median)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of every server (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads of every server (default 1); gunicorn's workers share them, "
+                             "at least one each")
+    parser.add_argument("--gunicorn-workers", type=int, default=os.cpu_count(),
+                        help=f"gunicorn worker processes (default: one per core, {os.cpu_count()})")
+    parser.add_argument("--gunicorn-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--kserve-python", default="/tmp/kserve-venv/bin/python")
     parser.add_argument("--flask-python", default="/tmp/flask-venv/bin/python")
     parser.add_argument("--kserve-defaults", action="store_true",
                         help="keep KServe's per-request latency log lines (off by default: a stronger baseline)")
     args = parser.parse_args(argv)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    gunicorn = Gunicorn(args.gunicorn_workers, args.gunicorn_threads, max(1, args.threads // args.gunicorn_workers))
     for python in (args.kserve_python, args.flask_python):
         if not Path(python).exists():
             print(f"{python} is missing: run bash bench/serve/setup_baselines.sh first", file=sys.stderr)
@@ -196,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMAAS_")}
     env["PYTHONUNBUFFERED"] = "1"
     servers = build_servers(artifact, args.threads, workdir, Path(args.kserve_python), Path(args.flask_python),
-                            kserve_quiet=not args.kserve_defaults)
+                            kserve_quiet=not args.kserve_defaults, gunicorn=gunicorn)
     by_name = {s.name: s for s in servers}
     contenders = contenders_for(by_name, row)
     try:
@@ -213,9 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                 for contender in contenders:
                     result = load(contender, concurrency, args.requests, args.seconds)
                     contender.results.setdefault(concurrency, []).append(result)
-                    print(f"round {round_index + 1}/{args.rounds} c={concurrency:<3} {contender.name:<15} "
+                    print(f"round {round_index + 1}/{args.rounds} c={concurrency:<3} {contender.name:<25} "
                           f"{result['requests_per_second']:>9.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
-                          f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}", file=sys.stderr)
+                          f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}  "
+                          f"connections {result['connections']}", file=sys.stderr)
     finally:
         for server in servers:
             server.stop()
@@ -224,11 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {}
     for k in concurrencies:
         ours, kserve = summary["lmaas V1"][str(k)], summary["kserve V1"][str(k)]
-        seed, flask = summary["lmaas /predict"][str(k)], summary["flask /predict"][str(k)]
+        seed = summary["lmaas /predict"][str(k)]
+        on_gunicorn = summary["flask gunicorn /predict"][str(k)]
+        on_dev_server = summary["flask dev server /predict"][str(k)]
+        rate = seed["requests_per_second"]
         ratios[str(k)] = {
             "throughput_vs_kserve": round(ours["requests_per_second"] / kserve["requests_per_second"], 2),
             "p99_vs_kserve": round(ours["p99_ms"] / kserve["p99_ms"], 2),
-            "throughput_vs_flask": round(seed["requests_per_second"] / flask["requests_per_second"], 2),
+            "throughput_vs_flask_gunicorn": round(rate / on_gunicorn["requests_per_second"], 2),
+            "p99_vs_flask_gunicorn": round(seed["p99_ms"] / on_gunicorn["p99_ms"], 2),
+            "throughput_vs_flask_dev_server": round(rate / on_dev_server["requests_per_second"], 2),
         }
     table = render_table(summary, ratios, concurrencies)
     print(table)
@@ -238,7 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "settings": {"concurrency": concurrencies, "seconds": args.seconds, "max_requests": args.requests,
                      "rounds": args.rounds, "torch_threads": args.threads,
+                     "omp_num_threads": "each server's torch threads per process",
                      "kserve_latency_logging": args.kserve_defaults,
+                     "flask_gunicorn": {"workers": gunicorn.workers, "worker_class": "gthread",
+                                        "threads_per_worker": gunicorn.threads,
+                                        "torch_threads_per_worker": gunicorn.torch_threads,
+                                        "keep_alive_s": GUNICORN_KEEP_ALIVE_S},
+                     "flask_dev_server": "werkzeug, threaded; closes the connection after every response",
                      "lmaas_batching": {"max_batch_size": 32, "max_latency_ms": 5},
                      "model": {"artifact": "builtin mlp 64-128-64-10 on digits", **model_metrics},
                      "request": "one digit (64 floats) per request"},
@@ -264,6 +318,7 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
         "aiohttp": ask(sys.executable, metadata.format("aiohttp")),
         "kserve": ask(args.kserve_python, metadata.format("kserve")),
         "flask": ask(args.flask_python, metadata.format("flask")),
+        "gunicorn": ask(args.flask_python, metadata.format("gunicorn")),
     }
 
 
@@ -281,8 +336,18 @@ def render_table(summary: dict, ratios: dict, concurrencies: list[int]) -> str:
     lines.append("| --- | " + " | ".join("---:" for _ in concurrencies) + " |")
     for key, label in (("throughput_vs_kserve", "lmaas V1 / KServe V1 throughput (target >= 1.5)"),
                        ("p99_vs_kserve", "lmaas V1 / KServe V1 p99 latency (target < 1)"),
-                       ("throughput_vs_flask", "lmaas /predict / Flask /predict throughput (target >= 3)")):
+                       ("throughput_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn throughput (target >= 3)"),
+                       ("p99_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn p99 latency"),
+                       ("throughput_vs_flask_dev_server",
+                        "lmaas /predict / Flask development server throughput (not a deployment)")):
         lines.append(f"| {label} | " + " | ".join(f"{ratios[str(k)][key]:.2f}" for k in concurrencies) + " |")
+    lines.append("")
+    lines.append("| TCP connections opened per measurement (median) | "
+                 + " | ".join(f"c={k}" for k in concurrencies) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in concurrencies) + " |")
+    for name, by_concurrency in summary.items():
+        lines.append(f"| {name} | " + " | ".join(f"{by_concurrency[str(k)]['connections']:.0f}" for k in concurrencies)
+                     + " |")
     return "\n".join(lines)
 
 
