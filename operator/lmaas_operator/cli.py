@@ -55,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     return run_server(
         config_path=args.config, model_dir=args.model_dir, host=args.host, port=args.port, name=args.name,
         max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms, threads=args.threads,
+        trust_artifact_code=args.trust_artifact_code,
     )
 
 
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-size", type=int, default=None, help="dynamic batching: most inputs per forward pass")
     serve.add_argument("--max-latency-ms", type=float, default=None, help="dynamic batching: longest wait for a batch to fill")
     serve.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    serve.add_argument("--trust-artifact-code", action="store_true", default=None,
+                       help="UNSAFE: import and run the user factory the artifact's model.json names "
+                            "(default: spec.trustArtifactCode, else only builtin models load)")
     serve.set_defaults(run=_serve)
 
     runs_dir = os.environ.get(RUNS_DIR_ENV, DEFAULT_RUNS_DIR)

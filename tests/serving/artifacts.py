@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import load_model, save_artifact
 from lmaas_worker.data import digits, shakespeare
 from lmaas_worker.models import rebuild_model
@@ -41,7 +42,8 @@ def digits_mlp(directory: Path, epochs: int = 3) -> Path:
 
 
 def factory_mlp(directory: Path, factory: str, **args: Any) -> Path:
-    """An untrained digits-shaped classifier built by a test factory (see tests.serving.models)."""
+    """An untrained digits-shaped classifier built by a test factory (see tests.serving.models); its
+    servers need `--trust-artifact-code`."""
     definition = {"builtin": None, "factory": f"tests.serving.models:{factory}",
                   "args": {"in_features": 64, "num_classes": 10, **args}}
     quick = {k: v for k, v in definition["args"].items() if k not in ("load_delay", "forward_delay")}
@@ -66,6 +68,7 @@ def char_gpt(directory: Path, context: int = 16) -> Path:
 
 
 def loaded(directory: Path):
-    """The artifact's module as lmaas loads it, to compare the server's answers with."""
-    module, card = load_model(directory)
+    """The artifact's module as lmaas loads it (trusting the tests' own factories), to compare the
+    server's answers with."""
+    module, card = load_model(directory, ArtifactCodePolicy(trust_all=True))
     return module, card

@@ -51,7 +51,8 @@ def _batches(server) -> tuple[float, float, float]:
 @pytest.fixture(scope="module")
 def slow_server(start_server, slow_forward_dir):
     # Each forward pass sleeps 0.3 s, so the requests that arrive meanwhile must queue and batch.
-    return start_server(slow_forward_dir, "--name", "slow", "--max-batch-size", "8", "--max-latency-ms", "50")
+    return start_server(slow_forward_dir, "--name", "slow", "--max-batch-size", "8", "--max-latency-ms", "50",
+                        "--trust-artifact-code")
 
 
 def _multi_row_calls(samples: np.ndarray, count: int, name: str):

@@ -27,7 +27,7 @@ ROW = [0.25] * 64
 
 
 def test_ready_only_after_the_model_is_loaded_and_warmed_up(start_server, slow_loading_dir):
-    server = start_server(slow_loading_dir, "--name", "slow", ready=False)  # the factory sleeps 2 s
+    server = start_server(slow_loading_dir, "--name", "slow", "--trust-artifact-code", ready=False)  # sleeps 2 s
     server.wait_listening()
     refused = 0
     while True:
@@ -55,7 +55,7 @@ def test_ready_only_after_the_model_is_loaded_and_warmed_up(start_server, slow_l
 def test_sigterm_under_load_loses_no_request_and_exits_zero(tmp_path, slow_forward_dir):
     # Forward passes take 0.3 s and hold 4 rows: 16 requests need 4 passes, about 1.2 s.
     server = ServerProcess(slow_forward_dir, tmp_path / "serve.log", "--name", "slow", "--max-batch-size", "4",
-                           "--max-latency-ms", "1")
+                           "--max-latency-ms", "1", "--trust-artifact-code")
     try:
         server.wait_ready()
         module, _ = artifacts.loaded(slow_forward_dir)

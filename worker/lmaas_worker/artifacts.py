@@ -8,9 +8,11 @@
     curves.png          loss and held-out metric against the step (for people)
 
 `save_artifact` writes into a temporary directory and renames it into place, so a half-written
-artifact never appears. `load_model(path)` returns `(module, card)`; it reads weights with
-safetensors only and refuses an artifact that contains a pickle (`*.pt`, `*.pth`, `*.bin`,
-`*.pkl`, `*.pickle`, or any file whose bytes begin like a pickle or a torch.save zip archive).
+artifact never appears. `load_model(path, artifact_code)` returns `(module, card)`; it reads
+weights with safetensors only and refuses an artifact that contains a pickle (`*.pt`, `*.pth`,
+`*.bin`, `*.pkl`, `*.pickle`, or any file whose bytes begin like a pickle or a torch.save zip
+archive), and a card whose `model.factory` the loading resource does not allow (see
+`lmaas_worker.models`: by default only builtin models load).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 
 from .curves import plot_curves
 from .models import rebuild_model
@@ -112,11 +115,13 @@ def _check_safetensors(file: Path, head: bytes) -> None:
     raise UnsafeArtifactError(f"{file}: not a safetensors file")
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy(),
+               device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the module an artifact describes and load its weights; returns (module in eval mode, card).
 
     Raises UnsafeArtifactError if any file in the artifact is a pickle, FileNotFoundError or
-    ValueError if `path` is not an lmaas artifact.
+    ValueError if `path` is not an lmaas artifact, ConfigError if its card names a factory that
+    `artifact_code` does not allow.
     """
     root = Path(path)
     if not root.is_dir():
@@ -128,10 +133,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         # artifacts never imports the compression package.
         from .compress.storage import load_compressed
 
-        return load_compressed(root, card, device=device), card
+        return load_compressed(root, card, artifact_code, device=device), card
     if card.get("quantization"):
         raise ValueError(f"{root}: a {card['quantization']} quantized artifact; load it with the compression tools")
-    module = rebuild_model(card["model"])
+    module = rebuild_model(card["model"], artifact_code)
     state = load_file(root / contract.WEIGHTS_FILE, device=str(device))
     module.load_state_dict(state, strict=True)
     return module.to(device).eval(), card

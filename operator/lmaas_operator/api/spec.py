@@ -8,6 +8,7 @@ This module imports neither kopf nor torch: the operator, the worker and `lmaas 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,6 +111,22 @@ class ModelReference(ApiModel):
         return None
 
 
+@dataclass(frozen=True)
+class ArtifactCodePolicy:
+    """Which user code an artifact's model card may have a worker import (builtin models always load).
+
+    A card's `model.factory` is imported only when it is one of `factories`, those that the loading
+    resource's own spec names (code its owner chose to run anyway), or when `trust_all`: the spec's
+    `trustArtifactCode: true`, with which whoever wrote the artifact runs code as the worker.
+    """
+
+    factories: frozenset[str] = frozenset()
+    trust_all: bool = False
+
+    def allows(self, factory: str) -> bool:
+        return self.trust_all or factory in self.factories
+
+
 # --- TrainJob ------------------------------------------------------------------------------
 
 class Hyperparameters(ApiModel):
@@ -207,6 +224,7 @@ class CompressionStep(ApiModel):
 
 class CompressJobSpec(ApiModel):
     model: ModelReference
+    trust_artifact_code: bool = False
     dataset: DatasetDefinition | None = None
     steps: list[CompressionStep]
     max_accuracy_drop: float = 1
@@ -220,6 +238,13 @@ class CompressJobSpec(ApiModel):
     active_deadline_seconds: int | None = None
     ttl_seconds_after_finished: int | None = None
     pod: PodOptions | None = None
+
+    @property
+    def artifact_code(self) -> ArtifactCodePolicy:
+        """What the input's and the steps' model cards may name: the distill students' factories."""
+        students = frozenset(step.distill.student.factory for step in self.steps
+                             if step.distill is not None and step.distill.student.factory)
+        return ArtifactCodePolicy(students, self.trust_artifact_code)
 
 
 # --- ModelService --------------------------------------------------------------------------
@@ -246,6 +271,7 @@ class Auth(ApiModel):
 
 class ModelServiceSpec(ApiModel):
     model: ModelReference
+    trust_artifact_code: bool = False
     replicas: int = 1
     autoscaling: Autoscaling | None = None
     batching: Batching = Field(default_factory=Batching)
@@ -256,6 +282,11 @@ class ModelServiceSpec(ApiModel):
     env: list[EnvVar] | None = None
     resources: Resources | None = None
     pod: PodOptions | None = None
+
+    @property
+    def artifact_code(self) -> ArtifactCodePolicy:
+        """What the served model card may name: a ModelService names no factory of its own."""
+        return ArtifactCodePolicy(trust_all=self.trust_artifact_code)
 
 
 SPEC_TYPES: dict[str, type[ApiModel]] = {

@@ -3,6 +3,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from lmaas_operator.api.spec import ArtifactCodePolicy
 from lmaas_worker import artifacts
 from lmaas_worker.compress.int8_backend import Int8Linear
 from lmaas_worker.compress.prune import prune_structured, prune_unstructured
@@ -17,7 +18,9 @@ from lmaas_worker.compress.storage import (
     unpack_bits,
     working_model,
 )
+from lmaas_worker.errors import ConfigError
 from lmaas_worker.models import mlp
+from tests import artifact_code
 
 
 def test_bitmasks_pack_eight_weights_per_byte_and_unpack_exactly():
@@ -107,7 +110,7 @@ def test_a_structured_pruned_artifact_rebuilds_its_smaller_layers_and_computes_t
     with torch.no_grad():
         assert torch.equal(module(x), model.module(x))
     # the working model of a compressed input keeps the smaller layers (a later step starts from them)
-    again, _ = working_model(tmp_path / "artifact", card)
+    again, _ = working_model(tmp_path / "artifact", card, ArtifactCodePolicy())
     assert again.sizes == model.sizes
 
 
@@ -138,3 +141,26 @@ def test_a_pickle_in_a_compressed_artifact_is_refused(tmp_path):
     (directory / "extra.pt").write_bytes(b"\x80\x04junk")
     with pytest.raises(artifacts.UnsafeArtifactError):
         load_artifact(directory)
+
+
+def test_a_compressed_artifact_naming_a_shell_command_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    definition = {"builtin": None, "factory": artifact_code.HOSTILE_FACTORY, "args": {"cmd": f"touch {marker}"}}
+    directory = _artifact(tmp_path, WorkingModel(mlp.build(64, 10, hidden=[8]), definition,
+                                                 quantization={"scheme": "int8"}))
+    with pytest.raises(ConfigError, match=artifact_code.REFUSAL):
+        load_artifact(directory)
+    with pytest.raises(ConfigError, match=artifact_code.REFUSAL):
+        artifacts.load_model(directory)
+    assert not marker.exists()
+
+
+def test_a_compressed_user_factory_artifact_loads_when_trusted(tmp_path):
+    definition = {"builtin": None, "factory": artifact_code.USER_FACTORY,
+                  "args": {"in_features": 64, "num_classes": 10, "hidden": [8], "delay": 0.0}}
+    directory = _artifact(tmp_path, WorkingModel(mlp.build(64, 10, hidden=[8]), definition,
+                                                 quantization={"scheme": "int8"}))
+    module, card = load_artifact(directory, ArtifactCodePolicy(trust_all=True))
+    assert type(module).__name__ == "SlowMLP" and sum(isinstance(m, Int8Linear) for m in module.modules()) == 2
+    with pytest.raises(ConfigError, match="spec.trustArtifactCode"):
+        working_model(directory, card, ArtifactCodePolicy())

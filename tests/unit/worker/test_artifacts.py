@@ -9,8 +9,11 @@ import torch
 from safetensors.torch import save_file
 
 from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import UnsafeArtifactError, load_model, save_artifact
+from lmaas_worker.errors import ConfigError
 from lmaas_worker.models.mlp import MLP
+from tests import artifact_code
 
 
 def card_for(args):
@@ -110,3 +113,46 @@ def test_safetensors_whose_header_length_starts_like_a_pickle_still_load(artifac
 def test_a_directory_without_a_model_card_is_not_an_artifact(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.json"):
         load_model(tmp_path)
+
+
+# --- code named by the model card ------------------------------------------------------------
+
+
+def test_a_card_naming_a_shell_command_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    path = artifact_code.hostile(tmp_path / "artifact", marker)
+    with pytest.raises(ConfigError, match=artifact_code.REFUSAL) as refused:
+        load_model(path)
+    assert artifact_code.HOW_TO_ALLOW in str(refused.value)
+    assert not marker.exists()
+
+
+def test_a_refused_factory_module_is_not_even_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "innocent_looking.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef build(): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = artifact_code.user_factory(tmp_path / "artifact")
+    card = json.loads((path / contract.MODEL_CARD_FILE).read_text())
+    card["model"]["factory"] = "innocent_looking:build"
+    (path / contract.MODEL_CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match='model.factory "innocent_looking:build"'):
+        load_model(path, ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY})))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("policy", [ArtifactCodePolicy(trust_all=True),
+                                    ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY}))],
+                         ids=["trustArtifactCode", "the spec's own factory"])
+def test_a_user_factory_loads_when_the_resource_allows_it(tmp_path, policy):
+    path = artifact_code.user_factory(tmp_path / "artifact")
+    loaded, card = load_model(path, policy)
+    assert type(loaded).__name__ == "SlowMLP" and card["model"]["factory"] == artifact_code.USER_FACTORY
+    with pytest.raises(ConfigError, match="spec.trustArtifactCode"):
+        load_model(path)
+
+
+def test_a_builtin_model_loads_whatever_the_policy(tmp_path):
+    path = artifact_code.builtin(tmp_path / "artifact")
+    for policy in (ArtifactCodePolicy(), ArtifactCodePolicy(frozenset({"other.module:fn"}))):
+        loaded, _ = load_model(path, policy)
+        assert type(loaded) is MLP

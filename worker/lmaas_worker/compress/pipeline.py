@@ -3,7 +3,8 @@
 Each step's output is stored in the artifact format and loaded back before it is measured, so the
 figures (size, latency, accuracy) are those of exactly what would be served. The last step's
 output becomes `OUTPUT/artifact`; the report goes to OUTPUT in every case, also when a step broke
-the quality bound (then no artifact is written).
+the quality bound (then no artifact is written). The report's latency speedup times the input and
+the last output again, in alternating rounds (`measure.interleaved_latencies`).
 """
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ from ..progress import Progress, utc_now
 from ..train.tasks import TASKS, Task
 from . import storage
 from .config import INPUT_FIELD, CompressConfig
-from .distill import distill
-from .int8_backend import default_kernel
+from .distill import distill, size_warning
+from .int8_backend import default_kernel, describe_layer
 from .layers import weight_layers
-from .measure import LatencySettings, Measurement, evaluate, measure
+from .measure import LatencySettings, Measurement, evaluate, interleaved_latencies, measure
 from .prune import prune_structured, prune_unstructured, schedule
 from .quantize import DEFAULT_INT4_GROUP_SIZE, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
-from .report import fit_line, summary, write_report
+from .report import describe_speedup, fit_line, summary, write_report
 from .state import WorkingModel
 from .training import train_epochs
 
@@ -100,6 +101,7 @@ class Compressor:
         self.work = job.config.output_dir / WORK_SUBDIR
         self.measurements: list[Measurement] = []
         self.distillations: list[dict[str, Any]] = []
+        self.input_module: nn.Module | None = None
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -111,8 +113,9 @@ class Compressor:
                            message=f"compressing {_model_name(card['model'])} with {', '.join(kinds)}")
         shutil.rmtree(self.work, ignore_errors=True)
         try:
-            module, _ = storage.load_artifact(self.job.config.input_dir)
-            working, state = storage.working_model(self.job.config.input_dir, card)
+            module, _ = storage.load_artifact(self.job.config.input_dir, self.spec.artifact_code)
+            self.input_module = module
+            working, state = storage.working_model(self.job.config.input_dir, card, self.spec.artifact_code)
             self._check_fits(module)
             self._record(measure("input", module, self.job.config.input_dir / contract.WEIGHTS_FILE, state,
                                  _parameter_names(working.module), self.job.data.val, self.job.task,
@@ -123,8 +126,8 @@ class Compressor:
                 module, directory = self._store_and_load(index, step, working)
                 failure = self._check_bound(index + 1, step.kind, self.measurements[-1])
                 if failure:
-                    return self._fail(failure, time.perf_counter() - started)
-            return self._succeed(directory, time.perf_counter() - started)
+                    return self._fail(failure, module, time.perf_counter() - started)
+            return self._succeed(directory, module, time.perf_counter() - started)
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -191,13 +194,18 @@ class Compressor:
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
             raise ConfigError(field_name, f"the student cannot learn from this teacher and data: "
                                           f"{type(error).__name__}: {error}") from error
+        teacher_parameters = self.measurements[-1].parameters
+        student_parameters = sum(p.numel() for p in result.student.parameters())
+        warning = size_warning(teacher_parameters, student_parameters)
+        if warning:
+            log.warning("step %d (distill): %s", index + 1, warning)
         self.distillations.append({
             "step": index + 1, "metric": self.job.task.metric,
             "teacher": _quality(evaluate(teacher, self.job.data.val, self.job.task)),
             "student": _quality(evaluate(result.student, self.job.data.val, self.job.task)),
             "alone": _quality(evaluate(result.alone, self.job.data.val, self.job.task)),
-            "teacherParameters": self.measurements[-1].parameters,
-            "studentParameters": sum(p.numel() for p in result.student.parameters()),
+            "teacherParameters": teacher_parameters, "studentParameters": student_parameters,
+            "studentSmaller": warning is None,
             "temperature": step.temperature, "alpha": step.alpha, "epochs": step.epochs,
             "finalLoss": result.losses[-1], "aloneFinalLoss": result.alone_losses[-1],
         })
@@ -224,8 +232,8 @@ class Compressor:
         directory = self.work / f"step-{index + 1}"
         tensors, section = storage.encode(working)
         artifacts.save_artifact(directory, tensors, self._card(working, section), metrics={})
-        module, card = storage.load_artifact(directory)
-        float_module, state, _ = storage.decode_artifact(directory, card)
+        module, card = storage.load_artifact(directory, self.spec.artifact_code)
+        float_module, state, _ = storage.decode_artifact(directory, card, self.spec.artifact_code)
         self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
                              _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),
                      index + 1)
@@ -258,32 +266,37 @@ class Compressor:
 
     # --- the end -----------------------------------------------------------------------------
 
-    def _report(self, outcome: str, failure: str | None, wall_seconds: float) -> dict[str, Any]:
+    def _report(self, outcome: str, failure: str | None, output: nn.Module, wall_seconds: float) -> dict[str, Any]:
         card = self.job.card
         extra: dict[str, Any] = {}
         if self.distillations:
             last = self.distillations[-1]
             extra["distillation"] = {k: last[k] for k in ("teacher", "student", "alone", "teacherParameters",
-                                                          "studentParameters")}
+                                                          "studentParameters", "studentSmaller")}
+        latencies = interleaved_latencies(self.input_module, output, self.job.data.val, self.job.settings)
         report = {
             "job": self.job.config.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
             "input": {"model": _model_name(card["model"]), "task": card["task"], "producer": card.get("producer"),
                       "dataset": self.job.dataset, "path": str(self.job.config.input_dir)},
             "steps": [step.to_dict() for step in self.spec.steps],
-            "summary": summary(self.measurements, extra),
+            "summary": summary(self.measurements, latencies, extra),
+            "latencyRounds": {f"batch{batch}": {"inputMs": [round(ms, 4) for ms in rounds["before"]],
+                                                "outputMs": [round(ms, 4) for ms in rounds["after"]]}
+                              for batch, rounds in latencies.items()},
             "distillation": self.distillations,
             "bounds": {"maxAccuracyDrop": self.spec.max_accuracy_drop,
                        "maxPerplexityIncrease": self.spec.max_perplexity_increase},
             "settings": {"threads": self.job.settings.threads, "latencyBudgetSeconds": self.job.settings.budget_seconds,
+                         "latencyRounds": self.job.settings.rounds,
                          "int8Kernel": default_kernel(), "torch": torch.__version__, "seed": self.spec.seed},
             "wallSeconds": round(wall_seconds, 3),
         }
         write_report(self.job.config.output_dir, report, self.measurements)
         return report
 
-    def _fail(self, failure: str, wall_seconds: float) -> Outcome:
+    def _fail(self, failure: str, output: nn.Module, wall_seconds: float) -> Outcome:
         log.error("%s; the report is in %s", failure, self.job.config.output_dir)
-        report = self._report("failed", failure, wall_seconds)
+        report = self._report("failed", failure, output, wall_seconds)
         m = self.measurements[-1]
         line = fit_line(self.progress.emit(
             "error", step=len(self.measurements) - 2, totalSteps=self.total, evalMetric=self.job.task.metric,
@@ -291,8 +304,8 @@ class Compressor:
             artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]}, message=failure))
         return Outcome(line, passed=False)
 
-    def _succeed(self, directory: Path, wall_seconds: float) -> Outcome:
-        report = self._report("succeeded", None, wall_seconds)
+    def _succeed(self, directory: Path, output: nn.Module, wall_seconds: float) -> Outcome:
+        report = self._report("succeeded", None, output, wall_seconds)
         config = self.job.config
         card = artifacts.read_card(directory)
         card["createdAt"] = utc_now()
@@ -301,12 +314,14 @@ class Compressor:
         log.info("artifact written to %s (%d bytes of weights)", config.artifact_dir, size)
         s, last = report["summary"], self.measurements[-1]
         quality = last.accuracy if last.accuracy is not None else last.perplexity
+        warnings = [f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
+                    for d in self.distillations if not d["studentSmaller"]]
         line = fit_line(self.progress.emit(
             "done", step=self.total, totalSteps=self.total, evalMetric=self.job.task.metric, evalValue=quality,
             artifact={"path": contract.ARTIFACT_SUBDIR, "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
                       "sizeBytes": size, "metrics": s},
             message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
-                    f"latency speedup {s['latencySpeedup']:.2f}x"))
+                    f"latency speedup at batch 1: {describe_speedup(s, 1)}" + "".join(warnings)))
         return Outcome(line, passed=True)
 
     def _card(self, working: WorkingModel, section: dict[str, Any] | None) -> dict[str, Any]:
@@ -316,7 +331,7 @@ class Compressor:
             scheme = working.quantization["scheme"]
             quantization = {**working.quantization, "symmetric": True,
                             "granularity": "per-channel" if scheme == "int8" else "per-group",
-                            "activations": "dynamic int8" if scheme == "int8" else "float32 (weight-only)"}
+                            "layers": {name: describe_layer(layer, scheme) for name, layer in weight_layers(working.module)}}
         sparsity = None
         if working.pruning:
             sparsity = {**working.pruning,

@@ -20,6 +20,9 @@ Loading a compressed artifact in plain Python:
     module, card = load_artifact("path/to/artifact")   # an nn.Module in eval mode, and the model card
     logits = module(inputs)
 
+A card that names a user factory loads only with an `ArtifactCodePolicy` that allows it, passed
+as the second argument (see `lmaas_worker.models`).
+
 int8 Linear layers come back as `int8_backend.Int8Linear` (integer matmul with dynamically
 quantized activations); int4 and convolution weights are dequantized to float32 at load.
 """
@@ -35,6 +38,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 
 from ..models import rebuild_model
 from .int8_backend import Int8Linear
@@ -160,25 +164,27 @@ def decode(tensors: dict[str, torch.Tensor], section: dict[str, Any]
     return state, integers
 
 
-def rebuild(card: dict[str, Any]) -> nn.Module:
+def rebuild(card: dict[str, Any], artifact_code: ArtifactCodePolicy) -> nn.Module:
     """The card's architecture with structured pruning's smaller layers, weights not loaded."""
-    module = rebuild_model(card["model"])
+    module = rebuild_model(card["model"], artifact_code)
     apply_sizes(module, ((card.get("compression") or {}).get("sizes")) or {})
     return module
 
 
-def decode_artifact(directory: str | os.PathLike, card: dict[str, Any]
+def decode_artifact(directory: str | os.PathLike, card: dict[str, Any], artifact_code: ArtifactCodePolicy
                     ) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """(float32 module with the stored weights, its float32 state, int8 weights by name)."""
+    module = rebuild(card, artifact_code)
     tensors = load_file(Path(directory) / contract.WEIGHTS_FILE)
-    module = rebuild(card)
     section = card.get("compression")
     state, integers = decode(tensors, section) if section else (tensors, {})
     module.load_state_dict(state, strict=True)
     return module, state, integers
 
 
-def load_compressed(directory: str | os.PathLike, card: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+def load_compressed(directory: str | os.PathLike, card: dict[str, Any],
+                    artifact_code: ArtifactCodePolicy = ArtifactCodePolicy(), device: str | torch.device = "cpu"
+                    ) -> nn.Module:
     """The module an lmaas compressed artifact describes, ready for inference (eval mode, CPU).
 
     `card` is the artifact's model card (`artifacts.read_card`). int8 Linear layers run on the
@@ -186,7 +192,7 @@ def load_compressed(directory: str | os.PathLike, card: dict[str, Any], device: 
     """
     if torch.device(device).type != "cpu":
         raise ValueError(f"compressed artifacts run on CPU; asked for {device}")
-    module, state, integers = decode_artifact(directory, card)
+    module, state, integers = decode_artifact(directory, card, artifact_code)
     for name, (values, scale) in integers.items():
         layer_name = name.removesuffix(".weight")
         layer = module.get_submodule(layer_name)
@@ -196,8 +202,10 @@ def load_compressed(directory: str | os.PathLike, card: dict[str, Any], device: 
     return module.eval()
 
 
-def load_artifact(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """Load any lmaas artifact, compressed or not: (module in eval mode, model card). Refuses pickles."""
+def load_artifact(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+                  ) -> tuple[nn.Module, dict[str, Any]]:
+    """Load any lmaas artifact, compressed or not: (module in eval mode, model card). Refuses pickles,
+    and a card naming a factory that `artifact_code` does not allow."""
     from .. import artifacts
 
     root = Path(path)
@@ -206,19 +214,20 @@ def load_artifact(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     artifacts.refuse_pickles(root)
     card = artifacts.read_card(root)
     if card.get("compression"):
-        return load_compressed(root, card), card
-    module, state, _ = decode_artifact(root, card)
+        return load_compressed(root, card, artifact_code), card
+    module, state, _ = decode_artifact(root, card, artifact_code)
     module.requires_grad_(False)
     return module.eval(), card
 
 
-def working_model(directory: str | os.PathLike, card: dict[str, Any]) -> tuple[WorkingModel, dict[str, torch.Tensor]]:
+def working_model(directory: str | os.PathLike, card: dict[str, Any], artifact_code: ArtifactCodePolicy
+                  ) -> tuple[WorkingModel, dict[str, torch.Tensor]]:
     """An input artifact as the steps' starting point (float32, trainable), and its float32 state.
 
     A compressed input keeps what made it compressed: its zero pattern becomes masks, its smaller
     layers and its quantization carry over to the output.
     """
-    module, state, _ = decode_artifact(directory, card)
+    module, state, _ = decode_artifact(directory, card, artifact_code)
     section = card.get("compression") or {}
     masks = {name: state[name] != 0 for name, entry in section.get("tensors", {}).items()
              if entry.get("layout") == "bitmask"}

@@ -7,16 +7,25 @@ parameters and `args` does not set them, what it knows from the data: `num_class
 are recorded in the artifact's model card, so `lmaas_worker.artifacts.load_model` can call the
 factory again. Optionally a module may define `fsdp_units()` returning the submodules that fsdp
 shards one by one (default: every member of every `nn.ModuleList`, such as transformer blocks).
+
+Rebuilding from a card (`rebuild_model`) is where an artifact could run code: whoever wrote the
+card chooses the factory and its arguments. So the loader takes an `ArtifactCodePolicy` from the
+loading resource's spec and checks the card's `model.factory` against it before importing
+anything: a builtin always loads; a factory only when that spec names it itself (a CompressJob's
+distill students; a ModelService names none) or sets `trustArtifactCode: true` (unsafe). Anything
+else is a ConfigError naming `model.json: model.factory`.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from lmaas_operator.api.spec import ModelDefinition
+from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy, ModelDefinition
 
 from ..errors import ConfigError
 from ..factory import call_builder, import_factory
@@ -64,14 +73,24 @@ def build_model(definition: ModelDefinition, hints: dict[str, Any], task: str) -
     return BuiltModel(module, {"builtin": definition.builtin, "factory": definition.factory, "args": _plain(used)})
 
 
-def rebuild_model(definition: dict[str, Any]) -> nn.Module:
-    """The module a model card's `model` entry describes (weights not loaded)."""
+def rebuild_model(definition: dict[str, Any], artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> nn.Module:
+    """The module a model card's `model` entry describes (weights not loaded).
+
+    A factory is imported only if `artifact_code` allows it (by default, none is).
+    """
     args = definition.get("args") or {}
     if definition.get("builtin"):
         if definition["builtin"] not in BUILTIN_MODELS:
             raise ValueError(f"unknown builtin model {definition['builtin']!r}")
         return BUILTIN_MODELS[definition["builtin"]][0](**args)
-    factory = import_factory(definition["factory"], "model.factory")
+    reference = definition.get("factory")
+    if not isinstance(reference, str):
+        raise ConfigError(contract.MODEL_CARD_FILE, "model names neither a builtin nor a factory")
+    if not artifact_code.allows(reference):
+        raise ConfigError(contract.MODEL_CARD_FILE,
+                          f"model.factory {json.dumps(reference)} is not a factory this resource names; not imported. "
+                          f"To run it, set spec.trustArtifactCode: true (unsafe: the artifact's author runs code here)")
+    factory = import_factory(reference, "model.factory")
     module = factory(**args)
     if not isinstance(module, nn.Module):
         raise TypeError(f"{definition['factory']} returned {type(module).__name__}, not a torch.nn.Module")

@@ -9,6 +9,8 @@
     threads        --threads, else spec.threads, else the CPUs available to this process
                    (its affinity mask, capped by a cgroup CPU quota when one is set)
     auth_token     $LMAAS_AUTH_TOKEN only (never a flag, never logged); unset or empty: no auth
+    artifact_code  --trust-artifact-code, else spec.trustArtifactCode, else false: which user code
+                   the artifact's card may name (`lmaas_worker.models`; false: builtin models only)
 
 The model's own name is resolved when the artifact is read (`resolve_model_name`), since it may
 come from the artifact.
@@ -25,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ModelServiceSpec
+from lmaas_operator.api.spec import ArtifactCodePolicy, ModelServiceSpec
 
 from ..errors import ConfigError
 from ..resource_file import read_resource
@@ -57,12 +59,14 @@ class ServeConfig:
     """Where the ModelService says the model comes from (`uri`, or `TrainJob/NAME`), for model info."""
     max_body_bytes: int = MAX_BODY_BYTES
     drain_timeout_s: float = DRAIN_TIMEOUT_S
+    artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
 
     def describe(self) -> str:
         """For the log: every setting but the token, which is only said to be set or not."""
         return (f"model_dir={self.model_dir} name={self.name or '(from the artifact)'} host={self.host} "
                 f"port={self.port} max_batch_size={self.max_batch_size} max_latency_ms={self.max_latency_ms:g} "
-                f"threads={self.threads} auth={'bearer token' if self.auth_token else 'none'}")
+                f"threads={self.threads} auth={'bearer token' if self.auth_token else 'none'} "
+                f"trust_artifact_code={str(self.artifact_code.trust_all).lower()}")
 
 
 def available_cpus() -> int:
@@ -95,7 +99,8 @@ def read_model_service(config_path: str | os.PathLike) -> tuple[dict[str, Any], 
 def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                    host: str | None = None, port: int | None = None, name: str | None = None,
                    max_batch_size: int | None = None, max_latency_ms: float | None = None,
-                   threads: int | None = None, environ: dict[str, str] | None = None) -> ServeConfig:
+                   threads: int | None = None, trust_artifact_code: bool | None = None,
+                   environ: dict[str, str] | None = None) -> ServeConfig:
     env = os.environ if environ is None else environ
     metadata: dict[str, Any] = {}
     spec: ModelServiceSpec | None = None
@@ -122,6 +127,9 @@ def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str 
         raise ConfigError("--max-latency-ms", f"must be a finite number >= 0, got {latency}")
     if thread_count < 1:
         raise ConfigError("--threads", f"must be at least 1, got {thread_count}")
+    artifact_code = spec.artifact_code if spec is not None else ArtifactCodePolicy()
+    if trust_artifact_code is not None:
+        artifact_code = ArtifactCodePolicy(trust_all=trust_artifact_code)
     source = None
     if spec is not None:
         reference = spec.model
@@ -129,7 +137,7 @@ def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str 
     return ServeConfig(
         model_dir=Path(model_dir), name=name, host=host or DEFAULT_HOST, port=int(port), max_batch_size=int(batch),
         max_latency_ms=float(latency), threads=int(thread_count),
-        auth_token=env.get(contract.AUTH_TOKEN_ENV) or None, source=source,
+        auth_token=env.get(contract.AUTH_TOKEN_ENV) or None, source=source, artifact_code=artifact_code,
     )
 
 

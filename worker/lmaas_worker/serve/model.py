@@ -1,9 +1,10 @@
 """The served model, KServe-style: `load()`, then `predict()`; `ready` once loaded and warmed up.
 
 A `Model` owns the torch module of one artifact (read with `lmaas_worker.artifacts.load_model`,
-which never unpickles) and says, as typed tensors, what it takes and gives. `predict` takes a list
-of per-request arrays, runs ONE forward pass per group of same-shaped rows and splits the outputs
-back per request: that is what the batcher calls.
+which never unpickles, and imports a factory that the card names only as the ModelService's
+`trustArtifactCode` allows) and says, as typed tensors, what it takes and gives. `predict` takes a
+list of per-request arrays, runs ONE forward pass per group of same-shaped rows and splits the
+outputs back per request: that is what the batcher calls.
 
 Two kinds, by the artifact's task:
 
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmaas_operator.api.spec import ArtifactCodePolicy
+
 from ..artifacts import load_model, read_card
 from . import explain as explaining
 from .errors import ClientError, bad_request
@@ -44,10 +47,12 @@ class Model:
     task = ""
     platform = "pytorch_torch"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any]):
+    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
         self.name = name
         self.model_dir = Path(model_dir)
         self.card = card
+        self.artifact_code = artifact_code
         self.module: torch.nn.Module | None = None
         self.ready = False
         self.inputs: list[TensorSpec] = []
@@ -56,7 +61,7 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> None:
-        module, self.card = load_model(self.model_dir)
+        module, self.card = load_model(self.model_dir, self.artifact_code)
         for parameter in module.parameters():
             parameter.requires_grad_(False)  # serving never trains; explain differentiates inputs only
         self.module = module
@@ -152,8 +157,9 @@ class Model:
 class ClassifierModel(Model):
     task = "classification"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any]):
-        super().__init__(name, model_dir, card)
+    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
+        super().__init__(name, model_dir, card, artifact_code)
         shape = (card.get("input") or {}).get("shape")
         if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
             raise ValueError(f"{model_dir}: model.json has no usable input shape ({shape!r})")
@@ -230,8 +236,9 @@ class ClassifierModel(Model):
 class LanguageModel(Model):
     task = "language-modeling"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any]):
-        super().__init__(name, model_dir, card)
+    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
+        super().__init__(name, model_dir, card, artifact_code)
         vocab = card.get("vocab")
         if not (isinstance(vocab, list) and vocab and all(isinstance(t, str) for t in vocab)):
             raise ValueError(f"{model_dir}: model.json of a language model has no vocab")
@@ -291,7 +298,8 @@ class LanguageModel(Model):
         return [self.vocab[i] for i in ids.tolist()], {"next_token_ids": ids}
 
 
-def open_model(model_dir: Path, configured_name: str | None) -> Model:
+def open_model(model_dir: Path, configured_name: str | None,
+               artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> Model:
     """The model an artifact describes, not yet loaded (reading the card is quick; loading is not)."""
     from .config import resolve_model_name
 
@@ -301,7 +309,7 @@ def open_model(model_dir: Path, configured_name: str | None) -> Model:
     task = card.get("task", "classification")
     if task not in kinds:
         raise ValueError(f"{model_dir}: cannot serve a model of task {task!r} (known: {', '.join(kinds)})")
-    return kinds[task](name, Path(model_dir), card)
+    return kinds[task](name, Path(model_dir), card, artifact_code)
 
 
 def _scheme(quantization: Any) -> Any:

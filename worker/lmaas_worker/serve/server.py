@@ -47,12 +47,14 @@ _CONFIG_FAILURES = (ConfigError, UnsafeArtifactError, FileNotFoundError, NotADir
 
 def run_server(config_path: str | None = None, model_dir: str | None = None, host: str | None = None,
                port: int | None = None, name: str | None = None, max_batch_size: int | None = None,
-               max_latency_ms: float | None = None, threads: int | None = None) -> int:
+               max_latency_ms: float | None = None, threads: int | None = None,
+               trust_artifact_code: bool | None = None) -> int:
     """Serve until SIGTERM; return the exit status. Every argument may be None (see `config`)."""
     setup_logging(0)
     try:
-        config = resolve_config(config_path, model_dir, host, port, name, max_batch_size, max_latency_ms, threads)
-        model = open_model(config.model_dir, config.name)
+        config = resolve_config(config_path, model_dir, host, port, name, max_batch_size, max_latency_ms, threads,
+                                trust_artifact_code)
+        model = open_model(config.model_dir, config.name, config.artifact_code)
     except _CONFIG_FAILURES as error:
         log.error("cannot serve: %s", error)
         return contract.EXIT_CONFIG_ERROR

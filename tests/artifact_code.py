@@ -1,0 +1,53 @@
+"""Artifacts whose model card names code, for the tests of `trustArtifactCode`.
+
+`hostile` names `subprocess:getoutput` with a shell command that creates a marker file: the file
+existing is the proof that the card ran code. `user_factory` names a legitimate factory of the
+worker tests. Both are digits classifiers with the card a TrainJob writes (its data set
+included), so a serving or compression worker gets as far as loading the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from lmaas_operator.api import contract
+from lmaas_worker.artifacts import save_artifact
+from lmaas_worker.models.mlp import MLP
+
+HOSTILE_FACTORY = "subprocess:getoutput"
+USER_FACTORY = "tests.worker.factories:slow_mlp"
+REFUSAL = f'model.json: model.factory "{HOSTILE_FACTORY}" is not a factory this resource names; not imported'
+HOW_TO_ALLOW = "spec.trustArtifactCode: true"
+
+
+def digits_card(model: dict[str, Any]) -> dict[str, Any]:
+    return {"format": contract.ARTIFACT_FORMAT, "model": model, "task": "classification",
+            "input": {"shape": [64], "dtype": "float32"}, "numClasses": 10,
+            "classLabels": [str(d) for d in range(10)], "vocab": None, "dtype": "float32", "quantization": None,
+            "dataset": {"builtin": "digits", "validationFraction": 0.2, "seed": 0},
+            "producer": {"kind": "TrainJob", "name": "someone-else"}}
+
+
+def hostile(directory: Path, marker: Path) -> Path:
+    """An artifact whose card runs `touch MARKER` when its factory is called."""
+    model = {"builtin": None, "factory": HOSTILE_FACTORY, "args": {"cmd": f"touch {marker}"}}
+    save_artifact(directory, nn.Linear(64, 10).state_dict(), digits_card(model), {})
+    return directory
+
+
+def user_factory(directory: Path) -> Path:
+    """An artifact of the user factory `tests.worker.factories:slow_mlp` (not slowed down)."""
+    args = {"in_features": 64, "num_classes": 10, "hidden": [32]}
+    model = {"builtin": None, "factory": USER_FACTORY, "args": {**args, "delay": 0.0}}
+    save_artifact(directory, MLP(**args).state_dict(), digits_card(model), {})
+    return directory
+
+
+def builtin(directory: Path) -> Path:
+    """An artifact of the builtin mlp, of the same shape."""
+    args = {"in_features": 64, "num_classes": 10, "hidden": [32]}
+    save_artifact(directory, MLP(**args).state_dict(), digits_card({"builtin": "mlp", "factory": None, "args": args}),
+                  {})
+    return directory
