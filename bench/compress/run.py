@@ -3,12 +3,17 @@ three flawed algorithms, on digits MLPs trained by `lmaas train`.
 
 For every model (a small 64-256-128-10 MLP, the one the worker tests use, and a wide 64-1024-1024-10
 MLP on which integer kernels have something to do) and every scenario the table gives the size
-ratio (output weights file / input weights file), the held-out accuracy change in points, and the
-p50 latency speedup at batch 1 and batch 32 (one thread). lmaas rows come from the CompressJob
-worker's own report (each run measures its input and output in the same process); baseline rows
-are measured here with the same functions, input and output one after the other. A last table
-repeats distillation over several seeds: the distilled student against the same student trained
-without a teacher.
+ratio (output weights file / input weights file), the accuracy change in points on a test split,
+and the p50 latency speedup at batch 1 and batch 32 (one thread): the median over alternating
+rounds of input and output, with its range. lmaas rows come from the CompressJob worker's own
+report; baseline rows are measured here with the same functions.
+
+Digits is split three ways (`test_fraction`): the teachers train on the training split, the
+distillation settings (temperature, alpha, epochs) are chosen on the validation split, and every
+figure in the tables is measured on the test split, which neither saw. A last table repeats
+distillation over several seeds with the chosen settings: the distilled student against the same
+student trained without a teacher. A memory table gives the resident memory a served model adds,
+float32 against int8, each loaded in a fresh process (`served_memory.py`).
 
 Prints the tables and writes JSON to bench/results/.
 """
@@ -21,6 +26,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,21 +45,28 @@ MODELS = {
 }
 PRUNE = {"sparsity": 0.5, "fineTuneEpochs": 3, "learningRate": 0.0005}
 STRUCTURED = {**PRUNE, "structure": "structured", "learningRate": 0.001}
+TEST_FRACTION = 0.2
+TRAINING_DATA = {"builtin": "digits", "args": {"test_fraction": TEST_FRACTION}}
+"""Training split and, as the held-out split, the validation samples: what teachers train on and tuning sees."""
+TEST_DATA = {"builtin": "digits", "args": {"test_fraction": TEST_FRACTION, "held_out": "test"}}
+"""The same training split, with the test samples as the held-out split: what every figure is measured on."""
+DISTILL_GRID = {"temperature": (2, 4, 8), "alpha": (0.5, 0.9), "epochs": (30, 60)}
 
 
-def distill_step(student: list[int]) -> dict[str, Any]:
-    return {"student": {"builtin": "mlp", "args": {"hidden": student}}, "temperature": 8, "alpha": 0.9,
-            "epochs": 60, "learningRate": 0.05, "batchSize": 64}
+def distill_step(student: list[int], settings: dict[str, Any]) -> dict[str, Any]:
+    return {"student": {"builtin": "mlp", "args": {"hidden": student}}, **settings, "learningRate": 0.05,
+            "batchSize": 64}
 
 
-def scenarios(student: list[int]) -> dict[str, list[dict[str, Any]]]:
+def scenarios(student: list[int], distill_settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {
         "quantize int8": [{"quantize": {"scheme": "int8"}}],
         "quantize int4 (group 32)": [{"quantize": {"scheme": "int4", "groupSize": 32}}],
         "prune 50% unstructured": [{"prune": PRUNE}],
         "prune 50% structured": [{"prune": STRUCTURED}],
         "prune 50% -> int8": [{"prune": PRUNE}, {"quantize": {"scheme": "int8"}}],
-        f"distill mlp{student} -> int8": [{"distill": distill_step(student)}, {"quantize": {"scheme": "int8"}}],
+        f"distill mlp{student} -> int8": [{"distill": distill_step(student, distill_settings)},
+                                          {"quantize": {"scheme": "int8"}}],
     }
 
 
@@ -65,7 +78,7 @@ def train_teacher(name: str, hidden: list[int], epochs: int, workdir: Path) -> P
     resource = {
         "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": name, "namespace": "bench"},
         "spec": {"model": {"builtin": "mlp", "args": {"hidden": hidden, "dropout": 0.3}},
-                 "dataset": {"builtin": "digits"},
+                 "dataset": TRAINING_DATA,
                  "hyperparameters": {"epochs": epochs, "batchSize": 64, "learningRate": 0.003, "weightDecay": 0.05,
                                      "logEverySteps": 100000},
                  "checkpoint": {"everySteps": 1000000, "keep": 1}},
@@ -82,20 +95,24 @@ def train_teacher(name: str, hidden: list[int], epochs: int, workdir: Path) -> P
 
 def run_lmaas(teacher: Path, steps: list[dict[str, Any]], workdir: Path, max_drop: float) -> dict[str, Any]:
     from lmaas_worker.compress import run_compression
+    from lmaas_worker.compress.report import BATCH_SUFFIX
 
     workdir.mkdir(parents=True)
     config = workdir / "compressjob.json"
     config.write_text(json.dumps({"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob",
                                   "metadata": {"name": workdir.name, "namespace": "bench"},
                                   "spec": {"model": {"uri": "pvc://bench/input"}, "steps": steps,
-                                           "maxAccuracyDrop": max_drop}}))
+                                           "dataset": TEST_DATA, "maxAccuracyDrop": max_drop}}))
     with contextlib.redirect_stdout(io.StringIO()):
         code = run_compression(config, teacher, workdir / "out")
     report = json.loads((workdir / "out" / "report.json").read_text())
     s = report["summary"]
     return {"exit": code, "sizeRatio": s["sizeRatio"], "accuracyDelta": s["accuracyDelta"],
-            "speedupBatch1": s["latencySpeedup"], "speedupBatch32": s["latencySpeedupBatch32"],
-            "input": s["steps"][0], "output": s["steps"][-1], "distillation": report["distillation"]}
+            **{f"speedupBatch{batch}": {"median": s[f"latencySpeedup{suffix}"], "range": s[f"latencySpeedup{suffix}Range"],
+                                        "verdict": s[f"latencyVerdict{suffix}"]}
+               for batch, suffix in BATCH_SUFFIX.items()},
+            "input": s["steps"][0], "output": s["steps"][-1], "distillation": report["distillation"],
+            "artifact": str(workdir / "out" / "artifact")}
 
 
 # --- baselines, measured here -------------------------------------------------------------
@@ -109,7 +126,8 @@ class Bench:
 
         self.teacher_dir = teacher
         self.module, self.card = load_artifact(teacher)
-        self.data = build_datasets(DatasetDefinition.parse({"builtin": "digits"}), seed=0)
+        self.tuning = build_datasets(DatasetDefinition.parse(TRAINING_DATA), seed=0)
+        self.data = build_datasets(DatasetDefinition.parse(TEST_DATA), seed=0)
         self.task = TASKS["classification"]
         self.settings = settings
 
@@ -118,19 +136,17 @@ class Bench:
         module.requires_grad_(True)
         return module
 
-    def figures(self, module: torch.nn.Module) -> dict[str, float]:
-        from lmaas_worker.compress.measure import evaluate, example_batch, latency_p50_ms
-
-        return {"accuracy": evaluate(module, self.data.val, self.task)["accuracy"],
-                **{f"latencyMsBatch{b}": latency_p50_ms(module, example_batch(self.data.val, b), self.settings)
-                   for b in (1, 32)}}
-
     def row(self, output: torch.nn.Module, size_ratio: float, note: str) -> dict[str, Any]:
-        before, after = self.figures(self.module), self.figures(output)
-        return {"sizeRatio": round(size_ratio, 4), "accuracyDelta": round(after["accuracy"] - before["accuracy"], 3),
-                "speedupBatch1": round(before["latencyMsBatch1"] / after["latencyMsBatch1"], 3),
-                "speedupBatch32": round(before["latencyMsBatch32"] / after["latencyMsBatch32"], 3),
-                "input": before, "output": after, "note": note}
+        """The figures of a baseline's output against the teacher, as the worker's report gives them."""
+        from lmaas_worker.compress.measure import evaluate, interleaved_latencies
+        from lmaas_worker.compress.report import speedup
+
+        before, after = (evaluate(m, self.data.val, self.task)["accuracy"] for m in (self.module, output))
+        latencies = interleaved_latencies(self.module, output, self.data.val, self.settings)
+        return {"sizeRatio": round(size_ratio, 4), "accuracyDelta": round(after - before, 3),
+                **{f"speedupBatch{batch}": {k: v for k, v in speedup(r["before"], r["after"]).items() if k != "rounds"}
+                   for batch, r in latencies.items()},
+                "input": {"accuracy": before}, "output": {"accuracy": after}, "latencyRoundsMs": latencies, "note": note}
 
     def safetensors_ratio(self, module: torch.nn.Module) -> float:
         from safetensors.torch import save_file
@@ -188,41 +204,94 @@ def _layers(module):
     return weight_layers(module)
 
 
-def distillation_over_seeds(bench: Bench, student: list[int], seeds: int) -> dict[str, Any]:
+def tune_distillation(bench: Bench, student: list[int], seeds: int) -> dict[str, Any]:
+    """The grid's settings with the best mean accuracy of the distilled student on the validation split."""
     from lmaas_operator.api.spec import DistillStep
     from lmaas_worker.compress.distill import distill
     from lmaas_worker.compress.measure import evaluate
 
-    step = DistillStep.parse(distill_step(student))
+    grid = []
+    for temperature in DISTILL_GRID["temperature"]:
+        for alpha in DISTILL_GRID["alpha"]:
+            for epochs in DISTILL_GRID["epochs"]:
+                settings = {"temperature": temperature, "alpha": alpha, "epochs": epochs}
+                step = DistillStep.parse(distill_step(student, settings))
+                accuracies = [evaluate(distill(bench.module, step, bench.card, bench.tuning.train, bench.task,
+                                               seed).student, bench.tuning.val, bench.task)["accuracy"]
+                              for seed in range(seeds)]
+                grid.append({**settings, "validationAccuracy": round(statistics.mean(accuracies), 3)})
+    best = max(grid, key=lambda entry: entry["validationAccuracy"])
+    return {"chosen": {k: best[k] for k in ("temperature", "alpha", "epochs")}, "seeds": seeds, "grid": grid}
+
+
+def distillation_over_seeds(bench: Bench, student: list[int], settings: dict[str, Any], seeds: int) -> dict[str, Any]:
+    from lmaas_operator.api.spec import DistillStep
+    from lmaas_worker.compress.distill import distill
+    from lmaas_worker.compress.measure import evaluate
+
+    step = DistillStep.parse(distill_step(student, settings))
     pairs = []
     for seed in range(seeds):
         result = distill(bench.module, step, bench.card, bench.data.train, bench.task, seed)
         pairs.append((evaluate(result.student, bench.data.val, bench.task)["accuracy"],
                       evaluate(result.alone, bench.data.val, bench.task)["accuracy"]))
     gaps = [a - b for a, b in pairs]
-    return {"student": student, "seeds": seeds, "distilled": [round(a, 2) for a, _ in pairs],
+    return {"student": student, "settings": settings, "seeds": seeds, "distilled": [round(a, 2) for a, _ in pairs],
             "alone": [round(b, 2) for _, b in pairs], "meanGap": round(statistics.mean(gaps), 3),
             "minGap": round(min(gaps), 3), "wins": sum(g > 0 for g in gaps), "ties": sum(g == 0 for g in gaps)}
 
 
 # --- output -----------------------------------------------------------------------------------
 
+def served_memory(artifact: Path) -> dict[str, float]:
+    """What serving `artifact` adds to a fresh process's resident memory (see served_memory.py)."""
+    result = subprocess.run([sys.executable, "-m", "bench.compress.served_memory", str(artifact)], cwd=REPO,
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def _speedup(figures: dict[str, Any]) -> str:
+    low, high = figures["range"]
+    text = f"{figures['median']:.2f}x ({low:.2f}-{high:.2f})"
+    return f"{text}, no measurable gain" if figures["verdict"] == "no measurable gain" else text
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| model | scenario | size ratio | accuracy change (points) | speedup batch 1 | speedup batch 32 |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model | scenario | size ratio | accuracy change (points) | speedup batch 1 (range) "
+             "| speedup batch 32 (range) |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['scenario']} | {r['sizeRatio']:.3f} | {r['accuracyDelta']:+.2f} "
-                     f"| {r['speedupBatch1']:.2f}x | {r['speedupBatch32']:.2f}x |")
+                     f"| {_speedup(r['speedupBatch1'])} | {_speedup(r['speedupBatch32'])} |")
+    return "\n".join(lines)
+
+
+def memory_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| model | float32 served (MiB) | int8 served (MiB) | int8 / float32 |", "|---|---|---|---|"]
+    for r in rows:
+        before, after = r["float32"]["servedMiB"], r["int8"]["servedMiB"]
+        lines.append(f"| {r['model']} | {before:.2f} | {after:.2f} | {after / before:.2f} |")
+    return "\n".join(lines)
+
+
+def tuning_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| model | student | temperature | alpha | epochs | validation accuracy (mean over seeds) |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        for entry in r["grid"]:
+            chosen = " (chosen)" if {k: entry[k] for k in r["chosen"]} == r["chosen"] else ""
+            lines.append(f"| {r['model']} | mlp{r['student']} | {entry['temperature']} | {entry['alpha']} "
+                         f"| {entry['epochs']} | {entry['validationAccuracy']:.2f}{chosen} |")
     return "\n".join(lines)
 
 
 def kd_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| model | student | seeds | distilled (mean) | alone (mean) | mean gap | min gap | distilled better |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | student | settings | seeds | distilled (mean) | alone (mean) | mean gap | min gap "
+             "| distilled better |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['model']} | mlp{r['student']} | {r['seeds']} | {statistics.mean(r['distilled']):.2f} "
-                     f"| {statistics.mean(r['alone']):.2f} | {r['meanGap']:+.2f} | {r['minGap']:+.2f} "
-                     f"| {r['wins']}/{r['seeds']} ({r['ties']} tied) |")
+        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items())
+        lines.append(f"| {r['model']} | mlp{r['student']} | {settings} | {r['seeds']} "
+                     f"| {statistics.mean(r['distilled']):.2f} | {statistics.mean(r['alone']):.2f} | {r['meanGap']:+.2f} "
+                     f"| {r['minGap']:+.2f} | {r['wins']}/{r['seeds']} ({r['ties']} tied) |")
     return "\n".join(lines)
 
 
@@ -230,17 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compress", description=__doc__.splitlines()[0])
     parser.add_argument("--latency-seconds", type=float, default=1.0, help="p50 budget per model and batch size")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads while timing")
-    parser.add_argument("--seeds", type=int, default=8, help="distillation repeats (0 to skip)")
+    parser.add_argument("--seeds", type=int, default=8, help="distillation repeats on the test split (0 to skip)")
+    parser.add_argument("--tune-seeds", type=int, default=2, help="seeds per distillation setting while tuning")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating latency rounds per speedup (at least 3)")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args(argv)
     os.environ.update(LMAAS_COMPRESS_LATENCY_SECONDS=str(args.latency_seconds), LMAAS_COMPRESS_THREADS=str(args.threads),
-                      LMAAS_LOG_LEVEL="WARNING")
+                      LMAAS_COMPRESS_LATENCY_ROUNDS=str(args.rounds), LMAAS_LOG_LEVEL="WARNING")
     from lmaas_worker.compress.int8_backend import default_kernel
     from lmaas_worker.compress.measure import LatencySettings
 
-    settings = LatencySettings(threads=args.threads, budget_seconds=args.latency_seconds)
+    settings = LatencySettings.from_env()
     rows: list[dict[str, Any]] = []
     kd: list[dict[str, Any]] = []
+    tuning: list[dict[str, Any]] = []
+    memory: list[dict[str, Any]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-compress-") as tmp:
         workdir = Path(tmp)
@@ -249,30 +322,40 @@ def main(argv: list[str] | None = None) -> int:
             spec = MODELS[model]
             print(f"training {model} ...", file=sys.stderr, flush=True)
             teacher = train_teacher(model, spec["hidden"], spec["epochs"], workdir)
-            for scenario, steps in scenarios(spec["student"]).items():
+            bench = Bench(teacher, settings)
+            print(f"  tuning distillation on the validation split ({args.tune_seeds} seed(s) per setting)",
+                  file=sys.stderr, flush=True)
+            tuned = tune_distillation(bench, spec["student"], args.tune_seeds)
+            tuning.append({"model": model, "student": spec["student"], **tuned})
+            for scenario, steps in scenarios(spec["student"], tuned["chosen"]).items():
                 print(f"  lmaas: {scenario}", file=sys.stderr, flush=True)
                 max_drop = 100.0  # measure, do not gate: the table shows the figures
                 result = run_lmaas(teacher, steps, workdir / f"{model}-{len(rows)}", max_drop)
                 rows.append({"model": model, "scenario": f"lmaas {scenario}", **result})
-            bench = Bench(teacher, settings)
+                if scenario == "quantize int8":
+                    memory.append({"model": model, "float32": served_memory(teacher),
+                                   "int8": served_memory(Path(result["artifact"]))})
             print("  baselines", file=sys.stderr, flush=True)
             rows.append({"model": model, "scenario": "torch quantize_dynamic int8", **bench.torch_dynamic()})
             rows.append({"model": model, "scenario": "seed prune (keeps w > threshold)", **bench.seed_prune()})
             rows.append({"model": model, "scenario": "seed quantize (rounds floats)", **bench.seed_quantize()})
             rows.append({"model": model, "scenario": "seed distill (copies the teacher)",
-                         **bench.seed_distill(distill_step(spec["student"])["epochs"])})
+                         **bench.seed_distill(tuned["chosen"]["epochs"])})
             if args.seeds and model == "mlp-256x128":
                 print(f"  distillation over {args.seeds} seeds", file=sys.stderr, flush=True)
-                kd.append({"model": model, **distillation_over_seeds(bench, spec["student"], args.seeds)})
-    text = table(rows) + ("\n\n" + kd_table(kd) if kd else "")
+                kd.append({"model": model, **distillation_over_seeds(bench, spec["student"], tuned["chosen"],
+                                                                     args.seeds)})
+    text = "\n\n".join([table(rows), memory_table(memory), tuning_table(tuning)] + ([kd_table(kd)] if kd else []))
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"compress-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({
         "command": "python -m bench.compress " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": {"threads": args.threads, "latencySeconds": args.latency_seconds, "int8Kernel": default_kernel(),
-                     "torch": torch.__version__, "cpus": os.cpu_count()},
-        "wallSeconds": round(time.perf_counter() - started, 1), "rows": rows, "distillation": kd,
+        "settings": {"threads": args.threads, "latencySeconds": args.latency_seconds, "latencyRounds": settings.rounds,
+                     "int8Kernel": default_kernel(), "torch": torch.__version__, "cpus": os.cpu_count(),
+                     "trainingData": TRAINING_DATA, "reportedOn": TEST_DATA},
+        "wallSeconds": round(time.perf_counter() - started, 1), "rows": rows, "memory": memory,
+        "distillationTuning": tuning, "distillation": kd,
     }, indent=2) + "\n")
     print(f"\nwrote {path.relative_to(REPO)}")
     return 0

@@ -14,6 +14,7 @@ from lmaas_worker.compress.int8_backend import Int8Linear
 from lmaas_worker.compress.measure import evaluate
 from lmaas_worker.data import build_datasets
 from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_worker.serve.model import open_model
 from lmaas_worker.train.tasks import TASKS
 
 from .conftest import compressjob, progress_events
@@ -38,6 +39,26 @@ def held_out_accuracy(module) -> float:
     return evaluate(module, data.val, TASKS["classification"])["accuracy"]
 
 
+def held_bytes(module) -> int:
+    """Bytes of every tensor `module` holds (parameters, buffers, tensors kept as attributes, each
+    storage once), and of the int8 weights in fbgemm's packed weights, which are not tensors."""
+    storages, packed = {}, 0
+    for layer in module.modules():
+        for value in (*layer.parameters(recurse=False), *layer.buffers(recurse=False), *vars(layer).values()):
+            if torch.is_tensor(value):
+                storages[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+            elif isinstance(value, torch.ScriptObject):
+                packed += torch.ops.quantized.linear_unpack(value)[0].int_repr().nbytes
+    return sum(storages.values()) + packed
+
+
+def served(artifact):
+    """The module of `artifact` as the serving worker loads it."""
+    model = open_model(artifact, None)
+    model.load()
+    return model.module
+
+
 def check_done(code, events, out, termination_log, total):
     assert code == 0
     done = events[-1]
@@ -56,6 +77,15 @@ def check_done(code, events, out, termination_log, total):
     assert len(termination_log.read_bytes()) <= 4096
     report = json.loads((out / "report.json").read_text())
     assert report["outcome"] == "succeeded" and report["summary"]["steps"] == steps
+    # the speedup: the median of alternating rounds, its range, and what it says
+    for suffix in ("", "Batch32"):
+        low, high = metrics[f"latencySpeedup{suffix}Range"]
+        assert low <= metrics[f"latencySpeedup{suffix}"] <= high
+        assert metrics[f"latencyVerdict{suffix}"] == ("faster" if low > 1 else "slower" if high < 1
+                                                      else "no measurable gain")
+    assert metrics["latencyRounds"] == report["settings"]["latencyRounds"] == 5
+    assert all(len(r["inputMs"]) == len(r["outputMs"]) == 5 for r in report["latencyRounds"].values())
+    assert "alternating rounds" in done["message"] and "alternating rounds" in (out / "report.md").read_text()
     assert (out / "report.md").read_text().count("\n| ") == total + 2  # header and one row per model
     assert (out / "size-vs-quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return metrics
@@ -70,10 +100,21 @@ def test_int8_is_under_three_tenths_of_the_size_within_a_point_and_loads_as_inte
     module, card = load_artifact(out / "artifact")
     assert card["quantization"]["scheme"] == "int8" and card["producer"]["kind"] == "CompressJob"
     assert isinstance(module.net[0], Int8Linear)
+    # this model's layers (64x256, 256x128, 128x10) are too small to gain from int8: the card says so
+    assert card["quantization"]["layers"] == {
+        name: {"kind": "Linear", "stored": "int8", "compute": "float32", "kernel": "float32 on weights dequantized at load"}
+        for name in ("net.0", "net.3", "net.6")}
     stored = load_file(out / "artifact" / contract.WEIGHTS_FILE)
     assert stored["net.0.weight.values"].dtype == torch.int8 and stored["net.0.weight.scale"].dtype == torch.float32
     # the artifact predicts: its held-out accuracy is what the report says
     assert held_out_accuracy(module) == pytest.approx(metrics["steps"][-1]["accuracy"], abs=1e-3)
+
+
+def test_a_served_int8_model_holds_no_more_memory_than_the_float_one(tmp_path, capsys, teacher, worker_environment):
+    code, _, out = compress(tmp_path, capsys, teacher, [{"quantize": {"scheme": "int8"}}])
+    assert code == 0
+    before, after = held_bytes(served(teacher)), held_bytes(served(out / "artifact"))
+    assert after <= before, f"{after:,} bytes after int8 against {before:,} before"
 
 
 @pytest.mark.parametrize("structure, rate, bound", [
@@ -139,7 +180,8 @@ def test_a_distilled_student_beats_the_same_student_trained_alone_and_quantizes(
                                  maxAccuracyDrop=3)
     metrics = check_done(code, events, out, worker_environment, 2)
     distilled = metrics["distillation"]
-    assert distilled["teacherParameters"] >= 4 * distilled["studentParameters"]
+    assert distilled["teacherParameters"] >= 4 * distilled["studentParameters"] and distilled["studentSmaller"]
+    assert "warning" not in events[-1]["message"]
     assert distilled["student"] > distilled["alone"]  # held-out accuracy, points
     assert metrics["steps"][1]["accuracy"] == pytest.approx(distilled["student"], abs=1e-3)
     assert metrics["steps"][2]["accuracy"] >= metrics["steps"][1]["accuracy"] - 1.0
@@ -149,6 +191,17 @@ def test_a_distilled_student_beats_the_same_student_trained_alone_and_quantizes(
     module, card = load_artifact(out / "artifact")
     assert card["model"]["args"]["hidden"] == [32] and card["quantization"]["scheme"] == "int8"
     assert module(torch.rand(3, 64)).shape == (3, 10)
+
+
+def test_a_student_larger_than_its_teacher_is_reported_and_warned_about(tmp_path, capsys, teacher, worker_environment):
+    larger = {**DISTILL, "student": {"builtin": "mlp", "args": {"hidden": [512, 256]}}, "epochs": 1}
+    code, events, out = compress(tmp_path, capsys, teacher, [{"distill": larger}], maxAccuracyDrop=100)
+    assert code == 0
+    distilled = events[-1]["artifact"]["metrics"]["distillation"]
+    assert distilled["studentParameters"] > distilled["teacherParameters"] and not distilled["studentSmaller"]
+    assert (f"warning: step 1: the distilled student has {distilled['studentParameters']:,} parameters, not fewer "
+            f"than its teacher's {distilled['teacherParameters']:,}") in events[-1]["message"]
+    assert "NOT smaller than the teacher's" in (out / "report.md").read_text()
 
 
 def test_distillation_beats_training_alone_on_average_over_seeds(teacher):

@@ -19,6 +19,23 @@ def test_the_digits_split_is_disjoint_complete_and_the_same_for_the_same_seed():
     assert not np.array_equal(val, digits.split_indices(1797, 0.2, seed=2)[1])
 
 
+def test_a_digits_test_split_is_seen_by_neither_training_nor_validation():
+    def rows(dataset):
+        return sorted(map(tuple, torch.cat([dataset.tensors[0], dataset.tensors[1][:, None]], dim=1).tolist()))
+
+    whole = build_datasets(DatasetDefinition(builtin="digits"), seed=3)
+    tuning = build_datasets(DatasetDefinition(builtin="digits", args={"test_fraction": 0.2}), seed=3)
+    reporting = build_datasets(DatasetDefinition(builtin="digits", args={"test_fraction": 0.2, "held_out": "test"}),
+                               seed=3)
+    assert len(reporting.val) == 359 and len(tuning.val) == 288 and len(tuning.train) == 1797 - 359 - 288
+    assert rows(reporting.train) == rows(tuning.train)  # the same training samples either way
+    # training, validation and test samples together are every image, each once
+    assert sorted(rows(tuning.train) + rows(tuning.val) + rows(reporting.val)) == sorted(rows(whole.train) +
+                                                                                       rows(whole.val))
+    with pytest.raises(ConfigError, match="test_fraction"):
+        build_datasets(DatasetDefinition(builtin="digits", args={"held_out": "test"}), seed=3)
+
+
 def test_digits_are_real_normalised_8x8_images_of_ten_classes():
     bundle = build_datasets(DatasetDefinition(builtin="digits", validation_fraction=0.25), seed=0)
     x, y = bundle.train.tensors

@@ -60,6 +60,15 @@ class DistillResult:
     alone_losses: list[float]
 
 
+def size_warning(teacher_parameters: int, student_parameters: int) -> str | None:
+    """What to tell the user when the student is not smaller than its teacher: nothing in a distill
+    step's `student` definition has to be smaller, and a student that is not brings no compression."""
+    if student_parameters < teacher_parameters:
+        return None
+    return (f"the distilled student has {student_parameters:,} parameters, not fewer than its teacher's "
+            f"{teacher_parameters:,}: distillation made the model no smaller")
+
+
 def build_student(step: DistillStep, card: dict[str, Any], task: Task, seed: int) -> tuple[nn.Module, dict[str, Any]]:
     """A freshly initialised student (the same weights for the same seed), and its definition for the card."""
     hints = data_hints(card["task"], (card.get("input") or {}).get("shape"), card.get("numClasses"), card.get("vocab"))

@@ -1,31 +1,43 @@
-"""The int8 CPU inference path: the one place that knows which integer kernel runs.
+"""The int8 CPU inference path: the one place that knows which layer computes how, and with which kernel.
 
-`Int8Linear` holds a Linear layer's int8 weights (per-output-channel symmetric scales) and
-multiplies with dynamically quantized activations. Two interchangeable kernels:
+`Int8Linear` is a Linear layer loaded from int8 weights (per-output-channel symmetric scales).
+Whether it computes in int8 is decided once, at load, by its size (`computes_in_int8`):
 
-- "fbgemm" (default where the build has it): `torch.ops.quantized.linear_prepack` and
-  `linear_dynamic`, the C++ kernels under torch's own dynamic quantization, called directly rather
-  than through the deprecated `torch.ao.quantization` Python API. Activations are quantized per
-  tensor to 7 bits (`reduce_range`), which keeps x86's 16-bit pairwise accumulation from
-  saturating. Fastest measured here (about 2x `_int_mm` on 512x512 and larger layers).
-- "int_mm": `torch._int_mm` (int8 x int8 -> int32, the op torchao's dynamic int8 builds on),
-  with per-row symmetric int8 activation scales done in plain torch. Slower per call, but it uses
-  no quantized tensor type, which PyTorch has deprecated; it is the fallback when fbgemm is missing
-  and the path to take when those types are removed.
+- large layers keep the int8 weights and multiply with dynamically quantized activations, on one
+  of two interchangeable kernels:
+  - "fbgemm" (default where the build has it): `torch.ops.quantized.linear_prepack` and
+    `linear_dynamic`, the C++ kernels under torch's own dynamic quantization, called directly
+    rather than through the deprecated `torch.ao.quantization` Python API. Activations are
+    quantized per tensor to 7 bits (`reduce_range`), which keeps x86's 16-bit pairwise
+    accumulation from saturating. Fastest measured here (about 2x `_int_mm` on 512x512 and larger).
+  - "int_mm": `torch._int_mm` (int8 x int8 -> int32, the op torchao's dynamic int8 builds on),
+    with per-row symmetric int8 activation scales done in plain torch. Slower per call, but it
+    uses no quantized tensor type, which PyTorch has deprecated; it is the fallback when fbgemm is
+    missing and the path to take when those types are removed.
+- small layers keep only their weights dequantized to float32 and compute in float32.
 
-LMAAS_INT8_KERNEL=fbgemm|int_mm forces one. Swapping the backend (say for torchao) means
+Why a fixed choice per layer: a dynamically quantized matmul pays a fixed cost per call (measure,
+quantize, rescale) of about 5-10 us on one x86 core, so a small layer is faster in float32, while a
+large one is faster in int8. Keeping both forms to choose per call costs 1 + 4 bytes per weight
+(plus the kernel's packed copy), more than the 4 of the float model; dequantizing per call costs
+as much as the kernel's fixed cost (both measured). One form per layer keeps a loaded int8 model
+at most the size of the float one: about 2 bytes per weight (the int8 weights and the kernel's
+packed or transposed copy) in int8 layers, 4 in float32 ones, as before quantization. The size is
+judged at batch 1, the latency one request sees; at batch 32 the layers just under the line would
+be up to about 1.4x faster in int8.
+
+Convolutions and int4 weights are dequantized to float32 at load (`storage.load_compressed`);
+`describe_layer` says, for the model card, how each weight layer computes once loaded.
+
+LMAAS_INT8_KERNEL=fbgemm|int_mm forces one kernel. Swapping the backend (say for torchao) means
 replacing this module only: the stored format (int8 weights + float32 scales) does not change.
-
-A dynamically quantized matmul pays a fixed cost per call (measure, quantize, rescale) of about
-5-10 us on one x86 core. Below SMALL_PROBLEM_MACS multiply-accumulates per call, plain float32 is
-faster, so layers small enough to ever fall under it keep a float32 copy of their dequantized
-weights (under 2 MiB each) and use it for such calls; larger layers always run in int8.
 """
 from __future__ import annotations
 
 import logging
 import os
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,10 +49,15 @@ log = logging.getLogger(__name__)
 
 KERNEL_ENV = "LMAAS_INT8_KERNEL"
 KERNELS = ("fbgemm", "int_mm")
-SMALL_PROBLEM_MACS = 1 << 19
-"""rows x in_features x out_features under which float32 beats the int8 kernels (measured on x86,
-one thread: a 64x128 layer at batch 32 and a 256x256 layer at batch 1 are faster in float32, a
-128x128 layer at batch 32 and a 512x512 layer at batch 1 are faster in int8)."""
+FLOAT32 = "float32"
+INT8_MIN_WEIGHTS = 1 << 17
+"""in_features x out_features from which a Linear layer computes in int8 (measured on x86, one
+thread, batch 1: 256x256 and 64x1024 layers, 2^16 weights, take about 6 us in float32 and 13 us in
+int8; a 512x512 layer, 2^18 weights, is faster in int8)."""
+
+
+def computes_in_int8(in_features: int, out_features: int) -> bool:
+    return in_features * out_features >= INT8_MIN_WEIGHTS
 
 
 def _fbgemm_available() -> bool:
@@ -56,6 +73,17 @@ def default_kernel() -> str:
     return "fbgemm" if _fbgemm_available() else "int_mm"
 
 
+def describe_layer(layer: nn.Module, scheme: str) -> dict[str, Any]:
+    """How a weight layer stored with quantization `scheme` ("int8", "int4") computes once loaded, for
+    the model card: {"kind", "stored", "compute": "int8" or "float32", "kernel"}, and "activations"
+    where it computes in int8. The int8 kernel named is this process's; a server with another
+    LMAAS_INT8_KERNEL or a build without fbgemm uses the other."""
+    entry = {"kind": type(layer).__name__, "stored": scheme}
+    if scheme == "int8" and isinstance(layer, nn.Linear) and computes_in_int8(layer.in_features, layer.out_features):
+        return {**entry, "compute": "int8", "kernel": default_kernel(), "activations": "dynamic int8, per call"}
+    return {**entry, "compute": FLOAT32, "kernel": "float32 on weights dequantized at load"}
+
+
 def _prepack(qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
     zero_points = torch.zeros(qweight.shape[0], dtype=torch.long)
     with warnings.catch_warnings():
@@ -66,7 +94,8 @@ def _prepack(qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | No
 
 
 class Int8Linear(nn.Module):
-    """y = x W^T + b with W = int8 weights x per-row scales; activations quantized per call."""
+    """y = x W^T + b with W = int8 weights x per-row scales: in int8 with activations quantized per
+    call where the layer is large enough (`computes_in_int8`), else in float32 on W dequantized once."""
 
     def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
                  kernel: str | None = None):
@@ -74,14 +103,14 @@ class Int8Linear(nn.Module):
         if qweight.dtype != torch.int8 or qweight.dim() != 2:
             raise ValueError(f"Int8Linear needs a 2-D int8 weight, got {qweight.dtype} of shape {list(qweight.shape)}")
         self.out_features, self.in_features = qweight.shape
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).contiguous())
+        if not computes_in_int8(self.in_features, self.out_features):
+            self.kernel = FLOAT32
+            self.register_buffer("weight", dequantize_int8(qweight, scale.to(torch.float32)))
+            return
         self.kernel = kernel or default_kernel()
         self.register_buffer("weight_int8", qweight.contiguous())
         self.register_buffer("weight_scale", scale.to(torch.float32).contiguous())
-        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).contiguous())
-        small = self.in_features * self.out_features < SMALL_PROBLEM_MACS
-        self.register_buffer("weight_float", dequantize_int8(qweight, self.weight_scale) if small else None,
-                             persistent=False)
-        self._float_below = -(-SMALL_PROBLEM_MACS // self.out_features)
         self._packed = None
         if self.kernel == "fbgemm":
             try:
@@ -93,13 +122,10 @@ class Int8Linear(nn.Module):
             self._weight_t = self.weight_int8.t().contiguous()
 
     def dequantized_weight(self) -> torch.Tensor:
-        return self.weight_float if self.weight_float is not None else dequantize_int8(self.weight_int8, self.weight_scale)
+        return self.weight if self.kernel == FLOAT32 else dequantize_int8(self.weight_int8, self.weight_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # rows x in x out < SMALL_PROBLEM_MACS, i.e. x.numel() x out < SMALL_PROBLEM_MACS
-        if self.weight_float is not None and x.numel() < self._float_below:
-            return F.linear(x, self.weight_float, self.bias)
-        if x.requires_grad and torch.is_grad_enabled():
+        if self.kernel == FLOAT32 or (x.requires_grad and torch.is_grad_enabled()):
             # integer kernels have no gradient; attributions differentiate the dequantized layer
             return F.linear(x, self.dequantized_weight(), self.bias)
         flat = x.reshape(-1, self.in_features).to(torch.float32)

@@ -5,8 +5,14 @@ fixed number of intra-op threads, after a warm-up, repeated for a time budget (a
 MIN_REPEATS passes). Quality is held-out accuracy in points (classifiers) or perplexity (language
 models), computed on the validation split with the training worker's task definitions.
 
-LMAAS_COMPRESS_THREADS (default 1) and LMAAS_COMPRESS_LATENCY_SECONDS (default 1.0, per model and
-batch size) set the thread count and the budget.
+The speedup of the output over the input is not the ratio of two such figures taken one after the
+other (a loaded machine moved that ratio from 0.44x to 1.07x for the same models): both models are
+timed again in `rounds` alternating rounds (input then output, then output then input, ...), each
+round's p50s give one ratio, and the report gives their median and spread (`report.speedup`).
+
+LMAAS_COMPRESS_THREADS (default 1), LMAAS_COMPRESS_LATENCY_SECONDS (default 1.0, per model and
+batch size; the rounds share one such budget per model) and LMAAS_COMPRESS_LATENCY_ROUNDS (default
+5, at least 3) set the thread count, the budget and the rounds.
 """
 from __future__ import annotations
 
@@ -25,6 +31,8 @@ from ..train.tasks import Task
 
 THREADS_ENV = "LMAAS_COMPRESS_THREADS"
 BUDGET_ENV = "LMAAS_COMPRESS_LATENCY_SECONDS"
+ROUNDS_ENV = "LMAAS_COMPRESS_LATENCY_ROUNDS"
+MIN_ROUNDS = 3
 MIN_REPEATS = 15
 WARM_UP = 5
 LATENCY_BATCHES = (1, 32)
@@ -35,12 +43,14 @@ EVAL_BATCH_SIZE = 256
 class LatencySettings:
     threads: int = 1
     budget_seconds: float = 1.0
+    rounds: int = 5
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "LatencySettings":
         env = os.environ if environ is None else environ
         return cls(threads=max(1, int(env.get(THREADS_ENV, "1"))),
-                   budget_seconds=max(0.0, float(env.get(BUDGET_ENV, "1.0"))))
+                   budget_seconds=max(0.0, float(env.get(BUDGET_ENV, "1.0"))),
+                   rounds=max(MIN_ROUNDS, int(env.get(ROUNDS_ENV, "5"))))
 
 
 @dataclass(frozen=True)
@@ -98,13 +108,14 @@ def example_batch(dataset: Dataset, size: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def latency_p50_ms(module: nn.Module, inputs: torch.Tensor, settings: LatencySettings) -> float:
+def latency_p50_ms(module: nn.Module, inputs: torch.Tensor, settings: LatencySettings,
+                   budget_seconds: float | None = None) -> float:
     module.eval()
     with intra_op_threads(settings.threads):
         for _ in range(WARM_UP):
             module(inputs)
         times: list[float] = []
-        deadline = time.perf_counter() + settings.budget_seconds
+        deadline = time.perf_counter() + (settings.budget_seconds if budget_seconds is None else budget_seconds)
         while len(times) < MIN_REPEATS or time.perf_counter() < deadline:
             started = time.perf_counter()
             module(inputs)
@@ -126,3 +137,20 @@ def measure(name: str, module: nn.Module, weights_file: os.PathLike, state: dict
     return Measurement(name=name, size_bytes=os.path.getsize(weights_file), parameters=parameters,
                        nonzero_parameters=nonzero, accuracy=quality["accuracy"], perplexity=quality["perplexity"],
                        loss=quality["loss"], latency_ms=latency)
+
+
+def interleaved_latencies(before: nn.Module, after: nn.Module, data: Dataset, settings: LatencySettings
+                          ) -> dict[int, dict[str, list[float]]]:
+    """{batch: {"before": p50 ms per round, "after": p50 ms per round}}, the two models timed in
+    alternating order round by round, so that a change in the machine's load hits both alike."""
+    budget = settings.budget_seconds / settings.rounds
+    rounds: dict[int, dict[str, list[float]]] = {}
+    for batch in LATENCY_BATCHES:
+        inputs = example_batch(data, batch)
+        timings: dict[str, list[float]] = {"before": [], "after": []}
+        for index in range(settings.rounds):
+            order = (("before", before), ("after", after))
+            for name, module in order if index % 2 == 0 else reversed(order):
+                timings[name].append(latency_p50_ms(module, inputs, settings, budget))
+        rounds[batch] = timings
+    return rounds

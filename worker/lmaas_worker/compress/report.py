@@ -4,8 +4,10 @@ termination log (which Kubernetes cuts at 4096 bytes, so `fit_line` trims it to 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
+
 
 from .measure import Measurement
 
@@ -16,16 +18,44 @@ TERMINATION_LIMIT = 4000
 """Bytes a final progress line may take: under the kubelet's 4096, with room for the newline."""
 
 
-def summary(measurements: list[Measurement], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report summary of `artifact.metrics`: input vs the last measured model, and every step."""
+FASTER = "faster"
+SLOWER = "slower"
+NO_GAIN = "no measurable gain"
+BATCH_SUFFIX = {1: "", 32: "Batch32"}
+"""Key suffix of each timed batch size: latencySpeedup (batch 1), latencySpeedupBatch32, ..."""
+
+
+def speedup(before_ms: list[float], after_ms: list[float]) -> dict[str, Any]:
+    """The speedup of `after` over `before` from their p50 latencies in alternating rounds: the
+    median of the rounds' ratios, their range, and the verdict: "faster" or "slower" when every
+    round says so, "no measurable gain" when the range covers 1.0."""
+    ratios = [b / a for b, a in zip(before_ms, after_ms, strict=True)]
+    low, high = min(ratios), max(ratios)
+    verdict = FASTER if low > 1 else SLOWER if high < 1 else NO_GAIN
+    return {"median": round(statistics.median(ratios), 3), "range": [round(low, 3), round(high, 3)],
+            "rounds": len(ratios), "verdict": verdict}
+
+
+def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list[float]]],
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report summary of `artifact.metrics`: input vs the last measured model, and every step.
+
+    `latencies` are the two models' p50s in alternating rounds, {batch: {"before": ms, "after": ms}}
+    (`measure.interleaved_latencies`); `latencySpeedup` is the median ratio at batch 1,
+    `latencySpeedupRange` its range and `latencyVerdict` what it says (the same keys suffixed
+    Batch32 for batch 32)."""
     first, last = measurements[0], measurements[-1]
     result: dict[str, Any] = {"sizeRatio": round(last.size_bytes / first.size_bytes, 4)}
     if first.accuracy is not None and last.accuracy is not None:
         result["accuracyDelta"] = round(last.accuracy - first.accuracy, 3)
     if first.perplexity is not None and last.perplexity is not None:
         result["perplexityRatio"] = round(last.perplexity / first.perplexity, 4)
-    result["latencySpeedup"] = round(first.latency_ms[1] / last.latency_ms[1], 3)
-    result["latencySpeedupBatch32"] = round(first.latency_ms[32] / last.latency_ms[32], 3)
+    for batch, suffix in BATCH_SUFFIX.items():
+        figures = speedup(latencies[batch]["before"], latencies[batch]["after"])
+        result[f"latencySpeedup{suffix}"] = figures["median"]
+        result[f"latencySpeedup{suffix}Range"] = figures["range"]
+        result[f"latencyVerdict{suffix}"] = figures["verdict"]
+        result["latencyRounds"] = figures["rounds"]
     result["steps"] = [m.entry() for m in measurements]
     result.update(extra or {})
     return result
@@ -40,8 +70,8 @@ def fit_line(line: dict[str, Any], limit: int = TERMINATION_LIMIT) -> dict[str, 
         return line
     line = json.loads(json.dumps(line))
     metrics = (line.get("artifact") or {}).get("metrics") or {}
-    for extra in [k for k in metrics if k not in ("sizeRatio", "accuracyDelta", "perplexityRatio",
-                                                  "latencySpeedup", "latencySpeedupBatch32", "steps")]:
+    for extra in [k for k in metrics if k not in ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup",
+                                                  "latencyVerdict", "latencySpeedupBatch32", "steps")]:
         metrics.pop(extra)
     if size(line) > limit and metrics.get("steps"):
         metrics["steps"] = [{k: s[k] for k in ("name", "sizeBytes", "accuracy", "perplexity")} for s in metrics["steps"]]
@@ -63,6 +93,18 @@ def write_report(directory: Path, report: dict[str, Any], measurements: list[Mea
     paths[1].write_text(markdown(report))
     plot_size_quality(measurements, paths[2], title=report.get("job") or "")
     return paths
+
+
+def describe_speedup(s: dict[str, Any], batch: int) -> str:
+    """The summary's latency comparison at `batch` in words, e.g. "1.52x faster (1.41-1.60x over 5
+    alternating rounds)" or "no measurable gain (median 1.01x, 0.93-1.08x over 5 alternating rounds)"."""
+    suffix = BATCH_SUFFIX[batch]
+    median, (low, high) = s[f"latencySpeedup{suffix}"], s[f"latencySpeedup{suffix}Range"]
+    verdict = s[f"latencyVerdict{suffix}"]
+    spread = f"{low:.2f}-{high:.2f}x over {s['latencyRounds']} alternating rounds"
+    if verdict == NO_GAIN:
+        return f"{NO_GAIN} (median {median:.2f}x, {spread})"
+    return f"{median:.2f}x, {verdict} ({spread})"
 
 
 def _kib(size: int) -> str:
@@ -98,13 +140,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Output against input: size ratio {s['sizeRatio']:.3f}"
               + (f", accuracy change {s['accuracyDelta']:+.2f} points" if "accuracyDelta" in s else "")
               + (f", perplexity ratio {s['perplexityRatio']:.3f}" if "perplexityRatio" in s else "")
-              + f", latency speedup {s['latencySpeedup']:.2f}x at batch 1 and {s['latencySpeedupBatch32']:.2f}x at batch 32."]
+              + f". Latency speedup (input p50 / output p50, the two timed in alternating rounds): at batch 1 "
+                f"{describe_speedup(s, 1)}; at batch 32 {describe_speedup(s, 32)}."]
     for d in report.get("distillation") or []:
         metric = d["metric"]
+        size = (f"{d['teacherParameters'] / d['studentParameters']:.1f}x fewer than the teacher's "
+                f"{d['teacherParameters']:,}" if d["studentSmaller"] else
+                f"NOT smaller than the teacher's {d['teacherParameters']:,}")
         lines += ["", f"Distillation (step {d['step']}): teacher {metric} {d['teacher']:.2f}; student with the teacher "
                       f"{d['student']:.2f}; the same student trained without a teacher {d['alone']:.2f} "
-                      f"({d['studentParameters']:,} parameters, {d['teacherParameters'] / d['studentParameters']:.1f}x "
-                      f"fewer than the teacher)."]
+                      f"(student: {d['studentParameters']:,} parameters, {size})."]
     bounds = report["bounds"]
     lines += ["", f"Bounds: maxAccuracyDrop {bounds['maxAccuracyDrop']} points, maxPerplexityIncrease "
                   f"{bounds['maxPerplexityIncrease']} (relative), checked against the input after every step.", ""]

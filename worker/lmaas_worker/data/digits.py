@@ -2,6 +2,10 @@
 
 Pixels (0..16) are scaled to [0, 1] and flattened to 64 features; the split into training and
 validation samples is a permutation drawn from `seed`, so the same seed gives the same split.
+
+`test_fraction` > 0 first sets aside a test split that neither training nor validation sees (the
+rest is split as above); `held_out="test"` then makes it the bundle's held-out split, so that
+settings chosen on the validation samples can be reported on samples no choice was made on.
 """
 from __future__ import annotations
 
@@ -19,15 +23,25 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def load(validation_fraction: float = 0.2, seed: int = 0):
+HELD_OUT = ("validation", "test")
+
+
+def load(validation_fraction: float = 0.2, seed: int = 0, test_fraction: float = 0.0, held_out: str = "validation"):
     from sklearn.datasets import load_digits
 
     from . import DataBundle
 
+    if held_out not in HELD_OUT:
+        raise ValueError(f"held_out must be one of {HELD_OUT}, got {held_out!r}")
+    if held_out == "test" and not test_fraction:
+        raise ValueError("held_out 'test' needs a test_fraction above 0")
     digits = load_digits()
     features = torch.from_numpy(digits.data.astype(np.float32) / 16.0)
     labels = torch.from_numpy(digits.target.astype(np.int64))
-    train, val = split_indices(len(labels), validation_fraction, seed)
+    rest, test = split_indices(len(labels), test_fraction, seed) if test_fraction else (np.arange(len(labels)), None)
+    train, val = (rest[part] for part in split_indices(len(rest), validation_fraction, seed))
+    if held_out == "test":
+        val = test
     return DataBundle(
         train=TensorDataset(features[train], labels[train]),
         val=TensorDataset(features[val], labels[val]),
