@@ -1,16 +1,20 @@
 """User code for the worker tests, reached through `factory: "tests.worker.factories:..."`.
 
-It exercises the factory protocol the way a user would, and gives the tests a model slow enough
-to kill a rank in mid-run.
+It exercises the factory protocol the way a user would, gives the tests a model slow enough
+to kill a rank in mid-run, and a data set that records which samples training fetched.
 """
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
+from lmaas_worker.data import digits
 from lmaas_worker.models.mlp import MLP
 
 
@@ -50,3 +54,30 @@ def blobs(samples: int = 400, features: int = 8, seed: int = 0):
 
 def not_a_module():
     return "a string"
+
+
+class RecordedDataset(Dataset):
+    """A training split that appends the indices of every batch the training loop fetches to
+    `<record>/<pid>` (DataLoader fetches batches through `__getitems__`; single items, as the
+    worker's model check reads them, are not recorded)."""
+
+    def __init__(self, inner: Dataset, record: Path):
+        self.inner = inner
+        self.record = record
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int):
+        return self.inner[index]
+
+    def __getitems__(self, indices: list[int]) -> list:
+        with (self.record / str(os.getpid())).open("a") as file:
+            file.write(" ".join(map(str, indices)) + "\n")
+        return [self.inner[i] for i in indices]
+
+
+def recorded_digits(record: str, seed: int = 0, validation_fraction: float = 0.2):
+    """The builtin digits, its training split recorded into the directory `record`."""
+    bundle = digits.load(validation_fraction, seed)
+    return replace(bundle, train=RecordedDataset(bundle.train, Path(record)))

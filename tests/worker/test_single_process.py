@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import load_model
 from lmaas_worker.train import run_training
 
@@ -166,7 +167,8 @@ def test_a_factory_model_and_factory_data_train_through_the_protocol(tmp_path, c
     assert run_training(write_config(tmp_path, resource), tmp_path / "out") == 0
     done = progress_lines(capsys.readouterr().out)[-1]
     assert done["evalValue"] > 90  # two well separated blobs
-    module, card = load_model(tmp_path / "out" / "artifact")
+    module, card = load_model(tmp_path / "out" / "artifact",
+                              ArtifactCodePolicy(frozenset({"tests.worker.factories:linear_classifier"})))
     assert card["model"] == {"builtin": None, "factory": "tests.worker.factories:linear_classifier",
                              "args": {"in_features": 8, "num_classes": 2}}
     assert card["classLabels"] == ["left", "right"] and card["numClasses"] == 2

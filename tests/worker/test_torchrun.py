@@ -3,16 +3,19 @@ rendezvousing over c10d on 127.0.0.1, for both strategies. Nothing is mocked."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
+from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 from lmaas_operator.api import contract
 from lmaas_operator.api.spec import DatasetDefinition
 from lmaas_worker.artifacts import load_model
-from lmaas_worker.data import build_datasets
+from lmaas_worker.data import build_datasets, digits
 
 from .launch import events, launch_job, stop, trainjob, wait_all, wait_for_event, worker_ranks, write_config
 
@@ -72,8 +75,8 @@ def test_trains_digits_and_the_artifact_reloads(tmp_path, strategy, topology):
     assert recomputed_accuracy(artifact) == pytest.approx(done["evalValue"], abs=1e-9)
     metrics = json.loads((artifact / contract.METRICS_FILE).read_text())
     assert metrics["accuracy"] == done["evalValue"]
-    # checkpoints every 25 steps, at epoch ends (23, 46, 69 with 2 ranks) and at the end: the last two stay
-    assert sorted(p.name for p in (output / contract.CHECKPOINT_SUBDIR).iterdir()) == ["step-00000069", "step-00000070"]
+    # checkpoints every 25 steps and at the end, not at epoch ends (23, 46, 69 with 2 ranks): the last two stay
+    assert sorted(p.name for p in (output / contract.CHECKPOINT_SUBDIR).iterdir()) == ["step-00000050", "step-00000070"]
     assert json.loads((tmp_path / "termination-log").read_text())["event"] == "done"
 
 
@@ -135,9 +138,80 @@ def test_a_job_that_comes_back_with_fewer_ranks_resumes_its_sharded_state(tmp_pa
     assert resume["step"] == 30
     progress = [e for e in lines if e["event"] == "progress"]
     assert progress[0]["step"] == 35 and progress[-1]["step"] == 60 and progress[0]["epoch"] == 2
-    # Step 30 on 2 ranks (23 steps an epoch) is 7 steps into epoch 2, the same share of the data as
-    # 14 of the 45 steps a lone rank takes per epoch; 30 more steps end 44 steps into it.
+    # Step 30 on 2 ranks (23 steps of 64 samples an epoch) is 448 samples into epoch 2; 30 more steps
+    # of 32 samples on a lone rank end 1,408 samples into it.
     sidecar = json.loads((output / contract.CHECKPOINT_SUBDIR / "step-00000060" / "state.json").read_text())
-    assert (sidecar["epoch"], sidecar["epochStep"], sidecar["worldSize"]) == (1, 44, 1)
+    assert (sidecar["epoch"], sidecar["epochPosition"], sidecar["worldSize"]) == (1, 1408, 1)
+    assert sidecar["samplesSeen"] == 1438 + 1408
     assert lines[-1]["event"] == "done" and lines[-1]["artifact"]["metrics"]["worldSize"] == 1
     assert lines[-1]["evalValue"] > 85
+
+
+def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_schedule(tmp_path):
+    """Elastic membership change in a job bounded by epochs: 3 epochs on 2 ranks, killed after the
+    checkpoint that ends epoch 1, resumed on 1 rank. The resumed run trains exactly the samples
+    still due, reports epoch 3 of 3 at the end, and its learning rate follows an uninterrupted
+    run's at every point of training."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    resource = trainjob(
+        "elastic-epochs",
+        model={"factory": "tests.worker.factories:slow_mlp", "args": {"hidden": [32], "delay": 0.03}},
+        dataset={"factory": "tests.worker.factories:recorded_digits", "args": {"record": str(seen)}},
+        hyperparameters={"epochs": 3, "batchSize": 32, "learningRate": 0.003, "lrSchedule": "cosine",
+                         "warmupSteps": 5, "logEverySteps": 1, "seed": 3},
+        checkpoint={"everySteps": 23, "keep": 1},
+    )
+    size = len(digits.load(0.2, 3).train)
+    epoch_on_two, epoch_on_one = math.ceil(size / 2 / 32), math.ceil(size / 32)  # 23 and 45 steps
+
+    def run(name: str, nproc: int, output, stop_after_step: int | None = None) -> list[dict]:
+        (tmp_path / name).mkdir()
+        agents = launch_job(tmp_path / name, write_config(tmp_path / name, resource), output, nnodes=1, nproc=nproc)
+        try:
+            if stop_after_step is None:
+                assert wait_all(agents, timeout=120) == [0], agents[0].stderr()[-3000:]
+            else:
+                wait_for_event(agents, lambda e: e.get("event") == "checkpoint" and e["step"] == stop_after_step,
+                               timeout=90)
+                for pid in worker_ranks(agents[0]).values():  # torchrun starts them in sessions of their own
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            stop(agents)
+        return events(agents)
+
+    run("straight", 2, tmp_path / "straight-out")
+    output = tmp_path / "out"
+    run("stopped", 2, output, stop_after_step=epoch_on_two)
+    for record in seen.iterdir():
+        record.unlink()
+    lines = run("resumed", 1, output)
+
+    assert next(e for e in lines if e["event"] == "resume")["step"] == epoch_on_two
+    assert [e["epoch"] for e in lines if e["epoch"] is not None and e["epoch"] > e["totalEpochs"]] == []
+    assert {e["totalSteps"] for e in lines} == {epoch_on_two + 2 * epoch_on_one}
+    done = lines[-1]
+    assert (done["event"], done["epoch"], done["totalEpochs"]) == ("done", 3, 3)
+    assert done["step"] == done["totalSteps"]
+    fetched = Counter(int(i) for record in seen.iterdir() for i in record.read_text().split())
+    assert fetched == Counter({i: 2 for i in range(size)})  # epochs 2 and 3, each sample once in each
+    straight_metrics = json.loads((tmp_path / "straight-out" / contract.ARTIFACT_SUBDIR / contract.METRICS_FILE).read_text())
+    assert done["artifact"]["metrics"]["samplesSeen"] == straight_metrics["samplesSeen"] == 3 * size
+
+    def rates(out) -> list[tuple[int, float]]:
+        """(samples seen when a step began, its learning rate) of every step, from the final checkpoint."""
+        final = sorted((out / contract.CHECKPOINT_SUBDIR).iterdir())[-1]
+        return [tuple(pair) for pair in json.loads((final / "state.json").read_text())["history"]["learningRate"]]
+
+    straight = dict(rates(tmp_path / "straight-out"))
+    resumed = rates(output)
+    assert len(resumed) == done["step"]
+    points = sorted(straight)
+    matched = 0
+    for samples, rate in resumed:
+        if samples in straight:
+            assert rate == pytest.approx(straight[samples], rel=1e-9), samples
+            matched += 1
+        else:  # a point the two-rank run stepped over: between its neighbours on the cosine
+            assert rate == pytest.approx(np.interp(samples, points, [straight[p] for p in points]), abs=1e-6), samples
+    assert matched > len(resumed) / 2

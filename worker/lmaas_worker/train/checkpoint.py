@@ -4,8 +4,9 @@ Layout under `$LMAAS_OUTPUT_DIR/checkpoints/`:
 
     step-00000100/model.safetensors      full fp32 model state (fsdp gathers it on rank 0)
     step-00000100/optimizer.safetensors  every tensor of the optimizer state ("state::<param>::<name>")
-    step-00000100/state.json             the rest: step, epoch, position in the epoch, world size,
-                                         optimizer param_groups and non-tensor state, curves so far
+    step-00000100/state.json             the rest: step, epoch, position in the epoch (in samples of
+                                         its global order, see `plan`), world size, optimizer
+                                         param_groups and non-tensor state, curves so far
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are
 fsynced, and only then renamed to `step-NNNNNNNN`: a directory with that name is complete. The
@@ -40,7 +41,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "lmaas.checkpoint/v1"
+CHECKPOINT_FORMAT = "lmaas.checkpoint/v2"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"

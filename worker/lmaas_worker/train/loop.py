@@ -1,30 +1,30 @@
 """The training loop: steps, gradient accumulation, logging, evaluation, checkpoints, resume.
 
-Data order is a pure function of (seed, epoch): a DistributedSampler reshuffled with set_epoch.
-The random state for dropout is re-seeded from (seed, rank, step) before every optimizer step and
-the learning rate is a pure function of the step. A job resumed from a checkpoint therefore
-skips the batches of the current epoch it had consumed and continues exactly as if it had never
-stopped.
+Data order is a pure function of (seed, epoch) and the position in the epoch (`plan`), the random
+state for dropout is re-seeded from (seed, rank, step) before every optimizer step, and the
+learning rate is a pure function of how far the run has got (`optim`). A job resumed from a
+checkpoint on the same number of ranks therefore continues exactly as if it had never stopped; on
+another number it trains exactly the samples still due, on the same learning-rate curve.
+Checkpoints are written every `checkpoint.everySteps` steps and after the last one.
 """
 from __future__ import annotations
 
 import contextlib
 import gc
 import logging
-import math
 import resource
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from lmaas_operator.api import contract
 
 from ..distributed import DistributedContext
+from ..errors import ConfigError
 from ..progress import Progress, utc_now
 from .build import Job
 from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state
@@ -32,29 +32,9 @@ from .evaluate import evaluate
 from .finish import write_artifact
 from .optim import lr_factor, set_learning_rate
 from .parallel import gradient_sync
+from .plan import TrainPlan, ceil_div, epoch_order, plan_training, position_after, rank_share
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainPlan:
-    micro_batches_per_epoch: int
-    steps_per_epoch: int
-    total_steps: int
-    total_epochs: int
-
-
-def plan_training(samples_per_rank: int, batch_size: int, accumulation: int, epochs: int,
-                  max_steps: int | None) -> TrainPlan:
-    """How many optimizer steps an epoch has and the run takes.
-
-    The last micro-batch of an epoch may be short, and its last optimizer step may accumulate
-    fewer micro-batches; `max_steps` stops the run early, even within an epoch.
-    """
-    micro = math.ceil(samples_per_rank / batch_size)
-    per_epoch = math.ceil(micro / accumulation)
-    total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
-    return TrainPlan(micro, per_epoch, total, math.ceil(total / per_epoch))
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -100,16 +80,20 @@ class Trainer:
         self.hp = config.spec.hyperparameters
         self.policy = config.spec.checkpoint
         self.store = CheckpointStore(config.checkpoint_dir, self.policy.keep)
-        self.sampler = DistributedSampler(job.data.train, num_replicas=context.world_size, rank=context.rank,
-                                          shuffle=True, seed=self.hp.seed, drop_last=False)
-        self.plan = plan_training(len(self.sampler), self.hp.batch_size, self.hp.gradient_accumulation_steps,
-                                  self.hp.epochs, self.hp.max_steps)
+        self.size = len(job.data.train)
         self.step = 0
         self.epoch = 0
-        self.epoch_step = 0
+        """Epochs completed."""
+        self.position = 0
+        """Samples of the current epoch's global order consumed (see `plan`)."""
+        self.plan = self._plan()
+        full_step = self.hp.batch_size * self.hp.gradient_accumulation_steps * context.world_size
+        self.warmup_fraction = self.plan.fraction_done(self.hp.warmup_steps * full_step, self.hp.warmup_steps)
+        """The part of the run warm-up lasts, fixed when the run starts (see `optim`)."""
         self.report_epoch = 1
         """1-based epoch of the step last taken, as progress lines report it."""
-        self.history: dict[str, Any] = {"train": [], "eval": [], "evalMetric": job.task.metric}
+        self.history: dict[str, Any] = {"train": [], "eval": [], "evalMetric": job.task.metric, "learningRate": []}
+        """Curves: [step, loss] and [step, metric] pairs, and [samples seen when a logged step began, its rate]."""
         self.last_loss: float | None = None
         self.last_eval: dict[str, Any] | None = None
         self.last_checkpoint_step: int | None = None
@@ -119,6 +103,7 @@ class Trainer:
         """Wall time of the training loop in this attempt, less evaluation and checkpoint pauses."""
         self.training_peak: dict[str, int] | None = None
         self._interval = self._new_interval()
+        self._pending_log: dict[str, Any] | None = None
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -159,6 +144,7 @@ class Trainer:
         self.job.model.train()  # evaluation puts it back in training mode when it is done
         while self.step < self.plan.total_steps:
             self._train_epoch()
+        self._publish_log()
         self.training_peak = {**peak_memory_bytes(self.context.device),
                               "modelState": model_state_bytes(self.job.model, self.job.optimizer)}
         if self.last_eval is None or self.last_eval["step"] != self.step:
@@ -167,34 +153,49 @@ class Trainer:
             self._checkpoint()
         return self._finish(time.perf_counter() - started)
 
+    def _plan(self) -> TrainPlan:
+        hp = self.hp
+        return plan_training(self.size, self.context.world_size, hp.batch_size, hp.gradient_accumulation_steps,
+                             hp.epochs, hp.max_steps, self.step, self.epoch, self.position)
+
+    @property
+    def samples_seen(self) -> int:
+        """Samples of the run's epochs consumed so far, whatever the world sizes that trained them."""
+        return self.epoch * self.size + self.position
+
     def _train_epoch(self) -> None:
-        self.sampler.set_epoch(self.epoch)
-        skip = self.epoch_step * self.hp.gradient_accumulation_steps * self.hp.batch_size
-        order = list(self.sampler)[skip:]
-        loader = DataLoader(self.job.data.train, batch_size=self.hp.batch_size, sampler=order,
+        world_size, batch_size = self.context.world_size, self.hp.batch_size
+        accumulation = self.hp.gradient_accumulation_steps
+        start = self.position
+        share = rank_share(epoch_order(self.size, self.hp.seed, self.epoch), start, self.context.rank, world_size)
+        loader = DataLoader(self.job.data.train, batch_size=batch_size, sampler=share,
                             pin_memory=self.context.device.type == "cuda")
         batches = iter(loader)
-        accumulation = self.hp.gradient_accumulation_steps
-        while self.epoch_step < self.plan.steps_per_epoch and self.step < self.plan.total_steps:
-            micro = min(accumulation, self.plan.micro_batches_per_epoch - self.epoch_step * accumulation)
-            self._optimizer_step(batches, micro)
-            epoch_of_step = self.epoch
+        micro_batches = ceil_div(len(share), batch_size)
+        taken = 0  # samples of its share this rank has trained on
+        while taken < len(share) and self.step < self.plan.total_steps:
+            micro = min(accumulation, micro_batches - taken // batch_size)
+            taken = min(len(share), taken + micro * batch_size)
+            position = position_after(start, taken, world_size, self.size)
+            rate = self._learning_rate(position)
+            self._interval["rate"] = [self.samples_seen, rate]
+            self._optimizer_step(batches, micro, rate)
             self.step += 1
-            self.epoch_step += 1
-            epoch_ended = self.epoch_step == self.plan.steps_per_epoch
-            if epoch_ended:
-                self.epoch += 1
-                self.epoch_step = 0
-            self.report_epoch = epoch_of_step + 1
+            self.report_epoch = self.epoch + 1
+            epoch_ended = position == self.size
+            self.epoch, self.position = (self.epoch + 1, 0) if epoch_ended else (self.epoch, position)
             self._after_step(epoch_ended)
-            if epoch_ended:
-                return
 
-    def _optimizer_step(self, batches, micro_batches: int) -> None:
+    def _learning_rate(self, position: int) -> float:
+        """The rate of the step about to run, which takes the current epoch to `position`."""
+        start = self.plan.fraction_done(self.samples_seen, self.step)
+        end = self.plan.fraction_done(self.epoch * self.size + position, self.step + 1)
+        return self.hp.learning_rate * lr_factor(start, end, self.hp.lr_schedule, self.warmup_fraction)
+
+    def _optimizer_step(self, batches, micro_batches: int, learning_rate: float) -> None:
         job, device = self.job, self.context.device
         reseed(step_seed(self.hp.seed, self.context.rank, self.step), device)
-        set_learning_rate(job.optimizer, self.hp.learning_rate * lr_factor(
-            self.step, self.hp.lr_schedule, self.hp.warmup_steps, self.plan.total_steps))
+        set_learning_rate(job.optimizer, learning_rate)
         autocast = (torch.autocast(device.type, dtype=job.autocast_dtype) if job.autocast_dtype
                     else contextlib.nullcontext())
         for i in range(micro_batches):
@@ -215,44 +216,60 @@ class Trainer:
         self._interval["steps"] += 1
 
     def _after_step(self, epoch_ended: bool) -> None:
+        self._publish_log()  # the previous logged step's: its sum has had a whole step to arrive
         final = self.step == self.plan.total_steps
         if self.step % self.hp.log_every_steps == 0 or final:
             self._log()
         every = self.hp.eval_every_steps
         if (every and self.step % every == 0) or (not every and epoch_ended) or final:
             self._evaluate()
-        if self.step % self.policy.every_steps == 0 or epoch_ended or final:
+        if self.step % self.policy.every_steps == 0 or final:
             self._checkpoint()
 
     # --- reporting ---------------------------------------------------------------------------
 
     def _new_interval(self) -> dict[str, Any]:
         return {"loss": torch.zeros((), device=self.context.device), "steps": 0, "samples": 0,
-                "since": time.perf_counter(), "paused": 0.0}
+                "since": time.perf_counter(), "paused": 0.0, "rate": None}
 
     def _pause(self, started: float) -> None:
         """Leave the time since `started` (an evaluation, a checkpoint) out of the throughput."""
         self._interval["paused"] += time.perf_counter() - started
 
     def _log(self) -> None:
+        """Close the interval and start summing its loss over the ranks; `_publish_log` reports it.
+
+        The sum runs in the background: a blocking collective here would hold every rank until the
+        slowest arrives, on top of the gradient all-reduce each step already waits for.
+        """
         interval = self._interval
         now = time.perf_counter()
         seconds = now - interval["since"] - interval["paused"]
-        totals = torch.stack([interval["loss"].double(),
-                              torch.tensor(float(interval["samples"]), dtype=torch.float64, device=self.context.device)])
-        dist.all_reduce(totals)
-        loss_sum, samples = (float(v) for v in totals.cpu())
-        self.last_loss = loss_sum / (self.context.world_size * max(1, interval["steps"]))
-        rate = samples / seconds if seconds > 0 else None
-        self.samples += int(samples)
+        samples = interval["samples"] * self.context.world_size  # every rank trains as many samples
+        loss = interval["loss"].double()
+        self._pending_log = {"work": dist.all_reduce(loss, async_op=True), "loss": loss, "steps": interval["steps"],
+                             "rate": samples / seconds if seconds > 0 else None, "step": self.step,
+                             "epoch": self.report_epoch, "learningRate": interval["rate"]}
+        self.samples += samples
         self.train_seconds += seconds
-        self.history["train"].append([self.step, self.last_loss])
-        self.progress.emit("progress", epoch=self.report_epoch, totalEpochs=self.plan.total_epochs, step=self.step,
-                           totalSteps=self.plan.total_steps, loss=self.last_loss, samplesPerSecond=rate)
-        self._interval = {**self._new_interval(), "since": now}  # the all-reduce above counts as training
+        self._interval = {**self._new_interval(), "since": now}
+
+    def _publish_log(self) -> None:
+        """Emit the progress line of the last logged step, if any, once its loss has been summed."""
+        pending, self._pending_log = self._pending_log, None
+        if pending is None:
+            return
+        pending["work"].wait()
+        self.last_loss = float(pending["loss"]) / (self.context.world_size * max(1, pending["steps"]))
+        self.history["train"].append([pending["step"], self.last_loss])
+        self.history["learningRate"].append(pending["learningRate"])
+        self.progress.emit("progress", epoch=pending["epoch"], totalEpochs=self.plan.total_epochs,
+                           step=pending["step"], totalSteps=self.plan.total_steps, loss=self.last_loss,
+                           samplesPerSecond=pending["rate"])
 
     def _evaluate(self) -> None:
         started = time.perf_counter()
+        self._publish_log()
         job = self.job
         result = evaluate(job.model, job.data.val, job.task, self.context, self.hp.batch_size, job.autocast_dtype)
         self.last_eval = {**result, "step": self.step}
@@ -268,7 +285,8 @@ class Trainer:
     def _trainer_state(self) -> dict[str, Any]:
         spec = self.job.config.spec
         return {
-            "epoch": self.epoch, "epochStep": self.epoch_step, "worldSize": self.context.world_size,
+            "epoch": self.epoch, "epochPosition": self.position, "samplesSeen": self.samples_seen,
+            "trainingSamples": self.size, "warmupFraction": self.warmup_fraction, "worldSize": self.context.world_size,
             "batchSize": self.hp.batch_size, "gradientAccumulationSteps": self.hp.gradient_accumulation_steps,
             "strategy": spec.strategy, "seed": self.hp.seed, "totalSteps": self.plan.total_steps,
             "rng": "re-seeded from (seed, rank, step) before every step; nothing to restore",
@@ -283,6 +301,7 @@ class Trainer:
             self._pause(started)
 
     def _write_checkpoint(self) -> None:
+        self._publish_log()  # its loss goes into the checkpoint
         model_state, optimizer_state = gather_state(self.job.model, self.job.optimizer)
         self.last_checkpoint_step = self.step
         if not self.context.is_main:
@@ -309,24 +328,25 @@ class Trainer:
             return None
         scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
         state = found[0]["state"]
+        if state["trainingSamples"] != self.size:
+            raise ConfigError("spec.dataset", f"the training split has {self.size} samples but the checkpoint "
+                                              f"{found[0]['name']} was trained on {state['trainingSamples']}; "
+                                              "resume with the same data or set checkpoint.resume to false")
         self.step = found[0]["step"]
         self.epoch = state["epoch"]
-        self.epoch_step = state["epochStep"]
-        if state["worldSize"] != self.context.world_size:
-            # an elastic job came back with a different size: keep the share of the epoch already seen
-            seen = self.epoch_step * state["worldSize"]
-            self.epoch_step = seen // self.context.world_size
-            if self.epoch_step >= self.plan.steps_per_epoch:
-                self.epoch, self.epoch_step = self.epoch + 1, 0
+        self.position = state["epochPosition"]
+        self.warmup_fraction = state["warmupFraction"]
+        self.plan = self._plan()
         self.history = state["history"]
         self.last_loss = state.get("lastLoss")
         self.last_eval = state.get("lastEval")
         self.last_checkpoint_step = self.step
         self.resumed_from = self.step
-        self.report_epoch = min(self.epoch + 1, self.plan.total_epochs) if self.epoch_step else max(1, self.epoch)
+        self.report_epoch = self.epoch + 1 if self.position else max(1, self.epoch)
         relative = f"{contract.CHECKPOINT_SUBDIR}/{found[0]['name']}"
-        log.info("resuming from %s: step %d, epoch %d, %d steps into it", relative, self.step, self.epoch + 1,
-                 self.epoch_step)
+        log.info("resuming from %s: step %d (taken on %d rank(s)), epoch %d, %d of its samples seen; "
+                 "%d steps left on %d rank(s)", relative, self.step, state["worldSize"], self.epoch + 1,
+                 self.position, self.plan.total_steps - self.step, self.context.world_size)
         return {"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)}
 
     # --- the artifact -----------------------------------------------------------------------
@@ -340,7 +360,7 @@ class Trainer:
             "trainLoss": self.last_loss,
             "evalMetric": self.last_eval["metric"], "evalValue": self.last_eval["value"],
             self.last_eval["metric"]: self.last_eval["value"], "evalLoss": self.last_eval["loss"],
-            "steps": self.step, "epochs": self.plan.total_epochs,
+            "steps": self.step, "epochs": self.plan.total_epochs, "samplesSeen": self.samples_seen,
             "samplesPerSecond": rate, "trainSeconds": self.train_seconds, "wallSeconds": wall_seconds,
             "worldSize": self.context.world_size, "strategy": self.job.config.spec.strategy,
             "backend": self.context.backend,

@@ -1,8 +1,17 @@
 """Optimizers and the learning-rate schedule.
 
-The schedule is a pure function of the optimizer step, so a resumed job needs no scheduler
-state: linear warm-up over `warmup_steps` to the peak rate, then constant, cosine decay to zero,
-or linear decay to zero at `total_steps`.
+The schedule is a pure function of how far the run has got, as a fraction of it from 0 to 1
+(`TrainPlan.fraction_done`: the share of its samples seen, or of maxSteps), so a resumed job needs
+no scheduler state and a job resumed on another number of ranks, whose steps are larger or smaller,
+continues on the same curve: linear warm-up to the peak rate, then constant, cosine decay to zero,
+or linear decay to zero at the end of the run.
+
+`warmupSteps` counts the first optimizer steps of the run as it starts: warm-up lasts the fraction
+of the run that those steps cover on the world size the run starts with (`warmup_fraction`). A
+checkpoint keeps that fraction, so a run resumed on another world size warms up over the same part
+of training, not over the same number of its own (larger or smaller) steps. For a run that keeps
+its size this is the usual schedule: the rate of step s is (s + 1) / warmupSteps of the peak during
+warm-up, and decay runs from the end of warm-up to the last step.
 """
 from __future__ import annotations
 
@@ -26,13 +35,14 @@ def build_optimizer(parameters: Iterable[torch.nn.Parameter], hp: Hyperparameter
     return torch.optim.SGD(parameters, lr=hp.learning_rate, momentum=momentum, weight_decay=hp.weight_decay)
 
 
-def lr_factor(step: int, schedule: str, warmup_steps: int, total_steps: int) -> float:
-    """Multiplier of the peak rate for optimizer step `step` (0-based: the step about to run)."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
+def lr_factor(start: float, end: float, schedule: str, warmup: float) -> float:
+    """Multiplier of the peak rate for a step that takes the run from fraction `start` to `end` of it,
+    when warm-up lasts the first `warmup` of the run."""
+    if start < warmup:
+        return min(1.0, end / warmup)
     if schedule == "constant":
         return 1.0
-    progress = min(1.0, max(0.0, (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+    progress = min(1.0, (start - warmup) / (1.0 - warmup))
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     if schedule == "linear":

@@ -9,7 +9,8 @@ from lmaas_worker.train.optim import build_optimizer, lr_factor
 
 
 def factors(schedule, warmup=0, total=100):
-    return [lr_factor(step, schedule, warmup, total) for step in range(total)]
+    """The factors of `total` equal steps, warm-up lasting the first `warmup` of them."""
+    return [lr_factor(step / total, (step + 1) / total, schedule, warmup / total) for step in range(total)]
 
 
 def test_warmup_rises_linearly_to_the_peak():
@@ -45,3 +46,11 @@ def test_optimizers_follow_the_hyperparameters():
     assert build_optimizer(params, Hyperparameters(optimizer="sgd", momentum=0.5)).defaults["momentum"] == 0.5
     assert isinstance(build_optimizer(params, Hyperparameters(optimizer="adam")), torch.optim.Adam)
     assert math.isclose(build_optimizer(params, Hyperparameters()).defaults["weight_decay"], 0.0)
+
+
+def test_the_schedule_depends_on_how_far_the_run_has_got_not_on_the_size_of_its_steps():
+    # the same point of a run reached by steps of 1/100 and of 1/50 of it: the same rate after warm-up
+    for schedule in ("cosine", "linear", "constant"):
+        assert lr_factor(0.6, 0.61, schedule, 0.05) == lr_factor(0.6, 0.62, schedule, 0.05)
+    # warm-up ends at the same point of the run whatever the size of the steps that reach it
+    assert lr_factor(0.04, 0.05, "cosine", 0.05) == lr_factor(0.03, 0.05, "cosine", 0.05) == 1.0
