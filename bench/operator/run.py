@@ -1,6 +1,8 @@
 """The operator at scale on the test control plane: N custom resources applied at once.
 
-For each N (default 200 and 1,000): a fresh namespace; N resources of the three kinds (a third
+Each run starts a control plane of its own (nothing of an earlier run stays in etcd, the API
+server's caches or the controllers), waits until it idles, and starts one controller. For each N
+(default 200 and 1,000): N resources of the three kinds (a third
 each, ModelServices and CompressJobs reading a `uri:` model so that all have children at once)
 created by a pool of client threads as fast as the API server takes them; a watch per child kind
 notes when each child appears; a fast kubelet stand-in binds every new pod and marks it Running.
@@ -8,8 +10,9 @@ Reported: time until every resource has all its children and a status, p50/p99 f
 creation (the client's create returning) to its last child existing, the operator's peak RSS
 (VmHWM of the `lmaas operator` process), and API server requests per resource (all clients: the
 operator, the controllers, this load generator and the stand-in; from apiserver_request_total).
+Each figure is the median over the runs, with the lowest and highest.
 
-    python -m bench.operator [--counts 200 1000] [--workers N]
+    python -m bench.operator [--counts 200 1000] [--repeats N] [--workers N] [--profile]
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet
 from tests.integration.operators import CHILDREN, resources, scrape
+
+from .profile import Sampler, report
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -147,22 +152,22 @@ def stand_in_kubelet(kubelet: Kubelet, namespace: str, stop: threading.Event) ->
 
 
 CONTROLLERS = ("lmaas", "baseline")
+IDLE_CPU = 0.1  # CPU-seconds per second; a fresh control plane idles at about 0.02 on the development VM
 
 
-def gone(core: kubernetes.client.CoreV1Api, namespace: str, timeout: float = 300) -> None:
-    """Wait until a deleted namespace and everything in it is gone: the namespace controller's
-    deletions would otherwise load the API server during the next run."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            left = core.read_namespace(namespace)
-        except kubernetes.client.ApiException as error:
-            if error.status == 404:
-                return
-            raise
+def settle(pids: dict[str, int], idle_cpu: float = IDLE_CPU, timeout: float = 120) -> float:
+    """Wait until processes idle (together under `idle_cpu` CPU-seconds per second: a fresh API
+    server and controller-manager bootstrap for a while after they answer, a controller lists and
+    watches); the seconds waited."""
+    started = time.monotonic()
+    before = sum(cpu_seconds(pid) for pid in pids.values())
+    while time.monotonic() - started < timeout:
         time.sleep(1)
-    waiting = "; ".join(c.message for c in left.status.conditions or [] if c.status == "True")
-    raise TimeoutError(f"namespace {namespace} still there {timeout:.0f} s after its deletion: {waiting}")
+        now = sum(cpu_seconds(pid) for pid in pids.values())
+        if now - before < idle_cpu:
+            return round(time.monotonic() - started, 1)
+        before = now
+    raise TimeoutError(f"{', '.join(pids)} still used over {idle_cpu} CPU-seconds per second after {timeout:.0f} s")
 
 
 def start_controller(controller: str, cluster: TestCluster, namespace: str, log: Path) -> tuple[subprocess.Popen, str]:
@@ -180,15 +185,31 @@ def start_controller(controller: str, cluster: TestCluster, namespace: str, log:
     return process, url
 
 
-def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count: int, workers: int, log_dir: Path) -> dict:
+def run_on_fresh_control_plane(controller: str, count: int, workers: int, profile: Path | None) -> dict:
+    """One run on a control plane started for it, with `profile` the file for py-spy's samples of
+    the controller, if any."""
+    with TestCluster(verbose=False) as cluster:
+        api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        api.configuration.connection_pool_maxsize = 32
+        # The node, its log endpoint and its deletions; stand_in_kubelet starts the pods with it.
+        kubelet = Kubelet(api, cluster.dir / "pki" / "apiserver.crt", cluster.dir / "pki" / "apiserver.key").start()
+        try:
+            return run_once(cluster, api, kubelet, controller, count, workers, profile)
+        finally:
+            kubelet.stop()
+
+
+def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count: int, workers: int,
+             profile: Path | None) -> dict:
     core = kubernetes.client.CoreV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace = f"scale-{controller}-{count}-{uuid.uuid4().hex[:4]}"
     core.create_namespace({"metadata": {"name": namespace}})
     while not core.list_namespaced_service_account(namespace).items:
         time.sleep(0.2)
-    process, metrics_url = start_controller(controller, cluster, namespace, log_dir / f"{controller}-{count}.log")
+    process, metrics_url = start_controller(controller, cluster, namespace, RESULTS / f"{controller}-{count}.log")
     time.sleep(3)  # the controller's watches are up before the burst
+    settled = settle({"controller": process.pid, **cluster.pids()})
     watch = ChildWatch(api, namespace)
     stop = threading.Event()
     player = threading.Thread(target=stand_in_kubelet, args=(kubelet, namespace, stop), daemon=True)
@@ -198,6 +219,7 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
     processes = {"controller": process.pid, "benchmark": os.getpid(), **cluster.pids()}
     cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
     created: dict[tuple[str, str], float] = {}
+    sampler = Sampler(process.pid, profile) if profile else None
 
     def create(doc):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[doc["kind"]], doc)
@@ -228,14 +250,15 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
     requests = {key: value - requests_before.get(key, 0.0) for key, value in requests_after.items()}
     requests = {key: round(value / count, 2) for key, value in sorted(requests.items(), key=lambda kv: -kv[1])
                 if value >= count / 10}
+    if sampler:
+        sampler.stop()
     stop.set()
     watch.stop()
-    core.delete_namespace(namespace)
-    gone(core, namespace)  # with the controller still running, as in a cluster
     process.terminate()
     process.wait(timeout=60)
     return {
-        "controller": controller, "resources": count, "reconciled": len(latencies), "withStatus": len(statuses),
+        "controller": controller, "resources": count, "profiled": bool(profile), "settleSeconds": settled,
+        "reconciled": len(latencies), "withStatus": len(statuses),
         "createBurstSeconds": round(burst, 1), "allDoneSeconds": round(finished, 1),
         "p50ChildrenSeconds": round(statistics.median(latencies), 2) if latencies else None,
         "p99ChildrenSeconds": round(percentile(latencies, 99), 2) if latencies else None,
@@ -247,28 +270,39 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
     }
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
+
+
 def summary(rows: list[dict]) -> list[dict]:
-    """Medians over the repeats of each (size, controller)."""
+    """Median, lowest and highest over the runs of each (size, controller)."""
     table = []
     for count in dict.fromkeys(r["resources"] for r in rows):
         for controller in CONTROLLERS:
             runs = [r for r in rows if r["resources"] == count and r["controller"] == controller]
             if not runs:
                 continue
-
-            def median(key, runs=runs):
-                values = [r[key] for r in runs if r[key] is not None]
-                return round(statistics.median(values), 2) if values else None
+            figures = {
+                key: spread([r[key] for r in runs if r[key] is not None])
+                for key in ("allDoneSeconds", "p50ChildrenSeconds", "p99ChildrenSeconds", "peakRssMiB",
+                            "apiRequestsPerResource")
+                if any(r[key] is not None for r in runs)
+            }
             table.append({
                 "resources": count, "controller": controller, "runs": len(runs),
                 "reconciled": min(r["reconciled"] for r in runs), "withStatus": min(r["withStatus"] for r in runs),
-                **{key: median(key) for key in ("allDoneSeconds", "p50ChildrenSeconds", "p99ChildrenSeconds",
-                                                "peakRssMiB", "apiRequestsPerResource")},
-                "p99Range": [min(r["p99ChildrenSeconds"] for r in runs), max(r["p99ChildrenSeconds"] for r in runs)],
-                "controllerCpuSeconds": round(statistics.median(r["cpuSeconds"]["controller"] for r in runs), 1),
-                "apiServerCpuSeconds": round(statistics.median(r["cpuSeconds"]["kube-apiserver"] for r in runs), 1),
+                **figures,
+                "controllerCpuSeconds": spread([r["cpuSeconds"]["controller"] for r in runs]),
+                "apiServerCpuSeconds": spread([r["cpuSeconds"]["kube-apiserver"] for r in runs]),
             })
     return table
+
+
+def shown(figure: dict[str, float] | None, unit: str = "") -> str:
+    """median (lowest-highest)"""
+    if figure is None:
+        return "-"
+    return f"{figure['median']}{unit} ({figure['min']}-{figure['max']})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,39 +311,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each controller at each size (alternating)")
     parser.add_argument("--controllers", nargs="+", choices=CONTROLLERS, default=list(CONTROLLERS))
     parser.add_argument("--workers", type=int, default=8, help="client threads creating the resources")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample each controller with py-spy (bench/operator/profile.py); its times are no figures")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
-    with TestCluster() as cluster:
-        api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        api.configuration.connection_pool_maxsize = 32
-        # The node, its log endpoint and its deletions; stand_in_kubelet starts the pods with it.
-        kubelet = Kubelet(api, cluster.dir / "pki" / "apiserver.crt", cluster.dir / "pki" / "apiserver.key").start()
-        try:
-            for count in args.counts:
-                for repeat in range(args.repeats):
-                    # Alternate which goes first, so that neither always meets a fresher cluster.
-                    for controller in args.controllers[::-1 if repeat % 2 else 1]:
-                        print(f"{count} resources, {controller} ...", flush=True)
-                        rows.append(run_once(cluster, api, kubelet, controller, count, args.workers, RESULTS))
-                        print(json.dumps(rows[-1]), flush=True)
-        finally:
-            kubelet.stop()
+    for count in args.counts:
+        for repeat in range(1, args.repeats + 1):
+            # Alternate which goes first, so that neither always runs while the machine is fresher.
+            for controller in args.controllers[::-1 if repeat % 2 == 0 else 1]:
+                print(f"{count} resources, {controller}, run {repeat} ...", flush=True)
+                profile = RESULTS / f"profile-{controller}-{count}-{repeat}.txt" if args.profile else None
+                rows.append({"run": repeat, **run_on_fresh_control_plane(controller, count, args.workers, profile)})
+                print(json.dumps(rows[-1]), flush=True)
     table = summary(rows)
     (RESULTS / "operator.json").write_text(json.dumps({"runs": rows, "summary": table}, indent=2) + "\n")
     print()
-    print("| resources | controller | runs | reconciled | with status | all done | p50 create→children | p99 (range) "
-          "| peak RSS | controller CPU | API server CPU | API requests / resource |")
+    print("Median (lowest-highest) over the runs; each run on a control plane of its own.")
+    print("| resources | controller | runs | reconciled | with status | all done | p50 create→children "
+          "| p99 create→children | peak RSS | controller CPU | API server CPU | API requests / resource |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in table:
         print(f"| {r['resources']} | {r['controller']} | {r['runs']} | {r['reconciled']} | {r['withStatus']} | "
-              f"{r['allDoneSeconds']} s | {r['p50ChildrenSeconds']} s | {r['p99ChildrenSeconds']} s "
-              f"({r['p99Range'][0]}-{r['p99Range'][1]}) | {r['peakRssMiB']} MiB | {r['controllerCpuSeconds']} s | "
-              f"{r['apiServerCpuSeconds']} s | {r['apiRequestsPerResource']} |")
+              f"{shown(r['allDoneSeconds'], ' s')} | {shown(r.get('p50ChildrenSeconds'), ' s')} | "
+              f"{shown(r.get('p99ChildrenSeconds'), ' s')} | {shown(r['peakRssMiB'], ' MiB')} | "
+              f"{shown(r['controllerCpuSeconds'], ' s')} | {shown(r['apiServerCpuSeconds'], ' s')} | "
+              f"{shown(r['apiRequestsPerResource'])} |")
     for count in dict.fromkeys(r["resources"] for r in table):
         pair = {r["controller"]: r for r in table if r["resources"] == count}
-        if len(pair) == 2 and pair["baseline"]["p99ChildrenSeconds"]:
-            print(f"{count} resources: p99 lmaas / baseline = "
-                  f"{pair['lmaas']['p99ChildrenSeconds'] / pair['baseline']['p99ChildrenSeconds']:.2f}, "
-                  f"p50 {pair['lmaas']['p50ChildrenSeconds'] / pair['baseline']['p50ChildrenSeconds']:.2f}")
+        if len(pair) == 2 and "p99ChildrenSeconds" in pair["lmaas"] and "p99ChildrenSeconds" in pair["baseline"]:
+            ratio = {q: pair["lmaas"][key]["median"] / pair["baseline"][key]["median"]
+                     for q, key in (("p99", "p99ChildrenSeconds"), ("p50", "p50ChildrenSeconds"))}
+            print(f"{count} resources: lmaas / baseline, medians: p99 {ratio['p99']:.2f}, p50 {ratio['p50']:.2f}")
+    if args.profile:
+        print("\nProfiles (py-spy; the runs' times are slowed by the sampling):")
+        for row in rows:
+            print(report(RESULTS / f"profile-{row['controller']}-{row['resources']}-{row['run']}.txt", top=15))
     return 0

@@ -21,7 +21,7 @@ from ..resource import CustomResource
 SpecT = TypeVar("SpecT", bound=ApiModel)
 
 __all__ = [
-    "GROUP", "VERSION", "first", "keep_observed_generation", "parse_resource", "parse_spec", "plain",
+    "GROUP", "VERSION", "deleted", "first", "keep_observed_generation", "parse_resource", "parse_spec", "plain",
     "child_to_restore", "restore", "utcnow",
 ]
 FINISHED = ("Succeeded", "Failed")
@@ -38,6 +38,13 @@ def exists(resource: kopf.Resource, namespace: str, name: str, **indexes: Any) -
     kopf drops a deleted resource from its indexes before it matches timers against it, so this
     filter is what stops a deleted resource's status timer."""
     return (namespace, name) in indexes[resource.plural]
+
+
+def deleted(event: kopf.RawEvent, **_: Any) -> bool:
+    """The filter of an event handler that acts on deletions alone. kopf evaluates it before the
+    call, so that the other events of the kind (most of them: every status update) cost no
+    handler call (its context, task and outcome)."""
+    return event["type"] == "DELETED"
 
 
 def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str], workload_index: str,
@@ -57,13 +64,12 @@ def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str
     async def index_resource(namespace, name, body, **_):
         return {(namespace, name): indexed_resource(body)}
 
-    async def forget_deleted(event, namespace, name, uid, **_) -> None:
-        if event["type"] == "DELETED":
-            metrics.forget(kind, namespace, name, uid)
+    async def forget_deleted(namespace, name, uid, **_) -> None:
+        metrics.forget(kind, namespace, name, uid)
 
     kopf.index(*workload, labels=owned, id=workload_index)(index_workload)
     kopf.index("", "v1", "pods", labels=owned, id=pods_index)(index_pods)
-    kopf.on.event(GROUP, VERSION, plural, id=f"forget_deleted_{kind.lower()}")(forget_deleted)
+    kopf.on.event(GROUP, VERSION, plural, id=f"forget_deleted_{kind.lower()}", when=deleted)(forget_deleted)
     kopf.index(GROUP, VERSION, plural, id=plural)(index_resource)
 
 

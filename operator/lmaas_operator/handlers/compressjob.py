@@ -16,7 +16,7 @@ from ..compressjob.builders import CONTAINER, CompressJob, output_uri, render_ch
 from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
 from ..references import Lookup, resolve_model
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, deleted, first, index_kind,
     job_changes, parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer, still_rejected,
     utcnow,
 )
@@ -96,7 +96,7 @@ def follow_spec(cr: CompressJob, job: dict, input_uri: str, memo: kopf.Memo, log
     logger.info("the Job of CompressJob %s/%s follows the spec: %s", cr.namespace, cr.name, changes)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT}, when=deleted)
 async def restore_compressjob_child(event, namespace, labels, body, memo: kopf.Memo, compressjobs: kopf.Index, logger,
                                     **_) -> None:
     owner = first(compressjobs, (namespace, labels[LABEL]))

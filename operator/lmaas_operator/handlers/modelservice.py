@@ -75,21 +75,26 @@ def reconcile_modelservice(
         patch["status"] = status
 
 
+def not_compared(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_) -> bool:
+    """Whether a child's event may need it applied again: a deletion, or a generation not yet
+    compared with what its owner wants (the child's memo). Most events of a Deployment are status
+    updates of a generation already compared; an edit by hand moves the generation on. A kind
+    without generations is compared at every event. A filter, so that kopf makes no handler call
+    for the others."""
+    generation = body["metadata"].get("generation")
+    return event["type"] == "DELETED" or generation is None or memo.get("compared_generation") != generation
+
+
 # Raw watch events: a child deleted or edited by hand is applied again.
-@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
-@kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT})
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT})
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT}, when=not_compared)
+@kopf.on.event("apps", "v1", "deployments", labels={LABEL: kopf.PRESENT}, when=not_compared)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={LABEL: kopf.PRESENT}, when=not_compared)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={LABEL: kopf.PRESENT}, when=not_compared)
 async def restore_modelservice_child(event, namespace, labels, body, memo: kopf.Memo, logger,
                                      modelservices: kopf.Index, trainjobs: kopf.Index, compressjobs: kopf.Index,
                                      **_) -> None:
-    # The child's memo: a generation already compared with what its owner wants (most events of a
-    # Deployment are status updates) is not compared again. An edit by hand moves the generation on.
-    generation = body["metadata"].get("generation")
-    if event["type"] != "DELETED" and generation is not None and memo.get("compared_generation") == generation:
-        return
     owner = first(modelservices, (namespace, labels[LABEL]))
     wanted = _desired(owner, memo, trainjobs, compressjobs)[2] if owner is not None else []
     await restore(child_to_restore(event, body, owner, lambda _: wanted, drift=True), logger)
     if any((child["kind"], child["metadata"]["name"]) == (body["kind"], body["metadata"]["name"]) for child in wanted):
-        memo["compared_generation"] = generation
+        memo["compared_generation"] = body["metadata"].get("generation")

@@ -14,7 +14,7 @@ from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
 from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
 from .common import (
-    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, first, index_kind,
+    GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, deleted, first, index_kind,
     keep_observed_generation, parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer,
     still_rejected, utcnow,
 )
@@ -51,8 +51,8 @@ def reconcile_trainjob(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logg
 
 
 # Raw watch events, not kopf's change handlers: those would annotate every child to remember it.
-@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT})
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT})
+@kopf.on.event("", "v1", "services", labels={LABEL: kopf.PRESENT}, when=deleted)
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL: kopf.PRESENT}, when=deleted)
 async def restore_trainjob_child(event, namespace, labels, body, memo: kopf.Memo, trainjobs: kopf.Index, logger,
                                  **_) -> None:
     owner = first(trainjobs, (namespace, labels[LABEL]))
