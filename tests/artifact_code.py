@@ -1,6 +1,6 @@
 """Artifacts whose model card names code, for the tests of `trustArtifactCode`.
 
-`hostile` names `subprocess:getoutput` with a shell command that creates a marker file: the file
+`hostile` names `subprocess:getoutput` as its model (`hostile_dataset` as its data set) with a shell command that creates a marker file: the file
 existing is the proof that the card ran code. `user_factory` names a legitimate factory of the
 worker tests. Both are digits classifiers with the card a TrainJob writes (its data set
 included), so a serving or compression worker gets as far as loading the model.
@@ -34,6 +34,16 @@ def hostile(directory: Path, marker: Path) -> Path:
     """An artifact whose card runs `touch MARKER` when its factory is called."""
     model = {"builtin": None, "factory": HOSTILE_FACTORY, "args": {"cmd": f"touch {marker}"}}
     save_artifact(directory, nn.Linear(64, 10).state_dict(), digits_card(model), {})
+    return directory
+
+
+def hostile_dataset(directory: Path, marker: Path) -> Path:
+    """A builtin model whose card records a data set made by `subprocess:getoutput`, with a
+    command that creates the marker: a CompressJob without spec.dataset would build it."""
+    args = {"in_features": 64, "num_classes": 10, "hidden": [32]}
+    card = digits_card({"builtin": "mlp", "factory": None, "args": args})
+    card["dataset"] = {"factory": HOSTILE_FACTORY, "args": {"cmd": f"touch {marker}"}, "seed": 0}
+    save_artifact(directory, MLP(**args).state_dict(), card, {})
     return directory
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmaas_operator.local.kubelet import free_port
+from lmaas_worker.serve.config import available_cpus
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -210,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads of every server (default 1); gunicorn's workers share them, "
                              "at least one each")
-    parser.add_argument("--gunicorn-workers", type=int, default=os.cpu_count(),
-                        help=f"gunicorn worker processes (default: one per core, {os.cpu_count()})")
+    cores = available_cpus()
+    parser.add_argument("--gunicorn-workers", type=int, default=cores,
+                        help=f"gunicorn worker processes (default: one per core this process may use, {cores})")
     parser.add_argument("--gunicorn-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--kserve-python", default="/tmp/kserve-venv/bin/python")
     parser.add_argument("--flask-python", default="/tmp/flask-venv/bin/python")

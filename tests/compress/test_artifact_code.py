@@ -35,6 +35,16 @@ def test_a_hostile_input_fails_as_a_config_error_and_runs_nothing(tmp_path, caps
     assert not marker.exists() and not (tmp_path / "out" / "artifact").exists()
 
 
+def test_a_data_set_factory_in_the_input_card_is_not_run_unless_trusted(tmp_path, capsys):
+    marker = tmp_path / "ran"
+    code, events = compress(tmp_path, capsys, artifact_code.hostile_dataset(tmp_path / "hostile", marker), QUANTIZE)
+    assert code == 78
+    assert events[-1]["message"].startswith(
+        f'ConfigError: model.json: dataset.factory "{artifact_code.HOSTILE_FACTORY}" is not a factory this resource names')
+    assert artifact_code.HOW_TO_ALLOW in events[-1]["message"]
+    assert not marker.exists()
+
+
 def test_a_user_factory_input_compresses_only_when_trusted(tmp_path, capsys):
     directory = artifact_code.user_factory(tmp_path / "custom")
     code, events = compress(tmp_path, capsys, directory, QUANTIZE)

@@ -70,5 +70,5 @@ def char_gpt(directory: Path, context: int = 16) -> Path:
 def loaded(directory: Path):
     """The artifact's module as lmaas loads it (trusting the tests' own factories), to compare the
     server's answers with."""
-    module, card = load_model(directory, ArtifactCodePolicy(trust_all=True))
+    module, card = load_model(directory, artifact_code=ArtifactCodePolicy(trust_all=True))
     return module, card

@@ -168,7 +168,7 @@ def test_a_factory_model_and_factory_data_train_through_the_protocol(tmp_path, c
     done = progress_lines(capsys.readouterr().out)[-1]
     assert done["evalValue"] > 90  # two well separated blobs
     module, card = load_model(tmp_path / "out" / "artifact",
-                              ArtifactCodePolicy(frozenset({"tests.worker.factories:linear_classifier"})))
+                              artifact_code=ArtifactCodePolicy(frozenset({"tests.worker.factories:linear_classifier"})))
     assert card["model"] == {"builtin": None, "factory": "tests.worker.factories:linear_classifier",
                              "args": {"in_features": 8, "num_classes": 2}}
     assert card["classLabels"] == ["left", "right"] and card["numClasses"] == 2

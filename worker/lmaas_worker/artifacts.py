@@ -8,7 +8,7 @@
     curves.png          loss and held-out metric against the step (for people)
 
 `save_artifact` writes into a temporary directory and renames it into place, so a half-written
-artifact never appears. `load_model(path, artifact_code)` returns `(module, card)`; it reads
+artifact never appears. `load_model(path, artifact_code=...)` returns `(module, card)`; it reads
 weights with safetensors only and refuses an artifact that contains a pickle (`*.pt`, `*.pth`,
 `*.bin`, `*.pkl`, `*.pickle`, or any file whose bytes begin like a pickle or a torch.save zip
 archive), and a card whose `model.factory` the loading resource does not allow (see
@@ -115,8 +115,8 @@ def _check_safetensors(file: Path, head: bytes) -> None:
     raise UnsafeArtifactError(f"{file}: not a safetensors file")
 
 
-def load_model(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy(),
-               device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+               artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the module an artifact describes and load its weights; returns (module in eval mode, card).
 
     Raises UnsafeArtifactError if any file in the artifact is a pickle, FileNotFoundError or

@@ -8,9 +8,13 @@ function names that parameter explicitly and `args` does not set it.
 from __future__ import annotations
 
 import importlib
+import json
 import inspect
 import re
 from typing import Any, Callable
+
+from lmaas_operator.api import contract
+from lmaas_operator.api.spec import ArtifactCodePolicy
 
 from .errors import ConfigError
 
@@ -34,6 +38,16 @@ def import_factory(reference: str, field: str) -> Callable[..., Any]:
     if not callable(function):
         raise ConfigError(field, f"{reference} is not callable")
     return function
+
+
+def refuse_unless_allowed(reference: str, card_field: str, artifact_code: ArtifactCodePolicy) -> None:
+    """Refuse, before anything is imported, a factory that an artifact's model card names
+    (`card_field`, such as "model.factory") unless the loading resource allows it."""
+    if not artifact_code.allows(reference):
+        raise ConfigError(contract.MODEL_CARD_FILE,
+                          f"{card_field} {json.dumps(reference)} is not a factory this resource names; not imported. "
+                          f"To run it, set spec.trustArtifactCode: true (lmaas serve: --trust-artifact-code); "
+                          f"unsafe: the artifact's author runs code here")
 
 
 def call_builder(function: Callable[..., Any], args: dict[str, Any] | None, hints: dict[str, Any],

@@ -136,7 +136,7 @@ def test_a_refused_factory_module_is_not_even_imported(tmp_path, monkeypatch):
     card["model"]["factory"] = "innocent_looking:build"
     (path / contract.MODEL_CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(ConfigError, match='model.factory "innocent_looking:build"'):
-        load_model(path, ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY})))
+        load_model(path, artifact_code=ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY})))
     assert not marker.exists()
 
 
@@ -145,7 +145,7 @@ def test_a_refused_factory_module_is_not_even_imported(tmp_path, monkeypatch):
                          ids=["trustArtifactCode", "the spec's own factory"])
 def test_a_user_factory_loads_when_the_resource_allows_it(tmp_path, policy):
     path = artifact_code.user_factory(tmp_path / "artifact")
-    loaded, card = load_model(path, policy)
+    loaded, card = load_model(path, artifact_code=policy)
     assert type(loaded).__name__ == "SlowMLP" and card["model"]["factory"] == artifact_code.USER_FACTORY
     with pytest.raises(ConfigError, match="spec.trustArtifactCode"):
         load_model(path)
@@ -154,5 +154,5 @@ def test_a_user_factory_loads_when_the_resource_allows_it(tmp_path, policy):
 def test_a_builtin_model_loads_whatever_the_policy(tmp_path):
     path = artifact_code.builtin(tmp_path / "artifact")
     for policy in (ArtifactCodePolicy(), ArtifactCodePolicy(frozenset({"other.module:fn"}))):
-        loaded, _ = load_model(path, policy)
+        loaded, _ = load_model(path, artifact_code=policy)
         assert type(loaded) is MLP

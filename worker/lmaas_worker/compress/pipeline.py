@@ -26,6 +26,7 @@ from lmaas_operator.api.spec import CompressionStep, DatasetDefinition, DistillS
 from .. import artifacts
 from ..data import DataBundle, build_datasets
 from ..errors import ConfigError
+from ..factory import refuse_unless_allowed
 from ..progress import Progress, utc_now
 from ..train.tasks import TASKS, Task
 from . import storage
@@ -75,6 +76,8 @@ def build_compression(config: CompressConfig, settings: LatencySettings) -> Comp
     if config.spec.dataset is not None:
         definition, field_name = config.spec.dataset, "spec.dataset"
     elif recorded.get("builtin") or recorded.get("factory"):
+        if recorded.get("factory"):
+            refuse_unless_allowed(str(recorded["factory"]), "dataset.factory", config.spec.artifact_code)
         definition = DatasetDefinition.parse({k: v for k, v in recorded.items() if k != "seed"})
         field_name = "the input artifact's dataset"
     else:
@@ -233,7 +236,7 @@ class Compressor:
         tensors, section = storage.encode(working)
         artifacts.save_artifact(directory, tensors, self._card(working, section), metrics={})
         module, card = storage.load_artifact(directory, self.spec.artifact_code)
-        float_module, state, _ = storage.decode_artifact(directory, card, self.spec.artifact_code)
+        float_module, state = storage.decode_artifact(directory, card, self.spec.artifact_code)
         self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
                              _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),
                      index + 1)

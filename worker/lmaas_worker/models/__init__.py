@@ -17,7 +17,6 @@ else is a ConfigError naming `model.json: model.factory`.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from lmaas_operator.api import contract
 from lmaas_operator.api.spec import ArtifactCodePolicy, ModelDefinition
 
 from ..errors import ConfigError
-from ..factory import call_builder, import_factory
+from ..factory import call_builder, import_factory, refuse_unless_allowed
 from . import char_gpt, cnn, mlp
 
 BUILTIN_MODELS = {
@@ -86,10 +85,7 @@ def rebuild_model(definition: dict[str, Any], artifact_code: ArtifactCodePolicy 
     reference = definition.get("factory")
     if not isinstance(reference, str):
         raise ConfigError(contract.MODEL_CARD_FILE, "model names neither a builtin nor a factory")
-    if not artifact_code.allows(reference):
-        raise ConfigError(contract.MODEL_CARD_FILE,
-                          f"model.factory {json.dumps(reference)} is not a factory this resource names; not imported. "
-                          f"To run it, set spec.trustArtifactCode: true (unsafe: the artifact's author runs code here)")
+    refuse_unless_allowed(reference, "model.factory", artifact_code)
     factory = import_factory(reference, "model.factory")
     module = factory(**args)
     if not isinstance(module, nn.Module):

@@ -61,7 +61,7 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> None:
-        module, self.card = load_model(self.model_dir, self.artifact_code)
+        module, self.card = load_model(self.model_dir, artifact_code=self.artifact_code)
         for parameter in module.parameters():
             parameter.requires_grad_(False)  # serving never trains; explain differentiates inputs only
         self.module = module
