@@ -12,7 +12,8 @@ from .builders import CONTAINER, CompressJob
 
 CONDITION_TYPES = ("Waiting", "Running", "Succeeded", "Failed")
 FINISHED = ("Succeeded", "Failed")
-REPORT_KEYS = ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup", "steps")
+REPORT_KEYS = ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup", "latencySpeedupRange",
+               "latencyVerdict", "steps")
 
 
 def compute_status(

@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from lmaas_operator.api.crds import load_crds
+from lmaas_operator.compressjob.status import REPORT_KEYS
 from lmaas_worker.compress.measure import Measurement
 from lmaas_worker.compress.report import fit_line, markdown, speedup, summary
 from lmaas_worker.progress import progress_line
@@ -57,7 +59,7 @@ def test_a_sixteen_step_report_is_trimmed_to_fit_the_termination_log_keeping_the
     fitted = fit_line(line)
     assert len(json.dumps(fitted).encode()) <= 4000
     metrics = fitted["artifact"]["metrics"]
-    assert {"sizeRatio", "accuracyDelta", "latencySpeedup", "latencyVerdict"} <= set(metrics)
+    assert set(REPORT_KEYS) - {"perplexityRatio", "steps"} <= set(metrics)  # what a CompressJob's status shows
     assert set(fitted) == set(line)
     small = progress_line("done", step=1, totalSteps=1, artifact={"metrics": summary(steps[:2], TWICE_AS_FAST)})
     assert fit_line(small) == small
@@ -92,3 +94,11 @@ def test_the_markdown_says_when_a_distilled_student_is_not_smaller_than_its_teac
     larger = _markdown(TWICE_AS_FAST, [{**entry, "teacherParameters": 2500, "studentParameters": 50000,
                                         "studentSmaller": False}])
     assert "(student: 50,000 parameters, NOT smaller than the teacher's 2,500)" in larger
+
+
+def test_every_figure_a_compressjob_status_reports_is_in_its_schema_and_in_the_summary():
+    status = load_crds()["CompressJob"].schema["properties"]["status"]["properties"]
+    assert set(status["report"]["properties"]) == set(REPORT_KEYS)
+    s = summary([_measurement("input", 4000, 97.0, 0.02), _measurement("quantize", 1000, 96.5, 0.01)], TWICE_AS_FAST)
+    assert set(REPORT_KEYS) - {"perplexityRatio"} <= set(s)
+    assert status["report"]["properties"]["latencyVerdict"]["enum"] == ["faster", "slower", "no measurable gain"]

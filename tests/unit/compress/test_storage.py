@@ -1,6 +1,9 @@
 """lmaas_worker.compress.storage: the compressed safetensors format round-trips, and shrinks."""
+import re
+
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lmaas_operator.api.spec import ArtifactCodePolicy
@@ -37,13 +40,13 @@ def test_a_sparse_weight_round_trips_exactly_through_its_encoding(quantization):
     weight[torch.rand(24, 70) < 0.6] = 0
     entry, stored = encode_weight(weight, quantization)
     assert entry["layout"] == "bitmask" and entry["shape"] == [24, 70]
-    decoded, _ = decode_weight(entry, stored)
+    decoded = decode_weight(entry, stored)
     assert bool((decoded[weight == 0] == 0).all())  # pruned weights stay exactly zero, quantized or not
     if quantization is None:
         assert torch.equal(decoded, weight)
         assert stored["values"].numel() == int(torch.count_nonzero(weight))
     else:
-        again, _ = decode_weight(*encode_weight(decoded, quantization))
+        again = decode_weight(*encode_weight(decoded, quantization))
         assert torch.equal(again, decoded)  # quantized values are a fixed point of store-and-load
 
 
@@ -80,8 +83,11 @@ def test_a_pruned_and_quantized_model_decodes_to_exactly_what_was_stored(tmp_pat
     model.quantization = {"scheme": "int8"}
     tensors, section = encode(model)
     save_file(tensors, tmp_path / "m.safetensors")
-    state, integers = decode(load_file(tmp_path / "m.safetensors"), section)
-    assert set(integers) == set(names) and len(names) == 3
+    with safe_open(tmp_path / "m.safetensors", framework="pt") as file:
+        state, none = decode(file, section)
+        kept, integers = decode(file, section, int8_weights=names[:2])
+    assert none == {} and set(integers) == set(names[:2]) and len(names) == 3
+    assert set(kept) == set(state) - set(names[:2])
     for name, (values, scale) in integers.items():
         assert values.dtype == torch.int8
         assert bool((state[name][~model.masks[name]] == 0).all())  # pruned stays pruned
@@ -164,3 +170,63 @@ def test_a_compressed_user_factory_artifact_loads_when_trusted(tmp_path):
     assert type(module).__name__ == "SlowMLP" and sum(isinstance(m, Int8Linear) for m in module.modules()) == 2
     with pytest.raises(ConfigError, match="spec.trustArtifactCode"):
         working_model(directory, card, ArtifactCodePolicy())
+
+
+class ScaledClassifier(torch.nn.Module):
+    """A Linear layer and a buffer computed when built, not stored (`persistent=False`)."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, num_classes)
+        self.register_buffer("scale", torch.arange(1.0, num_classes + 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale
+
+
+def scaled_classifier(in_features: int, num_classes: int) -> torch.nn.Module:
+    return ScaledClassifier(in_features, num_classes)
+
+
+def test_a_buffer_the_model_computes_when_built_is_there_after_loading(tmp_path):
+    torch.manual_seed(0)
+    definition = {"builtin": None, "factory": f"{__name__}:scaled_classifier",
+                  "args": {"in_features": 64, "num_classes": 10}}
+    model = WorkingModel(scaled_classifier(64, 10), definition, quantization={"scheme": "int8"})
+    module, _ = load_artifact(_artifact(tmp_path, model), ArtifactCodePolicy(trust_all=True))
+    assert torch.equal(module.scale, torch.arange(1.0, 11))
+    x = torch.rand(5, 64)
+    with torch.inference_mode():
+        assert torch.allclose(module(x), model.module(x), atol=0.05)
+
+
+def test_a_pruned_int8_artifact_loads_into_integer_layers_that_keep_its_zeros(tmp_path):
+    torch.manual_seed(0)
+    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10, "hidden": [512, 512]}}
+    model = WorkingModel(mlp.build(64, 10, hidden=[512, 512]), definition)
+    prune_unstructured(model, 0.7, "layer")
+    model.quantization = {"scheme": "int8"}
+    directory = _artifact(tmp_path, model)
+    module, card = load_artifact(directory)
+    assert card["compression"]["tensors"]["net.2.weight"]["layout"] == "bitmask"
+    _, state = working_model(directory, card, ArtifactCodePolicy())
+    layers = [m for m in module.modules() if isinstance(m, Int8Linear)]
+    assert [layer.kernel == "float32" for layer in layers] == [True, False, True]  # 512x512 computes in int8
+    assert torch.equal(layers[1].dequantized_weight(), state["net.2.weight"])
+    assert int(torch.count_nonzero(layers[1].weight_int8)) == int(torch.count_nonzero(state["net.2.weight"]))
+
+
+@pytest.mark.parametrize("change, named", [("drop", "missing ['net.0.bias']"), ("add", "unexpected ['stray']")])
+def test_a_compressed_file_without_the_models_tensors_is_refused_naming_them(tmp_path, change, named):
+    torch.manual_seed(0)
+    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10, "hidden": [8]}}
+    directory = _artifact(tmp_path, WorkingModel(mlp.build(64, 10, hidden=[8]), definition,
+                                                 quantization={"scheme": "int8"}))
+    tensors = load_file(directory / "model.safetensors")
+    if change == "drop":
+        del tensors["net.0.bias"]
+    else:
+        tensors["stray"] = torch.zeros(1)
+    save_file(tensors, directory / "model.safetensors")
+    with pytest.raises(ValueError, match=re.escape(named)):
+        load_artifact(directory)

@@ -71,7 +71,8 @@ def fit_line(line: dict[str, Any], limit: int = TERMINATION_LIMIT) -> dict[str, 
     line = json.loads(json.dumps(line))
     metrics = (line.get("artifact") or {}).get("metrics") or {}
     for extra in [k for k in metrics if k not in ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup",
-                                                  "latencyVerdict", "latencySpeedupBatch32", "steps")]:
+                                                  "latencySpeedupRange", "latencyVerdict", "latencySpeedupBatch32",
+                                                  "steps")]:
         metrics.pop(extra)
     if size(line) > limit and metrics.get("steps"):
         metrics["steps"] = [{k: s[k] for k in ("name", "sizeBytes", "accuracy", "perplexity")} for s in metrics["steps"]]

@@ -23,18 +23,23 @@ Loading a compressed artifact in plain Python:
 A card that names a user factory loads only with an `ArtifactCodePolicy` that allows it, passed
 as the second argument (see `lmaas_worker.models`).
 
-int8 Linear layers come back as `int8_backend.Int8Linear` (integer matmul with dynamically
-quantized activations); int4 and convolution weights are dequantized to float32 at load.
+int8 Linear layers come back as `int8_backend.Int8Linear`, which computes in int8 only where the
+layer is large enough to gain from it and otherwise keeps its weights dequantized to float32
+(`int8_backend.computes_in_int8`); int4 and convolution weights are dequantized to float32 at load.
+A served module is built with no storage behind its weights (on the `meta` device) and each layer
+is filled from the file in the form it computes in, one tensor at a time, so loading an int8 model
+never holds the float32 model: its resident memory stays under the float model's.
 """
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 from torch import nn
 
 from lmaas_operator.api import contract
@@ -104,26 +109,31 @@ def encode_weight(weight: torch.Tensor, quantization: dict[str, Any] | None
     return entry, stored
 
 
-def decode_weight(entry: dict[str, Any], stored: dict[str, torch.Tensor]
-                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """(float32 weight, (int8 values, scales) when int8) from what `encode_weight` stored."""
+def decode_values(entry: dict[str, Any], stored: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A layer weight's values in its shape as `encode_weight` stored them: int8 when quantized (int4
+    unpacked to int8), float32 when not."""
     shape = [int(s) for s in entry["shape"]]
     count = math.prod(shape)
-    scheme = entry.get("quantization")
     mask = unpack_bits(stored["mask"], count) if entry["layout"] == "bitmask" else None
     values = stored["values"]
-    if scheme == "int4":
+    if entry.get("quantization") == "int4":
         values = unpack_int4(values, int(mask.sum()) if mask is not None else count)
     if mask is not None:
         dense = torch.zeros(count, dtype=values.dtype)
         dense[mask] = values
         values = dense
-    values = values.reshape(shape)
+    return values.reshape(shape)
+
+
+def decode_weight(entry: dict[str, Any], stored: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The float32 weight `encode_weight` stored."""
+    values = decode_values(entry, stored)
+    scheme = entry.get("quantization")
     if scheme == "int8":
-        return dequantize_int8(values, stored["scale"]), (values, stored["scale"])
+        return dequantize_int8(values, stored["scale"])
     if scheme == "int4":
-        return dequantize_int4(values, stored["scale"], int(entry["groupSize"])), None
-    return values.to(torch.float32), None
+        return dequantize_int4(values, stored["scale"], int(entry["groupSize"]))
+    return values.to(torch.float32)
 
 
 # --- a whole model ------------------------------------------------------------------------
@@ -146,21 +156,25 @@ def encode(model: WorkingModel) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return tensors, {"format": FORMAT, "tensors": manifest, "sizes": model.sizes}
 
 
-def decode(tensors: dict[str, torch.Tensor], section: dict[str, Any]
+def decode(file: Any, section: dict[str, Any], int8_weights: Collection[str] = ()
            ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """(float32 state dict, {weight name: (int8 values, scales)}) from stored tensors."""
+    """(float32 state dict, {weight name: (int8 values, scales)}) from an open `model.safetensors`
+    (`safetensors.safe_open`), read one tensor at a time. The int8 weights named in `int8_weights`
+    are returned as integers and left out of the state; every other weight is decoded to float32."""
     if section.get("format") != FORMAT:
         raise ValueError(f"compression format {section.get('format')!r} is not {FORMAT!r}")
-    remaining = dict(tensors)
+    remaining = set(file.keys())
     state: dict[str, torch.Tensor] = {}
     integers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, entry in section.get("tensors", {}).items():
-        stored = {suffix: remaining.pop(f"{name}.{suffix}") for suffix in ("values", "mask", "scale")
-                  if f"{name}.{suffix}" in remaining}
-        state[name], quantized = decode_weight(entry, stored)
-        if quantized is not None:
-            integers[name] = quantized
-    state.update(remaining)  # plain tensors; load_state_dict(strict=True) rejects any stray one
+        suffixes = [suffix for suffix in ("values", "mask", "scale") if f"{name}.{suffix}" in remaining]
+        remaining.difference_update(f"{name}.{suffix}" for suffix in suffixes)
+        stored = {suffix: file.get_tensor(f"{name}.{suffix}") for suffix in suffixes}
+        if name in int8_weights and entry.get("quantization") == "int8":
+            integers[name] = decode_values(entry, stored), stored["scale"]
+        else:
+            state[name] = decode_weight(entry, stored)
+    state.update({name: file.get_tensor(name) for name in remaining})  # plain tensors; a stray one is refused
     return state, integers
 
 
@@ -172,14 +186,14 @@ def rebuild(card: dict[str, Any], artifact_code: ArtifactCodePolicy) -> nn.Modul
 
 
 def decode_artifact(directory: str | os.PathLike, card: dict[str, Any], artifact_code: ArtifactCodePolicy
-                    ) -> tuple[nn.Module, dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
-    """(float32 module with the stored weights, its float32 state, int8 weights by name)."""
+                    ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """(float32 module with the stored weights, its float32 state)."""
     module = rebuild(card, artifact_code)
-    tensors = load_file(Path(directory) / contract.WEIGHTS_FILE)
-    section = card.get("compression")
-    state, integers = decode(tensors, section) if section else (tensors, {})
+    with safe_open(Path(directory) / contract.WEIGHTS_FILE, framework="pt") as file:
+        section = card.get("compression")
+        state = decode(file, section)[0] if section else {name: file.get_tensor(name) for name in file.keys()}
     module.load_state_dict(state, strict=True)
-    return module, state, integers
+    return module, state
 
 
 def load_compressed(directory: str | os.PathLike, card: dict[str, Any],
@@ -187,19 +201,42 @@ def load_compressed(directory: str | os.PathLike, card: dict[str, Any],
                     ) -> nn.Module:
     """The module an lmaas compressed artifact describes, ready for inference (eval mode, CPU).
 
-    `card` is the artifact's model card (`artifacts.read_card`). int8 Linear layers run on the
-    integer kernels of `int8_backend`; everything else is float32.
+    `card` is the artifact's model card (`artifacts.read_card`). int8 Linear layers are
+    `int8_backend.Int8Linear`; everything else is float32. The module is built on the `meta`
+    device (a factory must build there: no computation on tensor values), and its weights are
+    the decoded tensors themselves, assigned rather than copied.
     """
     if torch.device(device).type != "cpu":
         raise ValueError(f"compressed artifacts run on CPU; asked for {device}")
-    module, state, integers = decode_artifact(directory, card, artifact_code)
+    with torch.device("meta"):
+        module = rebuild(card, artifact_code)
+    linear_weights = {f"{name}.weight" for name, layer in module.named_modules() if isinstance(layer, nn.Linear)}
+    path = Path(directory) / contract.WEIGHTS_FILE
+    with safe_open(path, framework="pt") as file:
+        state, integers = decode(file, card["compression"], linear_weights)
+    missing, unexpected = module.load_state_dict(state, strict=False, assign=True)
+    missing = sorted(set(missing) - set(integers))
+    if missing or unexpected:
+        raise ValueError(f"{path} does not hold the tensors of the model {contract.MODEL_CARD_FILE} describes: "
+                         f"missing {missing}, unexpected {sorted(unexpected)}")
     for name, (values, scale) in integers.items():
         layer_name = name.removesuffix(".weight")
-        layer = module.get_submodule(layer_name)
-        if isinstance(layer, nn.Linear):
-            set_submodule(module, layer_name, Int8Linear(values, scale, state.get(f"{layer_name}.bias")))
+        set_submodule(module, layer_name, Int8Linear(values, scale, module.get_submodule(layer_name).bias))
+    _build_unstored_buffers(module, card, artifact_code)
     module.requires_grad_(False)
     return module.eval()
+
+
+def _build_unstored_buffers(module: nn.Module, card: dict[str, Any], artifact_code: ArtifactCodePolicy) -> None:
+    """Fill the buffers that a model computes when built and does not store (`persistent=False`),
+    left empty on the meta device, from a real build of the card's model."""
+    unstored = [name for name, buffer in module.named_buffers() if buffer.is_meta]
+    if not unstored:
+        return
+    built = rebuild(card, artifact_code)
+    for name in unstored:
+        owner, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(owner), leaf, built.get_buffer(name))
 
 
 def load_artifact(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
@@ -215,7 +252,7 @@ def load_artifact(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = A
     card = artifacts.read_card(root)
     if card.get("compression"):
         return load_compressed(root, card, artifact_code), card
-    module, state, _ = decode_artifact(root, card, artifact_code)
+    module, _ = decode_artifact(root, card, artifact_code)
     module.requires_grad_(False)
     return module.eval(), card
 
@@ -227,7 +264,7 @@ def working_model(directory: str | os.PathLike, card: dict[str, Any], artifact_c
     A compressed input keeps what made it compressed: its zero pattern becomes masks, its smaller
     layers and its quantization carry over to the output.
     """
-    module, state, _ = decode_artifact(directory, card, artifact_code)
+    module, state = decode_artifact(directory, card, artifact_code)
     section = card.get("compression") or {}
     masks = {name: state[name] != 0 for name, entry in section.get("tensors", {}).items()
              if entry.get("layout") == "bitmask"}
