@@ -6,6 +6,8 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -16,8 +18,19 @@ from lmaas_operator.api import contract
 from lmaas_operator.api.spec import DatasetDefinition
 from lmaas_worker.artifacts import load_model
 from lmaas_worker.data import build_datasets, digits
+from lmaas_worker.train.checkpoint import CHECKPOINT_FORMAT
 
-from .launch import events, launch_job, stop, trainjob, wait_all, wait_for_event, worker_ranks, write_config
+from .launch import (
+    events,
+    launch_job,
+    stop,
+    trainjob,
+    wait_all,
+    wait_for_event,
+    worker_env,
+    worker_ranks,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +138,9 @@ def test_a_killed_rank_resumes_from_the_latest_checkpoint(tmp_path, strategy, to
 
 def test_a_job_that_comes_back_with_fewer_ranks_resumes_its_sharded_state(tmp_path):
     """Elastic membership change: fsdp on 2 ranks stops at step 30; the job comes back on 1 rank
-    (here: with a larger maxSteps, so that there is more to do) and continues from that checkpoint."""
+    (here: with a larger maxSteps, so that there is more to do) and continues from that checkpoint.
+    maxSteps counts steps of the 2 ranks the run started on: the lone rank trains what 60 of those
+    would have, in steps half their size."""
     output = tmp_path / "out"
     agents = launch_job(tmp_path, write_config(tmp_path, digits_job("fsdp", maxSteps=30)), output, nnodes=1, nproc=2)
     assert wait_all(agents, timeout=120) == [0], agents[0].stderr()[-3000:]
@@ -136,15 +151,18 @@ def test_a_job_that_comes_back_with_fewer_ranks_resumes_its_sharded_state(tmp_pa
     lines = events(agents)
     resume = next(e for e in lines if e["event"] == "resume")
     assert resume["step"] == 30
+    # 60 steps on 2 ranks (23 steps of 64 samples an epoch) are 2 epochs and 896 samples of a third.
+    # Step 30 is 448 samples into epoch 2: the 990 samples left of it take 31 steps of 32 on a lone
+    # rank, the 896 of epoch 3 28 more.
     progress = [e for e in lines if e["event"] == "progress"]
-    assert progress[0]["step"] == 35 and progress[-1]["step"] == 60 and progress[0]["epoch"] == 2
-    # Step 30 on 2 ranks (23 steps of 64 samples an epoch) is 448 samples into epoch 2; 30 more steps
-    # of 32 samples on a lone rank end 1,408 samples into it.
-    sidecar = json.loads((output / contract.CHECKPOINT_SUBDIR / "step-00000060" / "state.json").read_text())
-    assert (sidecar["epoch"], sidecar["epochPosition"], sidecar["worldSize"]) == (1, 1408, 1)
-    assert sidecar["samplesSeen"] == 1438 + 1408
-    assert lines[-1]["event"] == "done" and lines[-1]["artifact"]["metrics"]["worldSize"] == 1
-    assert lines[-1]["evalValue"] > 85
+    assert progress[0]["step"] == 35 and progress[-1]["step"] == 30 + 31 + 28 and progress[0]["epoch"] == 2
+    sidecar = json.loads((output / contract.CHECKPOINT_SUBDIR / "step-00000089" / "state.json").read_text())
+    assert (sidecar["epoch"], sidecar["epochPosition"], sidecar["worldSize"], sidecar["firstWorldSize"]) == (2, 896, 1, 2)
+    done = lines[-1]
+    assert done["event"] == "done" and (done["epoch"], done["totalEpochs"]) == (3, 3)
+    assert done["artifact"]["metrics"]["samplesSeen"] == 2 * 1438 + 896
+    assert done["artifact"]["metrics"]["worldSize"] == 1
+    assert done["evalValue"] > 85
 
 
 def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_schedule(tmp_path):
@@ -215,3 +233,51 @@ def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_s
         else:  # a point the two-rank run stepped over: between its neighbours on the cosine
             assert rate == pytest.approx(np.interp(samples, points, [straight[p] for p in points]), abs=1e-6), samples
     assert matched > len(resumed) / 2
+
+
+def v1_checkpoint(checkpoints) -> None:
+    """A checkpoint as the lmaas before format v2 wrote it (its sidecar: epochStep, no epoch position)."""
+    (checkpoints / "step-00000020").mkdir(parents=True)
+    (checkpoints / "step-00000020" / "state.json").write_text(json.dumps(
+        {"format": "lmaas.checkpoint/v1", "epoch": 0, "epochStep": 20, "worldSize": 2, "batchSize": 32,
+         "gradientAccumulationSteps": 1, "step": 20, "history": {"train": [], "eval": []}}))
+
+
+def unreadable_checkpoint(checkpoints) -> None:
+    """A checkpoint of this format whose weights are not safetensors."""
+    v1_checkpoint(checkpoints)
+    state = checkpoints / "step-00000020" / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "format": CHECKPOINT_FORMAT}))
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        (checkpoints / "step-00000020" / name).write_bytes(b"not safetensors")
+
+
+OTHER_VERSION = "configuration error: spec.checkpoint.resume: the checkpoint step-00000020 was written by another version"
+
+
+@pytest.mark.parametrize("checkpoint,pod_status,rank_errors", [
+    (v1_checkpoint, contract.EXIT_CONFIG_ERROR, [OTHER_VERSION, OTHER_VERSION]),
+    (unreadable_checkpoint, 1, ["training failed: SafetensorError",
+                                "training failed: RuntimeError: rank 0 could not read the checkpoint to resume "
+                                "from: SafetensorError"]),
+])
+def test_a_checkpoint_rank_0_cannot_read_fails_every_rank_at_once(tmp_path, checkpoint, pod_status, rank_errors):
+    """Rank 0 alone reads checkpoints: when it cannot, every rank fails with the reason (none waits for
+    rank 0 in a collective), and a checkpoint of another lmaas version is a configuration error (the pod
+    exits 78, so the Job fails instead of restarting into the same error)."""
+    output = tmp_path / "out"
+    checkpoint(output / contract.CHECKPOINT_SUBDIR)
+    config = write_config(tmp_path, digits_job("ddp"))
+    worker = ["--standalone", "--nproc-per-node", "2", "--monitor-interval", "0.2", "--no-python",
+              "lmaas", "train", "--config", str(config), "--output-dir", str(output)]
+    launcher = f"import sys; from lmaas_worker.train.launch import run_agent; sys.exit(run_agent({worker!r}))"
+    pod = subprocess.run([sys.executable, "-c", launcher], env=worker_env(tmp_path), capture_output=True,
+                         text=True, timeout=120)
+    assert pod.returncode == pod_status, pod.stderr[-3000:]
+    for rank, rank_error in enumerate(rank_errors):
+        assert any(f"[rank {rank}]" in line and rank_error in line for line in pod.stderr.splitlines()), \
+            pod.stderr[-3000:]
+    if pod_status == contract.EXIT_CONFIG_ERROR:
+        error = json.loads((tmp_path / "termination-log").read_text())
+        assert error["event"] == "error" and "'lmaas.checkpoint/v1'" in error["message"]
+        assert "checkpoint.resume to false" in error["message"]

@@ -5,8 +5,12 @@ Layout under `$LMAAS_OUTPUT_DIR/checkpoints/`:
     step-00000100/model.safetensors      full fp32 model state (fsdp gathers it on rank 0)
     step-00000100/optimizer.safetensors  every tensor of the optimizer state ("state::<param>::<name>")
     step-00000100/state.json             the rest: step, epoch, position in the epoch (in samples of
-                                         its global order, see `plan`), world size, optimizer
-                                         param_groups and non-tensor state, curves so far
+                                         its global order, see `plan`), world size and the one the
+                                         run started on, optimizer param_groups and non-tensor
+                                         state, curves so far
+
+Only checkpoints of this format (`CHECKPOINT_FORMAT`) are read: one of another lmaas version is a
+configuration error that names `spec.checkpoint.resume`.
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are
 fsynced, and only then renamed to `step-NNNNNNNN`: a directory with that name is complete. The
@@ -39,9 +43,11 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "lmaas.checkpoint/v2"
+CHECKPOINT_FORMAT = "lmaas.checkpoint/v3"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
@@ -132,7 +138,11 @@ class CheckpointStore:
     def read(self, checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         sidecar = json.loads((checkpoint.path / STATE_FILE).read_text())
         if sidecar.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{checkpoint.path / STATE_FILE}: unknown checkpoint format {sidecar.get('format')!r}")
+            raise ConfigError("spec.checkpoint.resume",
+                              f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
+                              f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
+                              "be resumed: set checkpoint.resume to false to start afresh (which removes the "
+                              "checkpoints), or remove them from the output")
         model_state = load_file(checkpoint.path / MODEL_FILE)
         optimizer_state = unflatten_optimizer_state(load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer"))
         return model_state, optimizer_state, sidecar

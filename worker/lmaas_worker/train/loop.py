@@ -4,7 +4,8 @@ Data order is a pure function of (seed, epoch) and the position in the epoch (`p
 state for dropout is re-seeded from (seed, rank, step) before every optimizer step, and the
 learning rate is a pure function of how far the run has got (`optim`). A job resumed from a
 checkpoint on the same number of ranks therefore continues exactly as if it had never stopped; on
-another number it trains exactly the samples still due, on the same learning-rate curve.
+another number it trains exactly the samples still due (maxSteps counts steps of the world size
+the run started on), on the same learning-rate curve.
 Checkpoints are written every `checkpoint.everySteps` steps and after the last one.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .evaluate import evaluate
 from .finish import write_artifact
 from .optim import lr_factor, set_learning_rate
 from .parallel import gradient_sync
-from .plan import TrainPlan, ceil_div, epoch_order, plan_training, position_after, rank_share
+from .plan import TrainPlan, ceil_div, epoch_end, epoch_order, plan_training, position_after, rank_share
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ def peak_memory_bytes(device: torch.device) -> dict[str, int]:
     return peak
 
 
+def read_failure(field: str | None, kind: str, message: str) -> Exception:
+    """The error a rank raises when rank 0 could not read the checkpoint to resume from."""
+    if field is not None:
+        return ConfigError(field, message.removeprefix(f"{field}: "))
+    return RuntimeError(f"rank 0 could not read the checkpoint to resume from: {kind}: {message}")
+
+
 class Trainer:
     def __init__(self, job: Job, context: DistributedContext, progress: Progress):
         self.job = job
@@ -86,9 +94,11 @@ class Trainer:
         """Epochs completed."""
         self.position = 0
         """Samples of the current epoch's global order consumed (see `plan`)."""
+        self.first_world_size = context.world_size
+        """The world size the run started on, in whose steps maxSteps counts (see `plan`)."""
         self.plan = self._plan()
         full_step = self.hp.batch_size * self.hp.gradient_accumulation_steps * context.world_size
-        self.warmup_fraction = self.plan.fraction_done(self.hp.warmup_steps * full_step, self.hp.warmup_steps)
+        self.warmup_fraction = self.plan.fraction_done(self.hp.warmup_steps * full_step)
         """The part of the run warm-up lasts, fixed when the run starts (see `optim`)."""
         self.report_epoch = 1
         """1-based epoch of the step last taken, as progress lines report it."""
@@ -156,7 +166,7 @@ class Trainer:
     def _plan(self) -> TrainPlan:
         hp = self.hp
         return plan_training(self.size, self.context.world_size, hp.batch_size, hp.gradient_accumulation_steps,
-                             hp.epochs, hp.max_steps, self.step, self.epoch, self.position)
+                             hp.epochs, hp.max_steps, self.step, self.epoch, self.position, self.first_world_size)
 
     @property
     def samples_seen(self) -> int:
@@ -166,8 +176,8 @@ class Trainer:
     def _train_epoch(self) -> None:
         world_size, batch_size = self.context.world_size, self.hp.batch_size
         accumulation = self.hp.gradient_accumulation_steps
-        start = self.position
-        share = rank_share(epoch_order(self.size, self.hp.seed, self.epoch), start, self.context.rank, world_size)
+        start, end = self.position, epoch_end(self.plan.total_samples, self.size, self.epoch)
+        share = rank_share(epoch_order(self.size, self.hp.seed, self.epoch), start, end, self.context.rank, world_size)
         loader = DataLoader(self.job.data.train, batch_size=batch_size, sampler=share,
                             pin_memory=self.context.device.type == "cuda")
         batches = iter(loader)
@@ -176,7 +186,7 @@ class Trainer:
         while taken < len(share) and self.step < self.plan.total_steps:
             micro = min(accumulation, micro_batches - taken // batch_size)
             taken = min(len(share), taken + micro * batch_size)
-            position = position_after(start, taken, world_size, self.size)
+            position = position_after(start, taken, world_size, end)
             rate = self._learning_rate(position)
             self._interval["rate"] = [self.samples_seen, rate]
             self._optimizer_step(batches, micro, rate)
@@ -188,8 +198,8 @@ class Trainer:
 
     def _learning_rate(self, position: int) -> float:
         """The rate of the step about to run, which takes the current epoch to `position`."""
-        start = self.plan.fraction_done(self.samples_seen, self.step)
-        end = self.plan.fraction_done(self.epoch * self.size + position, self.step + 1)
+        start = self.plan.fraction_done(self.samples_seen)
+        end = self.plan.fraction_done(self.epoch * self.size + position)
         return self.hp.learning_rate * lr_factor(start, end, self.hp.lr_schedule, self.warmup_fraction)
 
     def _optimizer_step(self, batches, micro_batches: int, learning_rate: float) -> None:
@@ -287,6 +297,7 @@ class Trainer:
         return {
             "epoch": self.epoch, "epochPosition": self.position, "samplesSeen": self.samples_seen,
             "trainingSamples": self.size, "warmupFraction": self.warmup_fraction, "worldSize": self.context.world_size,
+            "firstWorldSize": self.first_world_size,
             "batchSize": self.hp.batch_size, "gradientAccumulationSteps": self.hp.gradient_accumulation_steps,
             "strategy": spec.strategy, "seed": self.hp.seed, "totalSteps": self.plan.total_steps,
             "rng": "re-seeded from (seed, rank, step) before every step; nothing to restore",
@@ -314,18 +325,32 @@ class Trainer:
         log.info("checkpoint %s written", relative)
 
     def _resume(self) -> dict[str, Any] | None:
-        """Load the latest complete checkpoint, if any; returns its {step, path, uri}."""
-        found = [None]
+        """Load the latest complete checkpoint, if any; returns its {step, path, uri}.
+
+        Rank 0 reads it and tells the others what it found, or why it could not read it: every rank
+        then raises (a `ConfigError` as a `ConfigError`), none is left waiting for the broadcast.
+        """
+        found: list[dict[str, Any] | None] = [None]
         model_state: dict[str, Any] = {}
         optimizer_state: dict[str, Any] = {}
+        failure: Exception | None = None
         if self.context.is_main:
-            latest = self.store.latest()
-            if latest is not None:
-                model_state, optimizer_state, sidecar = self.store.read(latest)
-                found = [{"step": latest.step, "name": latest.path.name, "state": sidecar}]
+            try:
+                latest = self.store.latest()
+                if latest is not None:
+                    model_state, optimizer_state, sidecar = self.store.read(latest)
+                    found = [{"step": latest.step, "name": latest.path.name, "state": sidecar}]
+            except Exception as error:
+                failure = error
+                field = error.field if isinstance(error, ConfigError) else None
+                found = [{"error": {"field": field, "kind": type(error).__name__, "message": str(error)}}]
         dist.broadcast_object_list(found, src=0)
+        if failure is not None:
+            raise failure
         if found[0] is None:
             return None
+        if "error" in found[0]:
+            raise read_failure(**found[0]["error"])
         scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
         state = found[0]["state"]
         if state["trainingSamples"] != self.size:
@@ -336,6 +361,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self.position = state["epochPosition"]
         self.warmup_fraction = state["warmupFraction"]
+        self.first_world_size = state["firstWorldSize"]
         self.plan = self._plan()
         self.history = state["history"]
         self.last_loss = state.get("lastLoss")

@@ -1,7 +1,7 @@
 """Optimizers and the learning-rate schedule.
 
 The schedule is a pure function of how far the run has got, as a fraction of it from 0 to 1
-(`TrainPlan.fraction_done`: the share of its samples seen, or of maxSteps), so a resumed job needs
+(`TrainPlan.fraction_done`: the share of its samples seen), so a resumed job needs
 no scheduler state and a job resumed on another number of ranks, whose steps are larger or smaller,
 continues on the same curve: linear warm-up to the peak rate, then constant, cosine decay to zero,
 or linear decay to zero at the end of the run.

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from lmaas_worker.errors import ConfigError
 from lmaas_worker.train.checkpoint import (
     CheckpointStore,
     flatten_optimizer_state,
@@ -86,3 +87,14 @@ def test_a_real_optimizer_state_survives_flattening():
         for key, value in state["state"][name].items():
             assert torch.equal(back["state"][name][key], value)
     assert back["param_groups"][0]["betas"] == optimizer.param_groups[0]["betas"]
+
+
+def test_a_checkpoint_of_another_format_is_a_configuration_error_naming_resume(tmp_path):
+    (tmp_path / "step-00000020").mkdir()
+    (tmp_path / "step-00000020" / "state.json").write_text(json.dumps(
+        {"format": "lmaas.checkpoint/v1", "epoch": 0, "epochStep": 20, "worldSize": 2, "step": 20}))
+    store = CheckpointStore(tmp_path, keep=2)
+    with pytest.raises(ConfigError) as raised:
+        store.read(store.latest())
+    assert raised.value.field == "spec.checkpoint.resume"
+    assert "step-00000020 was written by another version of lmaas (format 'lmaas.checkpoint/v1'" in str(raised.value)
