@@ -48,7 +48,7 @@ def _frontend_templates(model) -> set[str]:
     from lmaas_worker.serve.dataplane import DataPlane
     from lmaas_worker.serve.http import Frontend
 
-    plane = DataPlane(model, Metrics(), 4, 1.0)
+    plane = DataPlane(model, Metrics(), 4, 1.0, threads=1)
     try:
         routes = Frontend(plane, Metrics(), BearerAuth(None), {}, 1024).routes
     finally:

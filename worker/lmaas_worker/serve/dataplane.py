@@ -2,7 +2,9 @@
 
 All torch work (batched forward passes, explanations) runs in one model thread, so the event
 loop stays free to read, decode and answer requests while the model computes, and torch's
-intra-op threads (set once, with torch.set_num_threads) are never oversubscribed.
+intra-op threads are never oversubscribed. The thread sets its own number of them: with OpenMP,
+torch.set_num_threads binds the calling thread only, and a thread that never called it computes
+with one OpenMP thread per core.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import torch
 
 from .batcher import DynamicBatcher, Outputs
 from .errors import ClientError
@@ -19,10 +22,11 @@ from .model import Model
 
 
 class DataPlane:
-    def __init__(self, model: Model, metrics: Metrics, max_batch_size: int, max_latency_ms: float):
+    def __init__(self, model: Model, metrics: Metrics, max_batch_size: int, max_latency_ms: float, threads: int):
         self.model = model
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmaas-model")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmaas-model",
+                                           initializer=torch.set_num_threads, initargs=(threads,))
         self.arriving = 0
         """Inference requests whose body is being read: the batcher may wait for them."""
         self.draining = False

@@ -77,7 +77,7 @@ class Server:
         self.model = model
         self.metrics = Metrics()
         self.metrics.info = {**model.info(), "source": config.source or ""}
-        self.plane = DataPlane(model, self.metrics, config.max_batch_size, config.max_latency_ms)
+        self.plane = DataPlane(model, self.metrics, config.max_batch_size, config.max_latency_ms, config.threads)
         openapi = build_openapi(model, bool(config.auth_token), server_version(), config.max_body_bytes)
         self.frontend = Frontend(self.plane, self.metrics, BearerAuth(config.auth_token), openapi,
                                  config.max_body_bytes)
