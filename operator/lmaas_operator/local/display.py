@@ -122,10 +122,12 @@ def key_figures(body: dict[str, Any]) -> str:
             figures.append(f"loss {status['progress']['loss']:.4g}")
     elif body["kind"] == "CompressJob":
         report = status.get("report") or {}
-        for key, name in (("sizeRatio", "size"), ("accuracyDelta", "Δacc"), ("perplexityRatio", "ppl×"),
-                          ("latencySpeedup", "speedup")):
+        for key, name in (("sizeRatio", "size"), ("accuracyDelta", "Δacc"), ("perplexityRatio", "ppl×")):
             if report.get(key) is not None:
                 figures.append(f"{name} {report[key]:.3g}")
+        if report.get("latencySpeedup") is not None:
+            verdict = report.get("latencyVerdict")
+            figures.append(f"speedup {report['latencySpeedup']:.3g}" + (f" ({verdict})" if verdict else ""))
     else:
         figures.append(f"{status.get('readyReplicas', 0)}/{status.get('desiredReplicas', 0)} ready")
     return ", ".join(figures)
