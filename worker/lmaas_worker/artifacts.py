@@ -133,7 +133,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
         # artifacts never imports the compression package.
         from .compress.storage import load_compressed
 
-        return load_compressed(root, card, artifact_code, device=device), card
+        return load_compressed(root, card, device, artifact_code=artifact_code), card
     if card.get("quantization"):
         raise ValueError(f"{root}: a {card['quantization']} quantized artifact; load it with the compression tools")
     module = rebuild_model(card["model"], artifact_code)

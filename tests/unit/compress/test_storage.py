@@ -166,7 +166,7 @@ def test_a_compressed_user_factory_artifact_loads_when_trusted(tmp_path):
                   "args": {"in_features": 64, "num_classes": 10, "hidden": [8], "delay": 0.0}}
     directory = _artifact(tmp_path, WorkingModel(mlp.build(64, 10, hidden=[8]), definition,
                                                  quantization={"scheme": "int8"}))
-    module, card = load_artifact(directory, ArtifactCodePolicy(trust_all=True))
+    module, card = load_artifact(directory, artifact_code=ArtifactCodePolicy(trust_all=True))
     assert type(module).__name__ == "SlowMLP" and sum(isinstance(m, Int8Linear) for m in module.modules()) == 2
     with pytest.raises(ConfigError, match="spec.trustArtifactCode"):
         working_model(directory, card, ArtifactCodePolicy())
@@ -193,7 +193,7 @@ def test_a_buffer_the_model_computes_when_built_is_there_after_loading(tmp_path)
     definition = {"builtin": None, "factory": f"{__name__}:scaled_classifier",
                   "args": {"in_features": 64, "num_classes": 10}}
     model = WorkingModel(scaled_classifier(64, 10), definition, quantization={"scheme": "int8"})
-    module, _ = load_artifact(_artifact(tmp_path, model), ArtifactCodePolicy(trust_all=True))
+    module, _ = load_artifact(_artifact(tmp_path, model), artifact_code=ArtifactCodePolicy(trust_all=True))
     assert torch.equal(module.scale, torch.arange(1.0, 11))
     x = torch.rand(5, 64)
     with torch.inference_mode():

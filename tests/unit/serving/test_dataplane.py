@@ -14,7 +14,7 @@ import torch
 from lmaas_worker.serve.dataplane import DataPlane
 from lmaas_worker.serve.metrics import Metrics
 
-torch.set_num_threads(1)  # the main thread's setting, as lmaas serve makes it
+torch.set_num_threads(1)  # a main thread's setting, which does not reach other threads
 plane = DataPlane(types.SimpleNamespace(predict=None), Metrics(), 4, 1.0, threads=1)
 
 def threads_a_matmul_starts():

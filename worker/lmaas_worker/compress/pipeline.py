@@ -116,7 +116,7 @@ class Compressor:
                            message=f"compressing {_model_name(card['model'])} with {', '.join(kinds)}")
         shutil.rmtree(self.work, ignore_errors=True)
         try:
-            module, _ = storage.load_artifact(self.job.config.input_dir, self.spec.artifact_code)
+            module, _ = storage.load_artifact(self.job.config.input_dir, artifact_code=self.spec.artifact_code)
             self.input_module = module
             working, state = storage.working_model(self.job.config.input_dir, card, self.spec.artifact_code)
             self._check_fits(module)
@@ -235,7 +235,7 @@ class Compressor:
         directory = self.work / f"step-{index + 1}"
         tensors, section = storage.encode(working)
         artifacts.save_artifact(directory, tensors, self._card(working, section), metrics={})
-        module, card = storage.load_artifact(directory, self.spec.artifact_code)
+        module, card = storage.load_artifact(directory, artifact_code=self.spec.artifact_code)
         float_module, state = storage.decode_artifact(directory, card, self.spec.artifact_code)
         self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
                              _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),

@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-
 from .measure import Measurement
 
 REPORT_JSON = "report.json"
@@ -55,7 +54,7 @@ def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list
         result[f"latencySpeedup{suffix}"] = figures["median"]
         result[f"latencySpeedup{suffix}Range"] = figures["range"]
         result[f"latencyVerdict{suffix}"] = figures["verdict"]
-        result["latencyRounds"] = figures["rounds"]
+    result["latencyRounds"] = len(latencies[1]["before"])
     result["steps"] = [m.entry() for m in measurements]
     result.update(extra or {})
     return result

@@ -21,7 +21,7 @@ Loading a compressed artifact in plain Python:
     logits = module(inputs)
 
 A card that names a user factory loads only with an `ArtifactCodePolicy` that allows it, passed
-as the second argument (see `lmaas_worker.models`).
+as `artifact_code=` (see `lmaas_worker.models`).
 
 int8 Linear layers come back as `int8_backend.Int8Linear`, which computes in int8 only where the
 layer is large enough to gain from it and otherwise keeps its weights dequantized to float32
@@ -196,9 +196,8 @@ def decode_artifact(directory: str | os.PathLike, card: dict[str, Any], artifact
     return module, state
 
 
-def load_compressed(directory: str | os.PathLike, card: dict[str, Any],
-                    artifact_code: ArtifactCodePolicy = ArtifactCodePolicy(), device: str | torch.device = "cpu"
-                    ) -> nn.Module:
+def load_compressed(directory: str | os.PathLike, card: dict[str, Any], device: str | torch.device = "cpu", *,
+                    artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> nn.Module:
     """The module an lmaas compressed artifact describes, ready for inference (eval mode, CPU).
 
     `card` is the artifact's model card (`artifacts.read_card`). int8 Linear layers are
@@ -239,7 +238,7 @@ def _build_unstored_buffers(module: nn.Module, card: dict[str, Any], artifact_co
         setattr(module.get_submodule(owner), leaf, built.get_buffer(name))
 
 
-def load_artifact(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+def load_artifact(path: str | os.PathLike, *, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
                   ) -> tuple[nn.Module, dict[str, Any]]:
     """Load any lmaas artifact, compressed or not: (module in eval mode, model card). Refuses pickles,
     and a card naming a factory that `artifact_code` does not allow."""
@@ -251,7 +250,7 @@ def load_artifact(path: str | os.PathLike, artifact_code: ArtifactCodePolicy = A
     artifacts.refuse_pickles(root)
     card = artifacts.read_card(root)
     if card.get("compression"):
-        return load_compressed(root, card, artifact_code), card
+        return load_compressed(root, card, artifact_code=artifact_code), card
     module, _ = decode_artifact(root, card, artifact_code)
     module.requires_grad_(False)
     return module.eval(), card

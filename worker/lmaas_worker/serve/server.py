@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from aiohttp import web
 
 from lmaas_operator.api import contract
@@ -58,7 +57,6 @@ def run_server(config_path: str | None = None, model_dir: str | None = None, hos
     except _CONFIG_FAILURES as error:
         log.error("cannot serve: %s", error)
         return contract.EXIT_CONFIG_ERROR
-    torch.set_num_threads(config.threads)
     log.info("lmaas serve: %s", config.describe())
     return _event_loop_run(Server(config, model).run())
 
