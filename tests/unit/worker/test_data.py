@@ -6,6 +6,7 @@ from torch.utils.data import TensorDataset
 
 from lmaas_operator.api.spec import DatasetDefinition
 from lmaas_worker.data import DataBundle, build_datasets, digits, shakespeare
+from lmaas_worker.data.batches import batches
 from lmaas_worker.errors import ConfigError
 
 
@@ -102,3 +103,28 @@ def test_a_data_factory_breaking_the_protocol_is_a_configuration_error(factory, 
     with pytest.raises(ConfigError, match="spec.dataset") as error:
         build_datasets(DatasetDefinition(factory=f"{__name__}:{factory}"), seed=0)
     assert message in str(error.value)
+
+
+class _Samples(torch.utils.data.Dataset):
+    """The same samples as a TensorDataset, fetched one by one."""
+
+    def __init__(self, tensors):
+        self.tensors = tensors
+
+    def __len__(self):
+        return len(self.tensors[0])
+
+    def __getitem__(self, i):
+        return tuple(t[i] for t in self.tensors)
+
+
+def test_in_memory_batches_hold_the_same_samples_in_the_same_order_as_collated_ones():
+    tensors = (torch.randn(23, 4, 3), torch.randint(0, 10, (23,)))
+    indices = [5, 0, 22, 7, 7, 13, 1, 9, 2]
+    gathered = list(batches(TensorDataset(*tensors), indices, 4))
+    collated = list(batches(_Samples(tensors), indices, 4))
+    assert [len(x) for x, _ in gathered] == [4, 4, 1]
+    for (x, y), (cx, cy) in zip(gathered, collated, strict=True):
+        assert torch.equal(x, cx) and torch.equal(y, cy) and x.dtype == cx.dtype and y.dtype == cy.dtype
+    assert torch.equal(gathered[0][0][2], tensors[0][22]) and gathered[2][1].item() == tensors[1][2].item()
+    assert list(batches(TensorDataset(*tensors), [], 4)) == []

@@ -25,8 +25,9 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ..data.batches import batches
 from ..train.tasks import Task
 
 THREADS_ENV = "LMAAS_COMPRESS_THREADS"
@@ -94,7 +95,7 @@ def evaluate(module: nn.Module, dataset: Dataset, task: Task) -> dict[str, float
     """{"accuracy": points or None, "perplexity": or None, "loss"} on the whole split."""
     module.eval()
     totals = torch.zeros(3, dtype=torch.float64)
-    for x, y in DataLoader(dataset, batch_size=EVAL_BATCH_SIZE):
+    for x, y in batches(dataset, range(len(dataset)), EVAL_BATCH_SIZE):
         totals += task.batch_totals(module(x), y, torch.ones(len(y)))
     value, loss = task.metric_value(totals)
     if task.metric == "accuracy":

@@ -12,7 +12,9 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset, default_collate
+from torch.utils.data import Dataset
+
+from ..data.batches import batches
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 SGD_MOMENTUM = 0.9
@@ -54,15 +56,5 @@ def train_epochs(module: nn.Module, dataset: Dataset, *, epochs: int, learning_r
 
 
 def shuffled_batches(dataset: Dataset, batch_size: int, order: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-    """One epoch of (inputs, targets) batches in a random order drawn from `order`.
-
-    In-memory datasets (TensorDataset, as the builtin digits) are sliced whole; others are
-    collated sample by sample, as a DataLoader would.
-    """
-    permutation = torch.randperm(len(dataset), generator=order)
-    for start in range(0, len(dataset), batch_size):
-        indices = permutation[start:start + batch_size]
-        if isinstance(dataset, TensorDataset):
-            yield tuple(t[indices] for t in dataset.tensors)
-        else:
-            yield default_collate([dataset[int(i)] for i in indices])
+    """One epoch of (inputs, targets) batches in a random order drawn from `order`."""
+    return batches(dataset, torch.randperm(len(dataset), generator=order).tolist(), batch_size)

@@ -12,8 +12,9 @@ import math
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from ..data.batches import batches
 from ..distributed import DistributedContext
 from .tasks import Task
 
@@ -35,14 +36,13 @@ def evaluate(model: nn.Module, dataset: Dataset, task: Task, context: Distribute
     """{"metric": name, "value": metric on the whole split (accuracy in points), "loss": mean loss},
     the same on every rank."""
     indices, weights = eval_shard(len(dataset), context.rank, context.world_size)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=indices)
     device = context.device
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext())
     start = 0
-    for x, y in loader:
+    for x, y in batches(dataset, indices, batch_size):
         w = torch.tensor(weights[start:start + len(x)], device=device)
         start += len(x)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

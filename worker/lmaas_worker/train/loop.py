@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
-from torch.utils.data import DataLoader
 
 from lmaas_operator.api import contract
 
+from ..data.batches import batches as batches_of
 from ..distributed import DistributedContext
 from ..errors import ConfigError
 from ..progress import Progress, utc_now
@@ -178,9 +178,7 @@ class Trainer:
         accumulation = self.hp.gradient_accumulation_steps
         start, end = self.position, epoch_end(self.plan.total_samples, self.size, self.epoch)
         share = rank_share(epoch_order(self.size, self.hp.seed, self.epoch), start, end, self.context.rank, world_size)
-        loader = DataLoader(self.job.data.train, batch_size=batch_size, sampler=share,
-                            pin_memory=self.context.device.type == "cuda")
-        batches = iter(loader)
+        batches = batches_of(self.job.data.train, share, batch_size, pin_memory=self.context.device.type == "cuda")
         micro_batches = ceil_div(len(share), batch_size)
         taken = 0  # samples of its share this rank has trained on
         while taken < len(share) and self.step < self.plan.total_steps:
