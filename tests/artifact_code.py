@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.artifacts import save_artifact
 from lmaas_worker.models.mlp import MLP
 

@@ -119,7 +119,7 @@ def run_lmaas(teacher: Path, steps: list[dict[str, Any]], workdir: Path, max_dro
 
 class Bench:
     def __init__(self, teacher: Path, settings):
-        from lmaas_operator.api.spec import DatasetDefinition
+        from lmaas_api.spec import DatasetDefinition
         from lmaas_worker.compress import load_artifact
         from lmaas_worker.data import build_datasets
         from lmaas_worker.train.tasks import TASKS
@@ -206,7 +206,7 @@ def _layers(module):
 
 def tune_distillation(bench: Bench, student: list[int], seeds: int) -> dict[str, Any]:
     """The grid's settings with the best mean accuracy of the distilled student on the validation split."""
-    from lmaas_operator.api.spec import DistillStep
+    from lmaas_api.spec import DistillStep
     from lmaas_worker.compress.distill import distill
     from lmaas_worker.compress.measure import evaluate
 
@@ -225,7 +225,7 @@ def tune_distillation(bench: Bench, student: list[int], seeds: int) -> dict[str,
 
 
 def distillation_over_seeds(bench: Bench, student: list[int], settings: dict[str, Any], seeds: int) -> dict[str, Any]:
-    from lmaas_operator.api.spec import DistillStep
+    from lmaas_api.spec import DistillStep
     from lmaas_worker.compress.distill import distill
     from lmaas_worker.compress.measure import evaluate
 

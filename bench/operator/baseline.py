@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 import kubernetes
 
 from lmaas_operator import kube
-from lmaas_operator.api.crds import GROUP, VERSION, load_crds
+from lmaas_api.crds import GROUP, VERSION, load_crds
 from lmaas_operator.compressjob.builders import render_children as compressjob_children
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children as modelservice_children
 from lmaas_operator.references import resolve_model
-from lmaas_operator.resource import CustomResource
+from lmaas_api.resource import CustomResource
 from lmaas_operator.trainjob.builders import render_children as trainjob_children
 
 FIRST_PHASE = {"TrainJob": "Pending", "CompressJob": "Pending", "ModelService": "Deploying"}

@@ -31,7 +31,7 @@ from pathlib import Path
 import kubernetes
 from prometheus_client.parser import text_string_to_metric_families
 
-from lmaas_operator.api.crds import GROUP, VERSION, load_crds
+from lmaas_api.crds import GROUP, VERSION, load_crds
 from lmaas_operator.local.kubelet import free_port
 from tests.cluster import TestCluster
 from tests.integration.kubelet import Kubelet

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.artifacts import read_card, save_artifact
 from lmaas_worker.data import digits
 from lmaas_worker.models import mlp

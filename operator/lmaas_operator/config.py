@@ -9,15 +9,13 @@ import os
 import random
 from dataclasses import dataclass, field, fields
 
+from lmaas_api.errors import ConfigError
+
 
 def _random_priority() -> int:
     # kopf peering: the replica with the highest priority handles resources and the others
     # stand by; equal priorities would make every replica pause, so each process draws its own.
     return random.randint(1, 32767)
-
-
-class ConfigError(ValueError):
-    """An LMAAS_* variable with a value the operator cannot use."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +59,19 @@ class OperatorConfig:
                 try:
                     values[f.name] = int(raw)
                 except ValueError:
-                    raise ConfigError(f"{variable} must be an integer, got {raw!r}") from None
+                    raise ConfigError(variable, f"must be an integer, got {raw!r}") from None
             else:
                 values[f.name] = raw
         config = cls(**values)
         if config.metrics_address and not config.metrics_address.rpartition(":")[2].isdigit():
-            raise ConfigError(f"LMAAS_METRICS_ADDRESS must be HOST:PORT, got {config.metrics_address!r}")
+            raise ConfigError("LMAAS_METRICS_ADDRESS", f"must be HOST:PORT, got {config.metrics_address!r}")
         if config.peering_lifetime_seconds < 15:
-            raise ConfigError(f"LMAAS_PEERING_LIFETIME_SECONDS must be at least 15 (renewals come 5-10 s "
+            raise ConfigError("LMAAS_PEERING_LIFETIME_SECONDS", f"must be at least 15 (renewals come 5-10 s "
                               f"before it ends), got {config.peering_lifetime_seconds}")
         if config.max_workers < 1:
-            raise ConfigError(f"LMAAS_MAX_WORKERS must be at least 1, got {config.max_workers}")
+            raise ConfigError("LMAAS_MAX_WORKERS", f"must be at least 1, got {config.max_workers}")
         if config.log_format not in ("json", "plain"):
-            raise ConfigError(f"LMAAS_LOG_FORMAT must be json or plain, got {config.log_format!r}")
+            raise ConfigError("LMAAS_LOG_FORMAT", f"must be json or plain, got {config.log_format!r}")
         if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"LMAAS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
+            raise ConfigError("LMAAS_LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {config.log_level!r}")
         return config

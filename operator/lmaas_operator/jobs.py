@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .api import contract
+from lmaas_api import contract
 
 IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}

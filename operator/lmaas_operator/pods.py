@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .api import contract
-from .api.spec import EnvVar, PodOptions, Resources
-from .resource import CustomResource
+from lmaas_api import contract
+from lmaas_api.spec import EnvVar, PodOptions, Resources
+from lmaas_api.resource import CustomResource
 
 MANAGED_BY = "lmaas-operator"
 WORKER_UID = 10001

@@ -13,7 +13,7 @@ from typing import Any, Iterable, MutableMapping
 import kubernetes
 
 from . import kube
-from .api import contract
+from lmaas_api import contract
 
 LOG_READ_INTERVAL = 10.0
 TAIL_LINES = 200

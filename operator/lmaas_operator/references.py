@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from .api.spec import ModelReference
+from lmaas_api.spec import ModelReference
 
 Lookup = Callable[[str, str], dict[str, Any] | None]
 """(kind, name) → the producer as stored (with status), or None if it does not exist."""

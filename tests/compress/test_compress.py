@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.compress import load_artifact, run_compression
 from lmaas_worker.compress.int8_backend import Int8Linear
 from lmaas_worker.compress.measure import evaluate
 from lmaas_worker.data import build_datasets
-from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_api.spec import DatasetDefinition
 from lmaas_worker.serve.model import open_model
 from lmaas_worker.train.tasks import TASKS
 
@@ -206,7 +206,7 @@ def test_a_student_larger_than_its_teacher_is_reported_and_warned_about(tmp_path
 
 def test_distillation_beats_training_alone_on_average_over_seeds(teacher):
     """The claim behind the test above, less dependent on one seed: eight seeds, the same student."""
-    from lmaas_operator.api.spec import DistillStep
+    from lmaas_api.spec import DistillStep
     from lmaas_worker.compress.distill import distill
 
     module, card = load_artifact(teacher)

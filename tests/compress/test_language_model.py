@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.compress import load_artifact, run_compression
 from lmaas_worker.compress.int8_backend import Int8Linear
 

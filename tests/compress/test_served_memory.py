@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.artifacts import save_artifact
 from lmaas_worker.compress.state import WorkingModel
 from lmaas_worker.compress.storage import encode

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.local.kubelet import free_port
 from lmaas_operator.trainjob.builders import render_children

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import load_model, save_artifact
 from lmaas_worker.data import digits, shakespeare
 from lmaas_worker.models import rebuild_model

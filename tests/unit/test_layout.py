@@ -30,23 +30,31 @@ def test_the_operator_package_never_imports_torch():
     assert offenders == []
 
 
-def test_only_the_cli_reaches_the_worker_and_only_when_a_worker_role_runs():
-    package = REPO / "operator" / "lmaas_operator"
-    users = {p.name for p, m in _imported_modules(package) if m.startswith("lmaas_worker")}
-    assert users <= {"cli.py"}
-    cli = ast.parse((package / "cli.py").read_text())
+def test_the_roles_meet_only_in_the_contract_and_the_command():
+    """The operator and the worker import each other nowhere; the contract imports neither role
+    (nor torch, kopf or a Kubernetes client); the `lmaas` command reaches a role only inside the
+    subcommand that runs it."""
+    def offenders(folder, package, forbidden):
+        return [(str(p.relative_to(REPO)), m) for p, m in _imported_modules(REPO / folder / package)
+                if m.split(".")[0] in forbidden]
+
+    assert offenders("operator", "lmaas_operator", {"lmaas_worker"}) == []
+    assert offenders("worker", "lmaas_worker", {"lmaas_operator", "lmaas_cli", "kopf", "kubernetes"}) == []
+    assert offenders("api", "lmaas_api", {"lmaas_operator", "lmaas_worker", "lmaas_cli", "torch", "kopf",
+                                          "kubernetes"}) == []
+    cli = ast.parse((REPO / "api" / "lmaas_cli" / "main.py").read_text())
     top_level = [n for n in cli.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert not [n for n in top_level if "lmaas_worker" in ast.dump(n)]
+    assert not [n for n in top_level if "lmaas_worker" in ast.dump(n) or "lmaas_operator" in ast.dump(n)]
 
 
 def test_importing_the_operator_loads_no_torch():
-    code = "import sys, lmaas_operator.main, lmaas_operator.cli; print('torch' in sys.modules)"
+    code = "import sys, lmaas_operator.main, lmaas_cli.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
 
 
 def test_the_api_types_load_without_kopf():
     # The worker and `lmaas run` use the typed specs; neither needs kopf.
-    code = "import sys, lmaas_operator.api.spec, lmaas_operator.api.validation; print('kopf' in sys.modules)"
+    code = "import sys, lmaas_api.spec, lmaas_api.validation; print('kopf' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"

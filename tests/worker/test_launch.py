@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 from .launch import worker_env
 

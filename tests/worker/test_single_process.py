@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import load_model
 from lmaas_worker.train import run_training
 
@@ -195,7 +195,7 @@ def test_char_gpt_on_shakespeare_lowers_its_perplexity_under_fsdp(tmp_path):
     vocabulary = len(card["vocab"])
     assert evals[-1] < evals[0] and evals[-1] < vocabulary / 3  # uniform guessing scores the vocabulary size
 
-    from lmaas_operator.api.spec import DatasetDefinition
+    from lmaas_api.spec import DatasetDefinition
     from lmaas_worker.data import build_datasets
 
     data = build_datasets(DatasetDefinition.parse({k: v for k, v in card["dataset"].items() if k != "seed"}),

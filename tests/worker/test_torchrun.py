@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_api import contract
+from lmaas_api.spec import DatasetDefinition
 from lmaas_worker.artifacts import load_model
 from lmaas_worker.data import build_datasets, digits
 from lmaas_worker.train.checkpoint import CHECKPOINT_FORMAT

@@ -27,8 +27,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 
 from .curves import plot_curves
 from .models import rebuild_model

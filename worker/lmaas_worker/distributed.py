@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from lmaas_api.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

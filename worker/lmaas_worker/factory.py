@@ -13,10 +13,10 @@ import inspect
 import re
 from typing import Any, Callable
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 
-from .errors import ConfigError
+from lmaas_api.errors import ConfigError
 
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .. import jobs
-from ..api import contract
+from lmaas_api import contract
 from ..conditions import phase_conditions
 from ..references import Resolution
 from .builders import CONTAINER, CompressJob

@@ -13,10 +13,10 @@ import kubernetes
 import pydantic
 
 from .. import kube, metrics
-from ..api.crds import GROUP, VERSION
-from ..api.spec import ApiModel
+from lmaas_api.crds import GROUP, VERSION
+from lmaas_api.spec import ApiModel
 from ..conditions import with_phase
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
 

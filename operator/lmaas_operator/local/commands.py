@@ -5,9 +5,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..api.crds import KINDS
+from lmaas_api.crds import KINDS
 from ..pods import output_location
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 from .store import Store
 from .table import kind_of, render
 from .workloads import LOCAL_CONFIG

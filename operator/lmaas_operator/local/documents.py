@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from ..api.crds import KINDS
-from ..api.validation import InvalidResource, validate
+from lmaas_api.crds import KINDS
+from lmaas_api.validation import InvalidResource, validate
 
 SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..api import contract
-from ..api.validation import InvalidResource, validate
+from lmaas_api import contract
+from lmaas_api.validation import InvalidResource, validate
 from ..references import producer_of
 from .display import Display
 from .documents import load_documents

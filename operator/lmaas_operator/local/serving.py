@@ -15,12 +15,12 @@ import urllib.request
 from typing import Any
 
 from .. import jobs
-from ..api import contract
+from lmaas_api import contract
 from ..conditions import with_phase
 from ..modelservice import builders
 from ..modelservice import status as service_status
 from ..references import Resolution, resolve_model
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 from .kubelet import LocalPod, utc_now
 from .store import Store
 from .workloads import OnStatus, unresolved

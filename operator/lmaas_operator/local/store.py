@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..api.crds import load_crds
+from lmaas_api.crds import load_crds
 
 UID_NAMESPACE = uuid.UUID("6f1f3c1e-6a1d-4e0b-9f3e-6c6d61617331")
 

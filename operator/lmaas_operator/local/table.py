@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from ..api.crds import KINDS, load_crds
+from lmaas_api.crds import KINDS, load_crds
 from .store import dump_yaml
 
 

@@ -18,7 +18,7 @@ from ..compressjob import status as compress_status
 from ..conditions import with_phase
 from ..config import OperatorConfig
 from ..references import Resolution, resolve_model
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 from ..trainjob import builders as train_builders
 from ..trainjob import status as train_status
 from .jobs import LocalJob

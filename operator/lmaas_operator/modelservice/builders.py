@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import pods
-from ..api import contract
-from ..api.spec import ModelServiceSpec
+from lmaas_api import contract
+from lmaas_api.spec import ModelServiceSpec
 from ..references import Resolution
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 
 COMPONENT = "server"
 CONTAINER = "server"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import pods
-from ..api import contract
-from ..api.spec import TrainJobSpec
+from lmaas_api import contract
+from lmaas_api.spec import TrainJobSpec
 from ..config import OperatorConfig
-from ..resource import CustomResource
+from lmaas_api.resource import CustomResource
 
 COMPONENT = "trainer"
 CONTAINER = "trainer"

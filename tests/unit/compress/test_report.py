@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lmaas_operator.api.crds import load_crds
+from lmaas_api.crds import load_crds
 from lmaas_operator.compressjob.status import REPORT_KEYS
 from lmaas_worker.compress.measure import Measurement
 from lmaas_worker.compress.report import fit_line, markdown, speedup, summary

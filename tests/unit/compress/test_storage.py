@@ -6,7 +6,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api.spec import ArtifactCodePolicy
 from lmaas_worker import artifacts
 from lmaas_worker.compress.int8_backend import Int8Linear
 from lmaas_worker.compress.prune import prune_structured, prune_unstructured
@@ -21,7 +21,7 @@ from lmaas_worker.compress.storage import (
     unpack_bits,
     working_model,
 )
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.models import mlp
 from tests import artifact_code
 

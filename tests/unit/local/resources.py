@@ -5,7 +5,7 @@ import sys
 import time
 from typing import Any
 
-from lmaas_operator.api.validation import validate
+from lmaas_api.validation import validate
 from lmaas_operator.local.store import stored_body
 
 API_VERSION = "lmaas.io/v1alpha1"

@@ -1,7 +1,7 @@
-"""`lmaas get` and `lmaas delete` (lmaas_operator.cli) over the state that `lmaas run` leaves in --dir."""
+"""`lmaas get` and `lmaas delete` (lmaas_cli.main) over the state that `lmaas run` leaves in --dir."""
 import pytest
 
-from lmaas_operator.cli import main
+from lmaas_cli.main import main
 from lmaas_operator.local.store import Store
 from tests.unit.local.resources import compress_job, model_service, stored, train_job
 

@@ -1,7 +1,7 @@
 """lmaas_operator.local.store: a local run's state, kept across runs as the API server keeps objects."""
 import yaml
 
-from lmaas_operator.api.validation import validate
+from lmaas_api.validation import validate
 from lmaas_operator.local.store import Store, spec_hash, stored_body
 from tests.unit.local.resources import CREATED, model_service, stored, train_job
 

@@ -2,7 +2,7 @@
 
 Only references that cannot resolve are run here: they fail before any process starts.
 """
-from lmaas_operator.api.spec import ModelReference
+from lmaas_api.spec import ModelReference
 from lmaas_operator.local.store import Store
 from lmaas_operator.local.workloads import run_job, unresolved
 from lmaas_operator.references import resolve_model

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from lmaas_operator.api.crds import load_crds
+from lmaas_api.crds import load_crds
 from tests.unit.corpus import REPO
 
 KUBERNETES_VERSION = "1.37.0"

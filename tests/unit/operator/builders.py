@@ -7,9 +7,9 @@ from typing import Any
 
 import kubernetes_validate
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.validation import validate
-from lmaas_operator.resource import CustomResource
+from lmaas_api import contract
+from lmaas_api.validation import validate
+from lmaas_api.resource import CustomResource
 
 KUBERNETES_VERSION = "1.37.0"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from lmaas_operator.api.crds import API_VERSION, load_crds
+from lmaas_api.crds import API_VERSION, load_crds
 
 QUANTITIES = ["1", "2", "250m", "500m", "64Mi", "1Gi", "2Gi", "0.5", 1, 4]
 NAMES = st.from_regex(r"[a-z]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)

@@ -1,12 +1,12 @@
-"""lmaas_operator.api.spec: the typed specs stay in step with the CRD schemas."""
+"""lmaas_api.spec: the typed specs stay in step with the CRD schemas."""
 import typing
 
 import pydantic
 import pytest
 
-from lmaas_operator.api.crds import load_crds
-from lmaas_operator.api.spec import SPEC_TYPES, ApiModel, CompressJobSpec, ModelServiceSpec, TrainJobSpec
-from lmaas_operator.api.validation import validate
+from lmaas_api.crds import load_crds
+from lmaas_api.spec import SPEC_TYPES, ApiModel, CompressJobSpec, ModelServiceSpec, TrainJobSpec
+from lmaas_api.validation import validate
 from tests.unit.corpus import sample_documents
 
 

@@ -1,7 +1,7 @@
-"""lmaas_operator.api.validation: the API server's checks, run locally on the repository's manifests."""
+"""lmaas_api.validation: the API server's checks, run locally on the repository's manifests."""
 import pytest
 
-from lmaas_operator.api.validation import InvalidResource, validate
+from lmaas_api.validation import InvalidResource, validate
 from tests.unit.corpus import invalid_cases, sample_documents
 
 SAMPLES = sample_documents()

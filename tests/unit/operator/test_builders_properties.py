@@ -10,12 +10,12 @@ import copy
 
 from hypothesis import HealthCheck, assume, given, settings
 
-from lmaas_operator.api.validation import InvalidResource, validate
+from lmaas_api.validation import InvalidResource, validate
 from lmaas_operator.compressjob.builders import render_children as compress_children
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children as service_children
 from lmaas_operator.references import Resolution
-from lmaas_operator.resource import CustomResource
+from lmaas_api.resource import CustomResource
 from lmaas_operator.trainjob.builders import render_children as train_children
 from tests.unit.operator.builders import assert_valid_kubernetes
 from tests.unit.operator.schema_strategies import resources

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.compressjob.builders import render_children, render_job
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.handlers.common import job_changes

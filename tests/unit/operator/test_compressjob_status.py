@@ -1,7 +1,7 @@
 """lmaas_operator.compressjob.status: what kubectl get compressjobs shows."""
 import json
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.compressjob.status import compute_status
 from lmaas_operator.references import Resolution
 from tests.unit.operator.builders import stored

@@ -1,7 +1,8 @@
 """lmaas_operator.config: LMAAS_* variables → one OperatorConfig."""
 import pytest
 
-from lmaas_operator.config import ConfigError, OperatorConfig
+from lmaas_api.errors import ConfigError
+from lmaas_operator.config import OperatorConfig
 
 
 def test_defaults_watch_the_whole_cluster_with_peering():

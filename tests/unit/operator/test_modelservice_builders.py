@@ -1,7 +1,7 @@
 """lmaas_operator.modelservice.builders: a ModelService's children, tested as data."""
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.modelservice.builders import render_children, unwanted_children
 from lmaas_operator.references import Resolution
 from tests.unit.corpus import sample_documents

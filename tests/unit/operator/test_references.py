@@ -1,5 +1,5 @@
 """lmaas_operator.references: a consumer waits for, uses, or fails with its producer."""
-from lmaas_operator.api.spec import ModelReference
+from lmaas_api.spec import ModelReference
 from lmaas_operator.references import resolve_model
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.trainjob.builders import render_children, render_job
 from tests.unit.corpus import sample_documents

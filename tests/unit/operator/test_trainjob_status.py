@@ -1,7 +1,7 @@
 """lmaas_operator.trainjob.status: phases, reasons and progress a user sees in kubectl get."""
 import json
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_operator.trainjob.status import compute_status
 from tests.unit.operator.builders import stored
 

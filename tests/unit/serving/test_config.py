@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.serve import config as serve_config
 from lmaas_worker.serve.config import resolve_config, resolve_model_name
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import UnsafeArtifactError, load_model, save_artifact
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.models.mlp import MLP
 from tests import artifact_code
 

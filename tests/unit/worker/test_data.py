@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_api.spec import DatasetDefinition
 from lmaas_worker.data import DataBundle, build_datasets, digits, shakespeare
 from lmaas_worker.data.batches import batches
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 
 
 def test_the_digits_split_is_disjoint_complete_and_the_same_for_the_same_seed():

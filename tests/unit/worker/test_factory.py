@@ -1,7 +1,7 @@
 """lmaas_worker.factory: importing user code and calling builders with the spec's args."""
 import pytest
 
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.factory import call_builder, import_factory
 
 

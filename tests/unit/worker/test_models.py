@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from lmaas_operator.api.spec import ModelDefinition
-from lmaas_worker.errors import ConfigError
+from lmaas_api.spec import ModelDefinition
+from lmaas_api.errors import ConfigError
 from lmaas_worker.models import build_model, data_hints, rebuild_model, sharding_units
 from lmaas_worker.models.char_gpt import CharGPT
 from lmaas_worker.models.cnn import SmallCNN

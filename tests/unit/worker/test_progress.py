@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 from lmaas_worker.progress import Progress, progress_line, write_termination_log
 
 

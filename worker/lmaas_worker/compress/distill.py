@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from lmaas_operator.api.spec import DistillStep
+from lmaas_api.spec import DistillStep
 
 from ..models import build_model, data_hints
 from ..train.tasks import Task

@@ -20,12 +20,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import CompressionStep, DatasetDefinition, DistillStep, PruneStep, QuantizeStep
+from lmaas_api import contract
+from lmaas_api.spec import CompressionStep, DatasetDefinition, DistillStep, PruneStep, QuantizeStep
 
 from .. import artifacts
 from ..data import DataBundle, build_datasets
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..factory import refuse_unless_allowed
 from ..progress import Progress, utc_now
 from ..train.tasks import TASKS, Task
@@ -278,7 +278,7 @@ class Compressor:
                                                           "studentParameters", "studentSmaller")}
         latencies = interleaved_latencies(self.input_module, output, self.job.data.val, self.job.settings)
         report = {
-            "job": self.job.config.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
+            "job": self.job.config.resource.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
             "input": {"model": _model_name(card["model"]), "task": card["task"], "producer": card.get("producer"),
                       "dataset": self.job.dataset, "path": str(self.job.config.input_dir)},
             "steps": [step.to_dict() for step in self.spec.steps],

@@ -42,8 +42,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy
 
 from ..models import rebuild_model
 from .int8_backend import Int8Linear

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from lmaas_operator.api.spec import DatasetDefinition
+from lmaas_api.spec import DatasetDefinition
 
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..factory import call_builder, import_factory
 from . import digits, shakespeare
 

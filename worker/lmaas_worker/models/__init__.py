@@ -23,10 +23,10 @@ from typing import Any
 
 from torch import nn
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy, ModelDefinition
+from lmaas_api import contract
+from lmaas_api.spec import ArtifactCodePolicy, ModelDefinition
 
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..factory import call_builder, import_factory, refuse_unless_allowed
 from . import char_gpt, cnn, mlp
 

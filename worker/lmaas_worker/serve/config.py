@@ -24,13 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from lmaas_api import contract
+from lmaas_api.resource import read_resource
+from lmaas_api.spec import ArtifactCodePolicy, ModelServiceSpec
 
-from lmaas_operator.api import contract
-from lmaas_operator.api.spec import ArtifactCodePolicy, ModelServiceSpec
-
-from ..errors import ConfigError
-from ..resource_file import read_resource
+from lmaas_api.errors import ConfigError
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -84,32 +82,18 @@ def available_cpus() -> int:
     return max(1, count)
 
 
-def read_model_service(config_path: str | os.PathLike) -> tuple[dict[str, Any], ModelServiceSpec]:
-    """(metadata, typed spec) of the ModelService in a JSON or YAML file."""
-    document = read_resource(config_path, "ModelService")
-    try:
-        spec = ModelServiceSpec.parse(document["spec"])
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError("spec." + ".".join(str(p) for p in first["loc"]), first["msg"]) from error
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
-    return metadata, spec
-
-
 def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                    host: str | None = None, port: int | None = None, name: str | None = None,
                    max_batch_size: int | None = None, max_latency_ms: float | None = None,
                    threads: int | None = None, trust_artifact_code: bool | None = None,
                    environ: dict[str, str] | None = None) -> ServeConfig:
     env = os.environ if environ is None else environ
-    metadata: dict[str, Any] = {}
-    spec: ModelServiceSpec | None = None
-    if config_path:
-        metadata, spec = read_model_service(config_path)
+    resource = read_resource(config_path, "ModelService") if config_path else None
+    spec: ModelServiceSpec | None = resource.spec if resource is not None else None
     model_dir = model_dir or env.get(contract.INPUT_DIR_ENV)
     if not model_dir:
         raise ConfigError(f"--model-dir (${contract.INPUT_DIR_ENV})", "no model artifact directory given")
-    name = name or metadata.get("name") or None
+    name = name or (resource.name if resource is not None else None) or None
     if name is not None and not _NAME.match(name):
         raise ConfigError("--name", f"{name!r} cannot be a model name in a URL: use letters, digits, '.', '_' "
                                     f"and '-', starting with a letter or digit, at most 128 characters")

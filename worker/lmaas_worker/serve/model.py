@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmaas_operator.api.spec import ArtifactCodePolicy
+from lmaas_api.spec import ArtifactCodePolicy
 
 from ..artifacts import load_model, read_card
 from . import explain as explaining

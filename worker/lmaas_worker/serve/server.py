@@ -24,10 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 from ..artifacts import UnsafeArtifactError
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..log import setup_logging
 from .auth import BearerAuth
 from .config import ServeConfig, resolve_config

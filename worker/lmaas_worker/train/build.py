@@ -12,7 +12,7 @@ from torch import nn
 
 from ..data import DataBundle, build_datasets
 from ..distributed import DistributedContext
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..models import BuiltModel, build_model, data_hints
 from .config import TrainConfig
 from .optim import build_optimizer

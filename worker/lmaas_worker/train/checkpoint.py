@@ -43,7 +43,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

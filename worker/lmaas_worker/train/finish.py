@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 from .. import artifacts
 from ..progress import utc_now

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..log import setup_logging
 from ..progress import Progress, write_termination_log
 from .build import prepare

@@ -21,11 +21,11 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 from ..data.batches import batches as batches_of
 from ..distributed import DistributedContext
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..progress import Progress, utc_now
 from .build import Job
 from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state

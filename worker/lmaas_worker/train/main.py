@@ -11,10 +11,10 @@ import logging
 import os
 from typing import Any
 
-from lmaas_operator.api import contract
+from lmaas_api import contract
 
 from ..distributed import close_distributed, global_rank, init_distributed
-from ..errors import ConfigError
+from lmaas_api.errors import ConfigError
 from ..log import setup_logging
 from ..progress import Progress, write_termination_log
 from .build import build_job

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import torch
 
-from lmaas_operator.api.spec import Hyperparameters
+from lmaas_api.spec import Hyperparameters
 
 DEFAULT_SGD_MOMENTUM = 0.9
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.train.checkpoint import (
     CheckpointStore,
     flatten_optimizer_state,

@@ -6,7 +6,7 @@ import yaml
 
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.trainjob.builders import render_job
-from lmaas_worker.errors import ConfigError
+from lmaas_api.errors import ConfigError
 from lmaas_worker.train.config import load_train_config
 from tests.unit.operator.builders import projected_config, stored
 

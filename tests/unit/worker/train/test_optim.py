@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lmaas_operator.api.spec import Hyperparameters
+from lmaas_api.spec import Hyperparameters
 from lmaas_worker.train.optim import build_optimizer, lr_factor
 
 

@@ -12,7 +12,8 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .api import contract
+from lmaas_api import contract
+from lmaas_api.errors import ConfigError
 
 
 def _version() -> str:
@@ -23,8 +24,8 @@ def _version() -> str:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from .config import OperatorConfig
-    from .main import run_operator
+    from lmaas_operator.config import OperatorConfig
+    from lmaas_operator.main import run_operator
 
     config = OperatorConfig.from_env()
     if args.namespace is not None:
@@ -64,19 +65,19 @@ DEFAULT_RUNS_DIR = "lmaas-runs"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .local.runner import Runner  # no torch here either: the workers are child processes
+    from lmaas_operator.local.runner import Runner  # no torch here either: the workers are child processes
 
     return Runner(Path(args.dir), base_port=args.port).run(args.filename)
 
 
 def _get(args: argparse.Namespace) -> int:
-    from .local.commands import get
+    from lmaas_operator.local.commands import get
 
     return get(Path(args.dir), args.kind, args.name, args.output)
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from .local.commands import delete
+    from lmaas_operator.local.commands import delete
 
     return delete(Path(args.dir), args.kind, args.name)
 
@@ -181,8 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

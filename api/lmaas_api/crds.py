@@ -26,11 +26,11 @@ class CustomResourceDefinition:
 
 def crd_dir() -> Path:
     """crds/ at the repository root; an installed wheel carries a copy inside the package."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent.parent / "crds", here / "crds"):
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent.parent / "crds", package / "crds"):
         if (candidate / "trainjobs.lmaas.io.yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"the lmaas CRDs are neither in {here.parent.parent / 'crds'} nor in {here / 'crds'}")
+    raise FileNotFoundError(f"the lmaas CRDs are neither in {package.parent.parent / 'crds'} nor in {package / 'crds'}")
 
 
 @functools.cache
