@@ -36,7 +36,7 @@ class JobConfig(Generic[SpecT]):
         return f"{self.output_uri.rstrip('/')}/{relative}" if self.output_uri else None
 
 
-def output_uri(environ: dict[str, str] | None) -> str | None:
+def output_uri_from(environ: dict[str, str] | None) -> str | None:
     return (os.environ if environ is None else environ).get(contract.OUTPUT_URI_ENV) or None
 
 

@@ -11,7 +11,7 @@ from lmaas_api.errors import ConfigError
 from lmaas_api.resource import read_resource
 from lmaas_api.spec import CompressJobSpec
 
-from ..job_config import JobConfig, output_uri, writable_dir
+from ..job_config import JobConfig, output_uri_from, writable_dir
 
 OUTPUT_FIELD = f"--output-dir (${contract.OUTPUT_DIR_ENV})"
 INPUT_FIELD = f"--input-dir (${contract.INPUT_DIR_ENV})"
@@ -30,4 +30,4 @@ def load_compress_config(config_path: str | os.PathLike | None, input_dir: str |
     if not Path(input_dir).is_dir():
         raise ConfigError(INPUT_FIELD, f"{input_dir} is not a directory")
     out = writable_dir(output_dir, OUTPUT_FIELD)
-    return CompressConfig(resource=resource, output_dir=out, output_uri=output_uri(environ), input_dir=Path(input_dir))
+    return CompressConfig(resource=resource, output_dir=out, output_uri=output_uri_from(environ), input_dir=Path(input_dir))

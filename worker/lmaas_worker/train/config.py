@@ -11,7 +11,7 @@ from lmaas_api.errors import ConfigError
 from lmaas_api.resource import read_resource
 from lmaas_api.spec import TrainJobSpec
 
-from ..job_config import JobConfig, output_uri, writable_dir
+from ..job_config import JobConfig, output_uri_from, writable_dir
 
 
 @dataclass(frozen=True)
@@ -33,4 +33,4 @@ def load_train_config(config_path: str | os.PathLike | None, output_dir: str | o
     if spec.dataset is None:
         raise ConfigError("spec.dataset", "lmaas train needs a dataset to train on")
     out = writable_dir(output_dir, f"--output-dir (${contract.OUTPUT_DIR_ENV})")
-    return TrainConfig(resource=resource, output_dir=out, output_uri=output_uri(environ))
+    return TrainConfig(resource=resource, output_dir=out, output_uri=output_uri_from(environ))
