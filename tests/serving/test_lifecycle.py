@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import torch
 
-from lmaas_operator import cli
+from lmaas_cli import main as cli
 from lmaas_worker.data import digits
 
 from . import artifacts
