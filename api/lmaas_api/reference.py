@@ -34,7 +34,7 @@ def out_of_date(folder: Path) -> list[str]:
     present = {path.name for path in folder.glob("*.md")} if folder.is_dir() else set()
     changed = [name for name, text in pages.items()
                if name not in present or (folder / name).read_text() != text]
-    return sorted(changed + sorted(present - pages.keys()))
+    return sorted(changed + list(present - pages.keys()))
 
 
 def write_pages(folder: Path) -> list[str]:
@@ -208,7 +208,8 @@ def _count(low: int | None, high: int | None) -> str:
 
 
 def _rule_messages(schema: dict[str, Any]) -> list[str]:
-    """What the API server answers when each CEL rule fails (its message, else its expression)."""
+    """What the API server answers when each CEL rule fails: its message, else the expression that
+    computes it, else the rule itself."""
     messages = []
     for rule in schema.get("x-kubernetes-validations", ()):
         if "message" in rule:
@@ -216,7 +217,7 @@ def _rule_messages(schema: dict[str, Any]) -> list[str]:
         elif "messageExpression" in rule:
             messages.append(_code(rule["messageExpression"]))
         else:
-            messages.append(f"rule {_code(rule['rule'])}")
+            messages.append(f"failed rule: {_code(rule['rule'])}")  # the API server's own words
     return messages
 
 
