@@ -37,10 +37,10 @@ class CustomResource(Generic[SpecT]):
     spec: SpecT
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> CustomResource[Any]:
+    def from_body(cls, body: Mapping[str, Any]) -> CustomResource[ApiModel]:
         """Parse a stored object (its spec already defaulted by the API server)."""
         meta = body["metadata"]
-        return cls(
+        return CustomResource(
             kind=body["kind"],
             name=meta["name"],
             namespace=meta["namespace"],

@@ -181,7 +181,7 @@ class TrainJobSpec(ApiModel):
     @property
     def node_range(self) -> tuple[int, int]:
         """(fewest, most) nodes; equal unless the job is elastic."""
-        if self.elastic:
+        if self.min_nodes is not None and self.max_nodes is not None:
             return (self.min_nodes, self.max_nodes)
         return (self.nodes or 1, self.nodes or 1)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
 
 from .crds import API_VERSION, load_crds
 
@@ -231,15 +232,15 @@ def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
         is_transition = "oldSelf" in rule["rule"]
         if is_transition and old is None:
             continue
-        activation = {"self": celpy.json_to_cel(_typed(schema, value))}
+        activation = {"self": json_to_cel(_typed(schema, value))}
         if is_transition:
-            activation["oldSelf"] = celpy.json_to_cel(_typed(schema, old))
+            activation["oldSelf"] = json_to_cel(_typed(schema, old))
         result = _program(rule["rule"]).evaluate(activation)
         if isinstance(result, celpy.celtypes.BoolType) and result:
             continue
         if not isinstance(result, celpy.celtypes.BoolType):
             # The API server rejects a rule that errors at run time too, and says so.
-            errors.append(FieldError(path or "<root>", f"Invalid value: {_show(value)}: rule {rule['rule']!r} failed: {result}"))
+            errors.append(FieldError(path or "<root>", f"Invalid value: {_show(value)}: rule {rule['rule']!r} failed: {str(result)}"))
             continue
         if "messageExpression" in rule:
             message = str(_program(rule["messageExpression"]).evaluate(activation))
