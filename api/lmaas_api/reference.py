@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .crds import API_VERSION, VERSION, CustomResourceDefinition, load_crds
@@ -115,7 +116,7 @@ def _columns(columns: tuple[dict[str, Any], ...]) -> list[str]:
     return intro + _table(("column", "type", "value", "shown", "description"), rows)
 
 
-def _field_rows(schema: dict[str, Any], path: str):
+def _field_rows(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str, str, str, str]]:
     required = set(schema.get("required", ()))
     for name, child in schema.get("properties", {}).items():
         child_path = f"{path}.{name}"
@@ -141,7 +142,7 @@ def _type(schema: dict[str, Any]) -> str:
         return "object (any fields)"
     if "format" in schema:
         return f"{kind} ({schema['format']})"
-    return kind
+    return str(kind)
 
 
 def _default(schema: dict[str, Any]) -> str:
@@ -221,8 +222,8 @@ def _rule_messages(schema: dict[str, Any]) -> list[str]:
     return messages
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    def line(cells):
+def _table(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:
+    def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cell.replace("\n", " ").replace("|", "\\|") for cell in cells) + " |"
 
     return [line(header), "| " + " | ".join("---" for _ in header) + " |", *(line(r) for r in rows), ""]

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator = roles.add_parser(
         "operator",
         help="run the Kubernetes operator against the current kubeconfig (or in-cluster config)",
-        description="Run the operator. Settings come from LMAAS_* environment variables (see README).",
+        description="Run the operator. Settings come from LMAAS_* environment variables (see docs/operations.md).",
     )
     operator.add_argument(
         "--namespace", "-n", default=None,
