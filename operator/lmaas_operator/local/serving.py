@@ -16,12 +16,13 @@ from typing import Any
 
 from .. import jobs
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
 from ..conditions import with_phase
 from ..modelservice import builders
 from ..modelservice import status as service_status
 from ..references import Resolution, resolve_model
 from lmaas_api.resource import CustomResource
-from .kubelet import LocalPod, utc_now
+from .kubelet import LocalPod
 from .store import Store
 from .workloads import OnStatus, unresolved
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .. import progress as progress_lines
 from ..compressjob import builders as compress_builders
 from ..compressjob import status as compress_status
+from lmaas_api.clock import utc_now
 from ..conditions import with_phase
 from ..config import OperatorConfig
 from ..references import Resolution, resolve_model
@@ -22,7 +23,7 @@ from lmaas_api.resource import CustomResource
 from ..trainjob import builders as train_builders
 from ..trainjob import status as train_status
 from .jobs import LocalJob
-from .kubelet import LocalPod, free_port, ignore_further_interrupts, utc_now
+from .kubelet import LocalPod, free_port, ignore_further_interrupts
 from .store import Store
 
 POLL_SECONDS = 0.5
