@@ -16,6 +16,7 @@ from .. import kube, metrics
 from lmaas_api.crds import GROUP, VERSION
 from lmaas_api.spec import ApiModel
 from ..conditions import with_phase
+from ..job_status import FINISHED
 from lmaas_api.resource import CustomResource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
@@ -24,7 +25,6 @@ __all__ = [
     "GROUP", "VERSION", "deleted", "first", "keep_observed_generation", "parse_resource", "parse_spec", "plain",
     "child_to_restore", "restore", "utcnow",
 ]
-FINISHED = ("Succeeded", "Failed")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as the API server writes times
 STATUS_INTERVAL = 3.0  # seconds between status refreshes of a resource
 # The create handlers write the first status with the children. A first refresh STATUS_INTERVAL

@@ -13,7 +13,8 @@ import kubernetes
 
 from .. import kube, metrics, progress
 from ..compressjob.builders import CONTAINER, CompressJob, output_uri, render_children, render_job
-from ..compressjob.status import CONDITION_TYPES, FINISHED, compute_status
+from ..compressjob.status import CONDITION_TYPES, compute_status
+from ..job_status import FINISHED
 from ..references import Lookup, resolve_model
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, deleted, first, index_kind,

@@ -12,7 +12,8 @@ import kopf
 
 from .. import metrics, progress
 from ..trainjob.builders import CONTAINER, output_uri, render_children
-from ..trainjob.status import CONDITION_TYPES, FINISHED, compute_status
+from ..job_status import FINISHED
+from ..trainjob.status import CONDITION_TYPES, compute_status
 from .common import (
     GROUP, VERSION, ChildRejected, apply_children, child_to_restore, collect_finished_job, deleted, first, index_kind,
     keep_observed_generation, parse_resource, plain, ran_to_the_end, rejected_status, restore, status_timer,
