@@ -13,7 +13,7 @@ import kopf
 from . import kube, metrics, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
-from .handlers.common import without_finalizers
+from .handlers.timers import without_finalizers
 from .persistence import GenerationDiffBase, ProgressAnnotations
 
 without_finalizers(kopf.get_default_registry())
@@ -24,7 +24,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     """Every kopf setting, in one place."""
     config = memo.setdefault("config", OperatorConfig.from_env())
 
-    # Resources get no finalizer (see without_finalizers); one left by an older operator
+    # Resources get no finalizer (see handlers.timers); one left by an older operator
     # version is removed when its resource is deleted.
     settings.persistence.finalizer = "lmaas.io/finalizer"
     # Handler progress (retries) lives in annotations, so that status holds only what the operator

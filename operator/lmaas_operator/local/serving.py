@@ -24,7 +24,7 @@ from ..references import Resolution, resolve_model
 from lmaas_api.resource import CustomResource
 from .kubelet import LocalPod
 from .store import Store
-from .workloads import OnStatus, unresolved
+from .workloads import LOCAL_CONFIG, OnStatus, unresolved
 
 PROBE_TIMEOUT = 1.0
 
@@ -63,7 +63,7 @@ class LocalService:
         self.failure: tuple[str, str] | None = None
         self._deployment: dict[str, Any] | None = None
         if self.resolution.state == "ready":
-            children = builders.render_children(self.cr, "(local)", self.resolution)
+            children = builders.render_children(self.cr, LOCAL_CONFIG, self.resolution)
             (self._deployment,) = [c for c in children if c["kind"] == "Deployment"]
             spec = self.cr.spec
             count = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
