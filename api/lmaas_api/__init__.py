@@ -8,5 +8,6 @@
   resource file read and validated;
 - `contract`: what a pod is given (env, paths) and what a worker answers (exit codes, progress
   lines, the termination log, the artifact's files);
+- `clock`: the one form of a time in statuses and progress lines (RFC 3339, UTC);
 - `errors`: the one configuration error, naming its field.
 """

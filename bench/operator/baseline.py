@@ -39,8 +39,8 @@ def children(cr: CustomResource, config: OperatorConfig) -> list[dict]:
     if resolution.state != "ready":
         raise ValueError(f"the baseline reads only uri: models; {cr.kind} {cr.name} has {cr.spec.model}")
     if cr.kind == "CompressJob":
-        return compressjob_children(cr, config, resolution.uri)
-    return modelservice_children(cr, config.worker_image, resolution)
+        return compressjob_children(cr, config, resolution)
+    return modelservice_children(cr, config, resolution)
 
 
 @functools.cache

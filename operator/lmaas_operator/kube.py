@@ -99,7 +99,7 @@ def merge_patch(api_version: str, kind: str, name: str, namespace: str | None, p
                 client: kubernetes.client.ApiClient | None = None) -> dict[str, Any]:
     """A JSON merge patch of a few fields (None removes one) as the operator's field manager;
     the stored object. For what server-side apply of the whole object cannot do (see
-    handlers.common.apply_child). The REST layer encodes a dict body as JSON."""
+    handlers.apply.apply_child). The REST layer encodes a dict body as JSON."""
     client = client or api_client()
     response = _send(client, "PATCH", resource_path(api_version, kind, name, namespace),
                      [("fieldManager", FIELD_MANAGER)], "application/merge-patch+json", patch)

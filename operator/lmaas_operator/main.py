@@ -13,47 +13,10 @@ import kopf
 from . import kube, metrics, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
-from .handlers.common import without_finalizers
+from .handlers.timers import without_finalizers
+from .persistence import GenerationDiffBase, ProgressAnnotations
 
 without_finalizers(kopf.get_default_registry())
-
-
-class GenerationDiffBase(kopf.DiffBaseStorage):
-    """kopf's change detection on `metadata.generation` against `status.observedGeneration`, the
-    Kubernetes way, instead of a copy of the spec in an annotation.
-
-    The API server bumps a custom resource's generation on every change outside metadata and
-    status (its spec); once the create or update handlers are done, kopf records the generation
-    they applied as observedGeneration, in the same status write as theirs. kopf's stored copy
-    cost a second write per handled spec (to the resource itself), a watch event for it, and a
-    deep copy of every event's body to compare. A resource with no observedGeneration is new
-    (create); one whose generation moved on was edited (update). Status timers must not record a
-    generation they did not apply (see keep_observed_generation)."""
-
-    def build(self, *, body, extra_fields=None):
-        outside_spec = sorted(field for field in extra_fields or () if field[0] != "spec")
-        if outside_spec:
-            raise ValueError(f"a handler watches {outside_spec}: only spec changes are detected")
-        return {"spec": {"generation": body["metadata"].get("generation")}}
-
-    def fetch(self, *, body):
-        observed = (body.get("status") or {}).get("observedGeneration")
-        return None if observed is None else {"spec": {"generation": observed}}
-
-    def store(self, *, body, patch, essence):
-        patch.setdefault("status", {})["observedGeneration"] = essence["spec"]["generation"]
-
-
-class ProgressAnnotations(kopf.AnnotationsProgressStorage):
-    """kopf's handler progress in annotations, without the `PREFIX/kopf-managed: yes` marker kopf
-    adds beside it. The marker lets other kopf operators leave these annotations out of their own
-    diff bases (no other operator handles lmaas resources) and outlives the progress it marks: a
-    handler that succeeds at once stores and purges its progress in the same patch, so the marker
-    alone was a write to the resource itself, one per resource (a private kopf method; pinned by
-    tests/unit/operator/test_persistence.py)."""
-
-    def _store_marker(self, prefix, patch, body) -> None:  # noqa: ARG002 (see above)
-        return None
 
 
 @kopf.on.startup()
@@ -61,7 +24,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     """Every kopf setting, in one place."""
     config = memo.setdefault("config", OperatorConfig.from_env())
 
-    # Resources get no finalizer (see without_finalizers); one left by an older operator
+    # Resources get no finalizer (see handlers.timers); one left by an older operator
     # version is removed when its resource is deleted.
     settings.persistence.finalizer = "lmaas.io/finalizer"
     # Handler progress (retries) lives in annotations, so that status holds only what the operator

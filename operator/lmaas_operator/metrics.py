@@ -1,6 +1,6 @@
 """The operator's Prometheus metrics: reconciles, errors and durations per kind, resources per phase.
 
-Every reconcile and status handler is wrapped by `measured(kind)`: it counts the call, times it,
+Every reconcile and status handler is wrapped by `measured(kind, handler)`: it counts the call, times it,
 counts an exception by its type (and re-raises it: kopf retries and reports it), and remembers
 the phase the handler wrote (or the resource already had). `lmaas_operator_resources` is computed
 at scrape time from those phases; a deleted resource is forgotten (`forget`). The endpoint is
@@ -74,11 +74,10 @@ def _phase_seen(kwargs: dict[str, Any]) -> str | None:
     return written or (body.get("status") or {}).get("phase") or "Pending"
 
 
-def measured(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Count, time and phase-track a kopf handler (sync; kopf calls handlers with keywords only)."""
+def measured(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Count, time and phase-track a kopf handler under the `handler` label `name` (sync; kopf
+    calls handlers with keywords only)."""
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-        name = handler.__name__
-
         @functools.wraps(handler)
         def run(*args: Any, **kwargs: Any) -> Any:
             RECONCILES.labels(kind, name).inc()

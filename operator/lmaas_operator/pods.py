@@ -16,13 +16,18 @@ CONFIG_MOUNT/CONFIG_FILE (a downward API volume), so that a resource needs no Co
 object fewer to apply, watch and restore per resource, and no way for the two to disagree."""
 
 
+def owner_label(kind: str) -> str:
+    """The label naming a child's owner of `kind`: what the operator selects and indexes on."""
+    return f"lmaas.io/{kind.lower()}"
+
+
 def labels(cr: CustomResource, component: str) -> dict[str, str]:
-    """Labels of every child; `lmaas.io/<kind>: <name>` is what the operator selects on."""
+    """Labels of every child; owner_label is what the operator selects on."""
     return {
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/part-of": "lmaas",
         "app.kubernetes.io/component": component,
-        f"lmaas.io/{cr.kind.lower()}": cr.name,
+        owner_label(cr.kind): cr.name,
     }
 
 
@@ -150,7 +155,7 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
     """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
     active_deadline_seconds and pod, reading `document` as its config file (the container's env
     has config_env()). Not ttl_seconds_after_finished: the Job controller would delete the Job
-    before the operator read its result (handlers.common.collect_finished_job)."""
+    before the operator read its result (handlers.finished.collect_finished_job)."""
     spec = cr.spec
     user_labels = spec.pod.labels if spec.pod else None
     user_annotations = spec.pod.annotations if spec.pod else None
@@ -199,3 +204,9 @@ def output_location(cr: CustomResource, artifact_claim: str) -> tuple[str, str]:
     if cr.spec.output and cr.spec.output.uri:
         return parse_pvc_uri(cr.spec.output.uri)
     return artifact_claim, f"{cr.kind.lower()}s/{cr.namespace}/{cr.name}"
+
+
+def output_uri(cr: CustomResource, artifact_claim: str) -> str:
+    """output_location as pvc://CLAIM/PATH: what the worker is told and artifact URIs start with."""
+    claim, path = output_location(cr, artifact_claim)
+    return f"pvc://{claim}/{path}"

@@ -75,9 +75,9 @@ def rendered_pod_templates() -> list[tuple[str, dict]]:
         if doc["kind"] == "TrainJob":
             children = train_children(cr, config)
         elif doc["kind"] == "CompressJob":
-            children = compress_children(cr, config, model.uri)
+            children = compress_children(cr, config, model)
         else:
-            children = service_children(cr, config.worker_image, model)
+            children = service_children(cr, config, model)
         for child in children:
             if child["kind"] in ("Job", "Deployment"):
                 found.append((f"{sample.name}: {child['kind']}", child["spec"]["template"]))

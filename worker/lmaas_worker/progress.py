@@ -11,11 +11,11 @@ import logging
 import math
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def progress_line(event: str, **fields: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from .. import pods
 from lmaas_api import contract
 from lmaas_api.spec import CompressJobSpec
 from ..config import OperatorConfig
+from ..references import Resolution
 from lmaas_api.resource import CustomResource
 
 COMPONENT = "compressor"
@@ -20,15 +21,6 @@ WORKER_COMMAND = ["lmaas", "compress"]
 LEFT_OUT = ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "maxRestarts", "pod")
 
 CompressJob = CustomResource[CompressJobSpec]
-
-
-def output_location(cr: CompressJob, config: OperatorConfig) -> tuple[str, str]:
-    return pods.output_location(cr, config.artifact_claim)
-
-
-def output_uri(cr: CompressJob, config: OperatorConfig) -> str:
-    claim, path = output_location(cr, config)
-    return f"pvc://{claim}/{path}"
 
 
 def config_document(cr: CompressJob, input_uri: str) -> dict[str, Any]:
@@ -49,14 +41,14 @@ def claim_volumes(claims: dict[str, bool]) -> tuple[list[dict[str, Any]], list[d
 def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[str, Any]:
     spec = cr.spec
     in_claim, in_path = pods.parse_pvc_uri(input_uri)
-    out_claim, out_path = output_location(cr, config)
+    out_claim, out_path = pods.output_location(cr, config.artifact_claim)
     # The input is read-only unless the output lives on the same claim.
     volumes, mounts = claim_volumes({in_claim: in_claim != out_claim, out_claim: False})
     env = [
         pods.config_env(),
         {"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(in_claim, in_path)},
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(out_claim, out_path)},
-        {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{out_claim}/{out_path}"},
+        {"name": contract.OUTPUT_URI_ENV, "value": pods.output_uri(cr, config.artifact_claim)},
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(
@@ -70,5 +62,6 @@ def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[
     )
 
 
-def render_children(cr: CompressJob, config: OperatorConfig, input_uri: str) -> list[dict[str, Any]]:
-    return [render_job(cr, config, input_uri)]
+def render_children(cr: CompressJob, config: OperatorConfig, model: Resolution) -> list[dict[str, Any]]:
+    """Everything a CompressJob owns, once its input `model` is ready."""
+    return [render_job(cr, config, model.uri)]

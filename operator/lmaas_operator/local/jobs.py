@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from .kubelet import LocalPod, utc_now
+from lmaas_api.clock import utc_now
+
+from .kubelet import LocalPod
 
 PodFactory = Callable[[int, int], LocalPod]
 """(completion index, attempt) → a pod, not yet started."""

@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
+
+from lmaas_api.clock import utc_now
 
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 TERMINATION_LOG_ENV = "LMAAS_TERMINATION_LOG"  # where the worker writes /dev/termination-log's content
@@ -32,10 +33,6 @@ SecretLookup = Callable[[str, str], str | None]
 
 class PodConfigError(ValueError):
     """A pod that a kubelet could not start (CreateContainerConfigError): a missing secret, say."""
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class LocalPod:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
 from lmaas_api.validation import InvalidResource, validate
 from ..references import producer_of
 from .display import Display
 from .documents import load_documents
-from .kubelet import ignore_further_interrupts, utc_now
+from .kubelet import ignore_further_interrupts
 from .serving import LocalService
 from .store import Store, stored_body
 from .workloads import Interrupted, run_job

@@ -16,14 +16,15 @@ from typing import Any
 
 from .. import jobs
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
 from ..conditions import with_phase
 from ..modelservice import builders
 from ..modelservice import status as service_status
 from ..references import Resolution, resolve_model
 from lmaas_api.resource import CustomResource
-from .kubelet import LocalPod, utc_now
+from .kubelet import LocalPod
 from .store import Store
-from .workloads import OnStatus, unresolved
+from .workloads import LOCAL_CONFIG, OnStatus, unresolved
 
 PROBE_TIMEOUT = 1.0
 
@@ -62,7 +63,7 @@ class LocalService:
         self.failure: tuple[str, str] | None = None
         self._deployment: dict[str, Any] | None = None
         if self.resolution.state == "ready":
-            children = builders.render_children(self.cr, "(local)", self.resolution)
+            children = builders.render_children(self.cr, LOCAL_CONFIG, self.resolution)
             (self._deployment,) = [c for c in children if c["kind"] == "Deployment"]
             spec = self.cr.spec
             count = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas

@@ -1,11 +1,11 @@
 """`lmaas get`: stored resources printed as `kubectl get` prints them, from the CRDs' printer columns."""
 from __future__ import annotations
 
-import calendar
 import json
 import time
 from typing import Any
 
+from lmaas_api import clock
 from lmaas_api.crds import KINDS, load_crds
 from .store import dump_yaml
 
@@ -33,7 +33,7 @@ def age(timestamp: str | None, now: float | None = None) -> str:
     """kubectl's short age: 45s, 12m, 3h, 2d."""
     if not timestamp:
         return "<unknown>"
-    seconds = int((now or time.time()) - calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")))
+    seconds = int((now or time.time()) - clock.parse(timestamp).timestamp())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= 2 * size or (unit == "m" and seconds >= size):
             return f"{seconds // size}{unit}"

@@ -15,14 +15,16 @@ from typing import Any, Callable
 from .. import progress as progress_lines
 from ..compressjob import builders as compress_builders
 from ..compressjob import status as compress_status
+from lmaas_api.clock import utc_now
 from ..conditions import with_phase
 from ..config import OperatorConfig
+from ..pods import output_uri
 from ..references import Resolution, resolve_model
 from lmaas_api.resource import CustomResource
 from ..trainjob import builders as train_builders
 from ..trainjob import status as train_status
 from .jobs import LocalJob
-from .kubelet import LocalPod, free_port, ignore_further_interrupts, utc_now
+from .kubelet import LocalPod, free_port, ignore_further_interrupts
 from .store import Store
 
 POLL_SECONDS = 0.5
@@ -60,12 +62,12 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
     cr = CustomResource.from_body(body)
     previous = dict(body.get("status") or {})
     if cr.kind == "TrainJob":
-        output_uri = train_builders.output_uri(cr, LOCAL_CONFIG)
+        output = output_uri(cr, LOCAL_CONFIG.artifact_claim)
         children = train_builders.render_children(cr, LOCAL_CONFIG)
         rendezvous = {"PET_RDZV_ENDPOINT": f"127.0.0.1:{free_port()}"}
 
         def compute(job, pods, events, previous):
-            return train_status.compute_status(cr, job, pods, events, previous, output_uri, utc_now())
+            return train_status.compute_status(cr, job, pods, events, previous, output, utc_now())
     else:
         resolution = resolve_model(cr.spec.model, store.lookup, (cr.kind, cr.name))
         if resolution.state != "ready":
@@ -76,15 +78,15 @@ def run_job(body: dict[str, Any], store: Store, on_status: OnStatus) -> Outcome:
             body = {**body, "status": status}
             on_status(body)
             return Outcome(body, [])
-        output_uri = compress_builders.output_uri(cr, LOCAL_CONFIG)
-        children = compress_builders.render_children(cr, LOCAL_CONFIG, resolution.uri)
+        output = output_uri(cr, LOCAL_CONFIG.artifact_claim)
+        children = compress_builders.render_children(cr, LOCAL_CONFIG, resolution)
         rendezvous = {}
         # A CompressJob run again starts over (on the producer's artifact of now): nothing of an
         # earlier run's figures may show as this run's; only the conditions' history stays.
         previous = {"conditions": previous.get("conditions") or []}
 
         def compute(job, pods, events, previous):
-            return compress_status.compute_status(cr, resolution, job, pods, events, previous, output_uri, utc_now())
+            return compress_status.compute_status(cr, resolution, job, pods, events, previous, output, utc_now())
     events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
 
     def on_line(line: str) -> None:

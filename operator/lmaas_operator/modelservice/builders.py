@@ -12,6 +12,7 @@ from typing import Any
 from .. import pods
 from lmaas_api import contract
 from lmaas_api.spec import ModelServiceSpec
+from ..config import OperatorConfig
 from ..references import Resolution
 from lmaas_api.resource import CustomResource
 
@@ -146,9 +147,9 @@ def render_disruption_budget(cr: ModelService) -> dict[str, Any]:
     }
 
 
-def render_children(cr: ModelService, image: str, model: Resolution) -> list[dict[str, Any]]:
-    """The children this ModelService wants now, in apply order."""
-    children = [render_deployment(cr, image, model), render_service(cr)]
+def render_children(cr: ModelService, config: OperatorConfig, model: Resolution) -> list[dict[str, Any]]:
+    """The children this ModelService wants now, serving the ready `model`, in apply order."""
+    children = [render_deployment(cr, config.worker_image, model), render_service(cr)]
     if wants_autoscaler(cr):
         children.append(render_autoscaler(cr))
     if wants_disruption_budget(cr):

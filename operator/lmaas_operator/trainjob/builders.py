@@ -12,6 +12,7 @@ from .. import pods
 from lmaas_api import contract
 from lmaas_api.spec import TrainJobSpec
 from ..config import OperatorConfig
+from ..references import Resolution
 from lmaas_api.resource import CustomResource
 
 COMPONENT = "trainer"
@@ -25,15 +26,6 @@ COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-ind
 LEFT_OUT = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "pod")
 
 TrainJob = CustomResource[TrainJobSpec]
-
-
-def output_location(cr: TrainJob, config: OperatorConfig) -> tuple[str, str]:
-    return pods.output_location(cr, config.artifact_claim)
-
-
-def output_uri(cr: TrainJob, config: OperatorConfig) -> str:
-    claim, path = output_location(cr, config)
-    return f"pvc://{claim}/{path}"
 
 
 def rendezvous_host(cr: TrainJob) -> str:
@@ -81,12 +73,12 @@ def render_service(cr: TrainJob) -> dict[str, Any]:
 def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     spec = cr.spec
     _, high = spec.node_range
-    claim, path = output_location(cr, config)
+    claim, path = pods.output_location(cr, config.artifact_claim)
     env = [
         *torchrun_env(cr),
         pods.config_env(),
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
-        {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{claim}/{path}"},
+        {"name": contract.OUTPUT_URI_ENV, "value": pods.output_uri(cr, config.artifact_claim)},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
         *pods.env_vars(spec.env),
     ]
@@ -112,7 +104,8 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     )
 
 
-def render_children(cr: TrainJob, config: OperatorConfig) -> list[dict[str, Any]]:
+def render_children(cr: TrainJob, config: OperatorConfig, model: Resolution | None = None) -> list[dict[str, Any]]:
     """Everything a TrainJob owns, in the order to apply it (rank 0's name resolves through the
-    Service before the Job's pods start)."""
+    Service before the Job's pods start). There is no input `model`: a TrainJob's model is a
+    definition in its spec (the kinds' render_children share one signature)."""
     return [render_service(cr), render_job(cr, config)]

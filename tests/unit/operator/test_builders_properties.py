@@ -57,7 +57,8 @@ def test_every_accepted_trainjob_renders_valid_children(doc):
 @given(resources("CompressJob"))
 def test_every_accepted_compressjob_renders_valid_children(doc):
     cr = accepted(doc)
-    check_pods(compress_children(cr, CONFIG, cr.spec.model.uri or "pvc://lmaas-artifacts/trainjobs/ns/x/artifact"))
+    model = Resolution("ready", "ProducerSucceeded", "", uri=cr.spec.model.uri or "pvc://lmaas-artifacts/trainjobs/ns/x/artifact")
+    check_pods(compress_children(cr, CONFIG, model))
 
 
 @PROPERTY
@@ -65,4 +66,4 @@ def test_every_accepted_compressjob_renders_valid_children(doc):
 def test_every_accepted_modelservice_renders_valid_children(doc):
     cr = accepted(doc)
     model = Resolution("ready", "ProducerSucceeded", "", uri=cr.spec.model.uri or "pvc://lmaas-artifacts/x/artifact")
-    check_pods(service_children(cr, CONFIG.worker_image, model))
+    check_pods(service_children(cr, CONFIG, model))

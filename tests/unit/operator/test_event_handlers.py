@@ -12,7 +12,7 @@ import pytest
 from kopf._core.intents import causes
 
 import lmaas_operator.main  # noqa: F401  (registers the handlers)
-from lmaas_operator.handlers.common import GROUP, VERSION
+from lmaas_api.crds import GROUP, VERSION
 
 JOBS = kopf.Resource("batch", "v1", "jobs", kind="Job", namespaced=True)
 SERVICES = kopf.Resource("", "v1", "services", kind="Service", namespaced=True)

@@ -1,4 +1,5 @@
 """lmaas_operator.modelservice.status: what kubectl get modelservices shows."""
+from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children
 from lmaas_operator.modelservice.status import compute_status
 from lmaas_operator.references import Resolution
@@ -11,7 +12,7 @@ NOW = "2026-11-29T11:00:00Z"
 
 
 def deployment(ready, updated=2, replicas=2, generation=1, observed=1):
-    body = [c for c in render_children(CR, "w:1", MODEL) if c["kind"] == "Deployment"][0]
+    body = [c for c in render_children(CR, OperatorConfig(worker_image="w:1", peering_priority=1), MODEL) if c["kind"] == "Deployment"][0]
     body["metadata"]["generation"] = generation
     body["status"] = {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated, "readyReplicas": ready}
     return body

@@ -6,7 +6,7 @@ import pytest
 from kopf._core.intents import causes  # the detection the operator's storage feeds (kopf 1.45)
 from kopf._cogs.structs import diffs
 
-from lmaas_operator.main import GenerationDiffBase, ProgressAnnotations
+from lmaas_operator.persistence import GenerationDiffBase, ProgressAnnotations
 
 
 def trainjob(generation: int = 1, observed: int | None = None, **changes) -> dict:
@@ -79,3 +79,27 @@ def test_a_handler_to_retry_keeps_its_progress_in_an_annotation():
     storage.store(key="reconcile_trainjob", record={"retries": 1, "delayed": "2026-11-29T10:00:10"}, body=body,
                   patch=patch)
     assert list(patch["metadata"]["annotations"]) == ["lmaas.io/reconcile_trainjob"]
+
+
+def test_progress_is_what_kopfs_own_storage_writes_and_reads_less_its_marker():
+    """ProgressAnnotations writes kopf's keys and records through kopf's public names: if a kopf
+    release changes either, this fails (and kopf's fetch and purge would no longer match)."""
+    body, record = kopf.Body(trainjob()), {"started": "2026-11-29T10:00:00", "retries": 2, "message": None}
+    ours, kopfs = kopf.Patch(), kopf.Patch()
+    ProgressAnnotations(prefix="lmaas.io").store(key="reconcile_trainjob/spec", record=record, body=body, patch=ours)
+    kopf.AnnotationsProgressStorage(prefix="lmaas.io").store(key="reconcile_trainjob/spec", record=record, body=body,
+                                                             patch=kopfs)
+    marker = {"lmaas.io/kopf-managed": "yes"}
+    assert dict(kopfs) == {"metadata": {"annotations": {**ours["metadata"]["annotations"], **marker}}}
+    stored = kopf.Body(trainjob(metadata={"annotations": ours["metadata"]["annotations"]}))
+    assert ProgressAnnotations(prefix="lmaas.io").fetch(key="reconcile_trainjob/spec", body=stored) == \
+        {"started": "2026-11-29T10:00:00", "retries": 2}
+
+    ours, kopfs = kopf.Patch(), kopf.Patch()
+    ProgressAnnotations(prefix="lmaas.io").touch(body=body, patch=ours, value="x")
+    kopf.AnnotationsProgressStorage(prefix="lmaas.io").touch(body=body, patch=kopfs, value="x")
+    assert dict(kopfs) == {"metadata": {"annotations": {**ours["metadata"]["annotations"], **marker}}}
+    touched = kopf.Body(trainjob(metadata={"annotations": ours["metadata"]["annotations"]}))
+    untouched = kopf.Patch()
+    ProgressAnnotations(prefix="lmaas.io").touch(body=touched, patch=untouched, value="x")
+    assert dict(untouched) == {}  # already so: nothing to write
