@@ -48,11 +48,6 @@ def resized_like(layer: nn.Module, inputs: int, outputs: int) -> nn.Module:
     raise TypeError(f"cannot resize a {type(layer).__name__}")
 
 
-def describe_size(layer: nn.Module) -> dict[str, Any]:
-    """How a resized layer is recorded in the model card: {"in": inputs, "out": outputs}."""
-    return {"in": in_size(layer), "out": out_size(layer)}
-
-
 def apply_sizes(root: nn.Module, sizes: dict[str, dict[str, Any]]) -> None:
     """Replace each named layer of a freshly built model by one of the recorded size."""
     for name, size in sizes.items():
