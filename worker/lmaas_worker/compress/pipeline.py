@@ -33,7 +33,7 @@ from ..progress import Progress, utc_now
 from ..train.tasks import TASKS, Task
 from .config import INPUT_FIELD, CompressConfig
 from .distill import distill, size_warning
-from .measure import LatencySettings, Measurement, evaluate, interleaved_latencies, measure
+from .measure import LatencySettings, Measurement, evaluate, interleaved_latencies, measure, quality
 from .prune import prune_structured, prune_unstructured, schedule
 from .report import describe_speedup, fit_line, summary, write_report
 from .state import WorkingModel, working_model
@@ -202,9 +202,9 @@ class Compressor:
             log.warning("step %d (distill): %s", index + 1, warning)
         self.distillations.append({
             "step": index + 1, "metric": self.job.task.metric,
-            "teacher": _quality(evaluate(teacher, self.job.data.val, self.job.task)),
-            "student": _quality(evaluate(result.student, self.job.data.val, self.job.task)),
-            "alone": _quality(evaluate(result.alone, self.job.data.val, self.job.task)),
+            "teacher": self._quality(teacher),
+            "student": self._quality(result.student),
+            "alone": self._quality(result.alone),
             "teacherParameters": teacher_parameters, "studentParameters": student_parameters,
             "studentSmaller": warning is None,
             "temperature": step.temperature, "alpha": step.alpha, "epochs": step.epochs,
@@ -241,14 +241,14 @@ class Compressor:
 
     def _record(self, measurement: Measurement, completed: int) -> None:
         self.measurements.append(measurement)
-        quality = measurement.accuracy if measurement.accuracy is not None else measurement.perplexity
         first = self.measurements[0]
-        message = (f"{measurement.name}: {self.job.task.metric} {quality:.3f}, {measurement.size_bytes:,} bytes "
+        message = (f"{measurement.name}: {self.job.task.metric} {measurement.quality:.3f}, "
+                   f"{measurement.size_bytes:,} bytes "
                    f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
                    f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32")
         log.info(message)
         self.progress.emit("eval", step=completed, totalSteps=self.total, evalMetric=self.job.task.metric,
-                           evalValue=quality, message=message)
+                           evalValue=measurement.quality, message=message)
 
     def _check_bound(self, number: int, kind: str, m: Measurement) -> str | None:
         first = self.measurements[0]
@@ -298,10 +298,9 @@ class Compressor:
     def _fail(self, failure: str, output: nn.Module, wall_seconds: float) -> Outcome:
         log.error("%s; the report is in %s", failure, self.job.config.output_dir)
         report = self._report("failed", failure, output, wall_seconds)
-        m = self.measurements[-1]
         line = fit_line(self.progress.emit(
             "error", step=len(self.measurements) - 2, totalSteps=self.total, evalMetric=self.job.task.metric,
-            evalValue=m.accuracy if m.accuracy is not None else m.perplexity,
+            evalValue=self.measurements[-1].quality,
             artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]}, message=failure))
         return Outcome(line, passed=False)
 
@@ -311,8 +310,7 @@ class Compressor:
         card = read_card(directory).model_copy(update={"created_at": utc_now()})
         size = artifacts.copy_artifact(directory, config.artifact_dir, card, metrics=report["summary"])
         log.info("artifact written to %s (%d bytes of weights)", config.artifact_dir, size)
-        s, last = report["summary"], self.measurements[-1]
-        quality = last.accuracy if last.accuracy is not None else last.perplexity
+        s, quality = report["summary"], self.measurements[-1].quality
         warnings = [f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
                     for d in self.distillations if not d["studentSmaller"]]
         line = fit_line(self.progress.emit(
@@ -341,13 +339,13 @@ class Compressor:
             framework={"torch": torch.__version__}, source=Source(producer=source.producer, model=source.model),
         ))
 
+    def _quality(self, module: nn.Module) -> float:
+        result = evaluate(module, self.job.data.val, self.job.task)
+        return quality(result["accuracy"], result["perplexity"])
+
 
 def _parameter_names(module: nn.Module) -> set[str]:
     return {name for name, _ in module.named_parameters()}
-
-
-def _quality(result: dict[str, float | None]) -> float:
-    return result["accuracy"] if result["accuracy"] is not None else result["perplexity"]
 
 
 def _model_name(definition: ModelDefinition) -> str:
