@@ -27,12 +27,13 @@ BATCH_SUFFIX = {1: "", 32: "Batch32"}
 def speedup(before_ms: list[float], after_ms: list[float]) -> dict[str, Any]:
     """The speedup of `after` over `before` from their p50 latencies in alternating rounds: the
     median of the rounds' ratios, their range, and the verdict: "faster" or "slower" when every
-    round says so, "no measurable gain" when the range covers 1.0."""
+    round says so, "no measurable gain" when the range covers 1.0. The verdict is judged on the range
+    as reported (3 decimals), so that a range shown as 1.000-1.050 never reads "faster"."""
     ratios = [b / a for b, a in zip(before_ms, after_ms, strict=True)]
-    low, high = min(ratios), max(ratios)
+    low, high = round(min(ratios), 3), round(max(ratios), 3)
     verdict = FASTER if low > 1 else SLOWER if high < 1 else NO_GAIN
-    return {"median": round(statistics.median(ratios), 3), "range": [round(low, 3), round(high, 3)],
-            "rounds": len(ratios), "verdict": verdict}
+    return {"median": round(statistics.median(ratios), 3), "range": [low, high], "rounds": len(ratios),
+            "verdict": verdict}
 
 
 def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list[float]]],
