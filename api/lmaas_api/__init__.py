@@ -8,5 +8,6 @@
   resource file read and validated;
 - `contract`: what a pod is given (env, paths) and what a worker answers (exit codes, progress
   lines, the termination log, the artifact's files);
+- `card`: the model card of an artifact, typed, read and written the same way by every role;
 - `errors`: the one configuration error, naming its field.
 """
