@@ -120,12 +120,12 @@ def run_lmaas(teacher: Path, steps: list[dict[str, Any]], workdir: Path, max_dro
 class Bench:
     def __init__(self, teacher: Path, settings):
         from lmaas_api.spec import DatasetDefinition
-        from lmaas_worker.compress import load_artifact
+        from lmaas_worker.artifacts import load
         from lmaas_worker.data import build_datasets
         from lmaas_worker.train.tasks import TASKS
 
         self.teacher_dir = teacher
-        self.module, self.card = load_artifact(teacher)
+        self.module, self.card = load(teacher)
         self.tuning = build_datasets(DatasetDefinition.parse(TRAINING_DATA), seed=0)
         self.data = build_datasets(DatasetDefinition.parse(TEST_DATA), seed=0)
         self.task = TASKS["classification"]
@@ -199,7 +199,7 @@ class Bench:
 
 
 def _layers(module):
-    from lmaas_worker.compress.layers import weight_layers
+    from lmaas_worker.artifacts.layers import weight_layers
 
     return weight_layers(module)
 
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.update(LMAAS_COMPRESS_LATENCY_SECONDS=str(args.latency_seconds), LMAAS_COMPRESS_THREADS=str(args.threads),
                       LMAAS_COMPRESS_LATENCY_ROUNDS=str(args.rounds), LMAAS_LOG_LEVEL="WARNING")
-    from lmaas_worker.compress.int8_backend import default_kernel
+    from lmaas_worker.artifacts.int8_backend import default_kernel
     from lmaas_worker.compress.measure import LatencySettings
 
     settings = LatencySettings.from_env()

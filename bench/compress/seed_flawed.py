@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import nn
 
-from lmaas_worker.compress.layers import weight_layers
+from lmaas_worker.artifacts.layers import weight_layers
 from lmaas_worker.compress.training import train_epochs
 
 

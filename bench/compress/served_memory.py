@@ -4,14 +4,14 @@
     python -m bench.compress.served_memory ARTIFACT                       # one artifact, as JSON on stdout
 
 Each artifact is served as `lmaas serve` does (`open_model(...).load()`, then the warm-up at batch
-1 and 32) in a process of its own, which has imported everything a load imports (the compression
-package included) before measuring. Figures are growths over that point, in MiB, from
-/proc/self/status (Linux): `loadedMiB` and `servedMiB` the resident set (VmRSS) after the load and
-after the warm-up, `peakMiB` its high-water mark (VmHWM, restarted after the imports), `anonMiB`
-the anonymous part (RssAnon: tensors and heap, without the shared libraries' pages and the mapped
-weights file). They include what a model of its kind costs once per process (kernel libraries'
-pages, first-call setup), as a served process pays it. The allocator is the environment's: run it
-once as is and once with MALLOC_MMAP_THRESHOLD_=131072 to see glibc's part.
+1 and 32) in a process of its own, which has imported everything a load imports (every artifact
+format, with `lmaas_worker.serve.model`) before measuring. Figures are growths over that point, in
+MiB, from /proc/self/status (Linux): `loadedMiB` and `servedMiB` the resident set (VmRSS) after the
+load and after the warm-up, `peakMiB` its high-water mark (VmHWM, restarted after the imports),
+`anonMiB` the anonymous part (RssAnon: tensors and heap, without the shared libraries' pages and
+the mapped weights file). They include what a model of its kind costs once per process (kernel
+libraries' pages, first-call setup), as a served process pays it. The allocator is the
+environment's: run it once as is and once with MALLOC_MMAP_THRESHOLD_=131072 to see glibc's part.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import lmaas_worker.compress.storage  # noqa: F401  what an int8 load imports, imported on both sides
 from lmaas_worker.serve.model import open_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -28,13 +28,13 @@ sys.path[:0] = [str(REPO / "worker"), str(REPO / "operator")]  # lmaas' code, no
 import torch  # noqa: E402
 from flask import Flask, jsonify, request  # noqa: E402
 
-from lmaas_worker.artifacts import load_model  # noqa: E402
+from lmaas_worker import artifacts  # noqa: E402
 
 
 def create_app(model_dir: str, torch_threads: int | None = None) -> Flask:
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    module, _ = load_model(model_dir)
+    module, _ = artifacts.load(model_dir)
     app = Flask(__name__)
 
     @app.post("/predict")

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from lmaas_api import contract
-from lmaas_worker.compress import load_artifact, run_compression
-from lmaas_worker.compress.int8_backend import Int8Linear
+from lmaas_worker.artifacts import load
+from lmaas_worker.artifacts.int8_backend import Int8Linear
+from lmaas_worker.compress import run_compression
 from lmaas_worker.compress.measure import evaluate
 from lmaas_worker.data import build_datasets
 from lmaas_api.spec import DatasetDefinition
@@ -97,11 +98,11 @@ def test_int8_is_under_three_tenths_of_the_size_within_a_point_and_loads_as_inte
     metrics = check_done(code, events, out, worker_environment, 1)
     assert metrics["sizeRatio"] <= 0.30
     assert metrics["accuracyDelta"] >= -1.0
-    module, card = load_artifact(out / "artifact")
-    assert card["quantization"]["scheme"] == "int8" and card["producer"]["kind"] == "CompressJob"
+    module, card = load(out / "artifact")
+    assert card.quantization.scheme == "int8" and card.producer.kind == "CompressJob"
     assert isinstance(module.net[0], Int8Linear)
     # this model's layers (64x256, 256x128, 128x10) are too small to gain from int8: the card says so
-    assert card["quantization"]["layers"] == {
+    assert {name: layer.to_dict() for name, layer in card.quantization.layers.items()} == {
         name: {"kind": "Linear", "stored": "int8", "compute": "float32", "kernel": "float32 on weights dequantized at load"}
         for name in ("net.0", "net.3", "net.6")}
     stored = load_file(out / "artifact" / contract.WEIGHTS_FILE)
@@ -140,8 +141,8 @@ def test_half_pruned_and_fine_tuned_is_within_its_bound_and_a_smaller_file(
     else:
         assert pruned["parameters"] == pruned["nonzeroParameters"] < 0.5 * first["parameters"]
         assert metrics["sizeRatio"] < 0.5
-    module, card = load_artifact(out / "artifact")
-    assert card["sparsity"]["structure"] == structure
+    module, card = load(out / "artifact")
+    assert card.sparsity.structure == structure
     assert held_out_accuracy(module) == pytest.approx(pruned["accuracy"], abs=1e-3)
 
 
@@ -170,7 +171,7 @@ def test_prune_then_quantize_is_smaller_than_either_within_a_point(tmp_path, cap
     assert metrics["accuracyDelta"] >= -1.0
     stored = load_file(out / "artifact" / contract.WEIGHTS_FILE)
     assert stored["net.0.weight.values"].dtype == torch.int8 and "net.0.weight.mask" in stored
-    module, _ = load_artifact(out / "artifact")
+    module, _ = load(out / "artifact")
     assert held_out_accuracy(module) == pytest.approx(metrics["steps"][-1]["accuracy"], abs=1e-3)
 
 
@@ -188,8 +189,8 @@ def test_a_distilled_student_beats_the_same_student_trained_alone_and_quantizes(
     assert metrics["sizeRatio"] < 0.1
     report = json.loads((out / "report.json").read_text())
     assert report["distillation"][0]["teacher"] == pytest.approx(metrics["steps"][0]["accuracy"], abs=1e-3)
-    module, card = load_artifact(out / "artifact")
-    assert card["model"]["args"]["hidden"] == [32] and card["quantization"]["scheme"] == "int8"
+    module, card = load(out / "artifact")
+    assert card.model.args["hidden"] == [32] and card.quantization.scheme == "int8"
     assert module(torch.rand(3, 64)).shape == (3, 10)
 
 
@@ -209,7 +210,7 @@ def test_distillation_beats_training_alone_on_average_over_seeds(teacher):
     from lmaas_api.spec import DistillStep
     from lmaas_worker.compress.distill import distill
 
-    module, card = load_artifact(teacher)
+    module, card = load(teacher)
     data = build_datasets(DatasetDefinition.parse({"builtin": "digits"}), seed=0)
     task = TASKS["classification"]
     gaps = []

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from lmaas_api import contract
-from lmaas_worker.compress import load_artifact, run_compression
-from lmaas_worker.compress.int8_backend import Int8Linear
+from lmaas_api.card import LayerSize
+from lmaas_worker.artifacts import load
+from lmaas_worker.artifacts.int8_backend import Int8Linear
+from lmaas_worker.compress import run_compression
 
 from .conftest import progress_events
 
@@ -61,12 +63,12 @@ def test_structured_pruning_and_int8_report_perplexity_and_the_output_generates(
     assert metrics["perplexityRatio"] <= 1.5
     # embeddings and norms stay float32 and weigh much in a model this small
     assert steps[1]["parameters"] < steps[0]["parameters"] and metrics["sizeRatio"] < 0.45
-    module, card = load_artifact(out / "artifact")
-    assert card["compression"]["sizes"]["blocks.0.mlp.0"] == {"in": 32, "out": 64}  # 4 x 32 hidden units, halved
+    module, card = load(out / "artifact")
+    assert card.compression.sizes["blocks.0.mlp.0"] == LayerSize(inputs=32, outputs=64)  # 4 x 32 hidden units, halved
     assert isinstance(module.blocks[0].mlp[0], Int8Linear) and isinstance(module.head, Int8Linear)
-    tokens = torch.randint(0, len(card["vocab"]), (2, 32))
+    tokens = torch.randint(0, len(card.vocab), (2, 32))
     with torch.inference_mode():
-        assert module(tokens).shape == (2, 32, len(card["vocab"]))
+        assert module(tokens).shape == (2, 32, len(card.vocab))
 
 
 def test_a_step_that_raises_perplexity_beyond_the_bound_exits_79(tmp_path, capsys, language_model):

@@ -117,7 +117,7 @@ def test_explain_gives_integrated_gradients_that_add_up(digits_server, samples, 
 
 def test_the_language_model_in_all_three_dialects(lm_server, lm_dir):
     module, card = artifacts.loaded(lm_dir)
-    vocab = card["vocab"]
+    vocab = card.vocab
     texts = ["To be, or not", "Shall I compare"]
     ids = [[vocab.index(c) for c in t] for t in texts]
     with torch.no_grad():

@@ -58,3 +58,18 @@ def test_the_api_types_load_without_kopf():
     code = "import sys, lmaas_api.spec, lmaas_api.validation; print('kopf' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_artifact_package_sits_below_the_roles():
+    """The worker's roles use `lmaas_worker.artifacts`; it imports none of them (so no role package
+    is imported to load or write an artifact, and none needs a lazy import to dodge a cycle)."""
+    code = ("import sys, lmaas_worker.artifacts; "
+            "print(sorted(m for m in sys.modules if m.startswith(('lmaas_worker.compress', 'lmaas_worker.train', "
+            "'lmaas_worker.serve'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+    package = REPO / "worker" / "lmaas_worker" / "artifacts"
+    lazy = [(str(p.relative_to(REPO)), node.lineno) for p in package.rglob("*.py")
+            for function in ast.walk(ast.parse(p.read_text())) if isinstance(function, ast.FunctionDef)
+            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    assert lazy == []

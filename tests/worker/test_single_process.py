@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from lmaas_api import contract
-from lmaas_api.spec import ArtifactCodePolicy
-from lmaas_worker.artifacts import load_model
+from lmaas_api.card import Producer
+from lmaas_api.spec import ArtifactCodePolicy, ModelDefinition
+from lmaas_worker.artifacts import load
 from lmaas_worker.train import run_training
 
 from .launch import BIN, events, launch, run_single, trainjob, wait_for_event, worker_env, write_config
@@ -44,11 +45,11 @@ def test_trains_a_cnn_with_sgd_cosine_warmup_and_accumulation_without_torchrun(t
     assert done["evalValue"] > 85
     assert done["artifact"]["uri"] == "pvc://claim/jobs/cnn/artifact"
     assert done["artifact"]["metrics"]["worldSize"] == 1
-    module, card = load_model(tmp_path / "out" / "artifact")
-    assert card["model"] == {"builtin": "cnn", "factory": None,
-                             "args": {"channels": [8, 16], "hidden": 32, "in_features": 64, "num_classes": 10}}
-    assert card["producer"] == {"kind": "TrainJob", "name": "digits-cnn", "namespace": "tests",
-                                "uid": "uid-digits-cnn", "generation": 1}
+    module, card = load(tmp_path / "out" / "artifact")
+    assert card.model == ModelDefinition(builtin="cnn", factory=None, args={"channels": [8, 16], "hidden": 32,
+                                                                            "in_features": 64, "num_classes": 10})
+    assert card.producer == Producer(kind="TrainJob", name="digits-cnn", namespace="tests", uid="uid-digits-cnn",
+                                     generation=1)
     assert module(torch.zeros(3, 64)).shape == (3, 10)
     assert json.loads(termination_log.read_text()) == done
 
@@ -167,12 +168,12 @@ def test_a_factory_model_and_factory_data_train_through_the_protocol(tmp_path, c
     assert run_training(write_config(tmp_path, resource), tmp_path / "out") == 0
     done = progress_lines(capsys.readouterr().out)[-1]
     assert done["evalValue"] > 90  # two well separated blobs
-    module, card = load_model(tmp_path / "out" / "artifact",
-                              artifact_code=ArtifactCodePolicy(frozenset({"tests.worker.factories:linear_classifier"})))
-    assert card["model"] == {"builtin": None, "factory": "tests.worker.factories:linear_classifier",
-                             "args": {"in_features": 8, "num_classes": 2}}
-    assert card["classLabels"] == ["left", "right"] and card["numClasses"] == 2
-    assert card["dataset"]["factory"] == "tests.worker.factories:blobs"
+    module, card = load(tmp_path / "out" / "artifact",
+                        artifact_code=ArtifactCodePolicy(frozenset({"tests.worker.factories:linear_classifier"})))
+    assert card.model == ModelDefinition(builtin=None, factory="tests.worker.factories:linear_classifier",
+                                         args={"in_features": 8, "num_classes": 2})
+    assert card.class_labels == ["left", "right"] and card.num_classes == 2
+    assert card.dataset.factory == "tests.worker.factories:blobs"
     assert isinstance(module, torch.nn.Linear)
 
 
@@ -191,15 +192,15 @@ def test_char_gpt_on_shakespeare_lowers_its_perplexity_under_fsdp(tmp_path):
     lines = events(agents)
     evals = [e["evalValue"] for e in lines if e["event"] == "eval"]
     assert [e["evalMetric"] for e in lines if e["event"] == "eval"] == ["perplexity"] * 3
-    module, card = load_model(tmp_path / "out" / "artifact")
-    vocabulary = len(card["vocab"])
+    module, card = load(tmp_path / "out" / "artifact")
+    vocabulary = len(card.vocab)
     assert evals[-1] < evals[0] and evals[-1] < vocabulary / 3  # uniform guessing scores the vocabulary size
 
     from lmaas_api.spec import DatasetDefinition
     from lmaas_worker.data import build_datasets
 
-    data = build_datasets(DatasetDefinition.parse({k: v for k, v in card["dataset"].items() if k != "seed"}),
-                          seed=card["dataset"]["seed"], context=card["model"]["args"]["context"])
+    data = build_datasets(DatasetDefinition(**card.dataset.model_dump(exclude={"seed"})),
+                          seed=card.dataset.seed, context=card.model.args["context"])
     inputs, targets = map(torch.stack, zip(*(data.val[i] for i in range(len(data.val)))))
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(module(inputs).flatten(0, 1), targets.flatten())

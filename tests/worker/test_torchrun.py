@@ -16,7 +16,7 @@ import torch
 
 from lmaas_api import contract
 from lmaas_api.spec import DatasetDefinition
-from lmaas_worker.artifacts import load_model
+from lmaas_worker.artifacts import load
 from lmaas_worker.data import build_datasets, digits
 from lmaas_worker.train.checkpoint import CHECKPOINT_FORMAT
 
@@ -51,9 +51,8 @@ def digits_job(strategy: str, **hyperparameters) -> dict:
 
 def recomputed_accuracy(artifact) -> float:
     """The held-out accuracy (in points) of the reloaded artifact, on the split its card names."""
-    module, card = load_model(artifact)
-    dataset = card["dataset"]
-    data = build_datasets(DatasetDefinition.parse({k: v for k, v in dataset.items() if k != "seed"}), seed=dataset["seed"])
+    module, card = load(artifact)
+    data = build_datasets(DatasetDefinition(**card.dataset.model_dump(exclude={"seed"})), seed=card.dataset.seed)
     inputs, labels = data.val.tensors
     with torch.no_grad():
         predictions = module(inputs).argmax(dim=1)

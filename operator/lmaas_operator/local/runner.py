@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from lmaas_api import contract
+from lmaas_api.card import read_card
 from lmaas_api.clock import utc_now
 from lmaas_api.validation import InvalidResource, validate
 from ..references import producer_of
@@ -197,11 +197,12 @@ class Runner:
 
 def _example_input(service: LocalService, store: Store) -> list[Any]:
     """Zeros of the served model's input shape, from its model card ([0] if it says none)."""
-    card_path = store.volume_dir(service.resolution.uri) / contract.MODEL_CARD_FILE
     try:
-        shape = (json.loads(card_path.read_text()).get("input") or {}).get("shape") or [1]
-    except (OSError, ValueError):
+        card = read_card(store.volume_dir(service.resolution.uri))
+    except (OSError, ValueError):  # the server says what is wrong with the artifact; this is only an example
         shape = [1]
+    else:
+        shape = (card.input.shape if card.input else None) or [1]
     example: Any = 0
     for dimension in reversed(shape):
         example = [example] * int(dimension)

@@ -28,6 +28,8 @@ TWICE_AS_FAST = {1: _rounds([0.02, 0.021, 0.019], [0.01, 0.0105, 0.0095]),
     ([1.1, 0.95, 1.2, 1.0, 1.05], [1.0, 1.0, 1.0, 1.0, 1.0], 1.05, 0.95, 1.2, "no measurable gain"),
     # the spread touching 1.0 is no gain either; an outlier round moves the range, not the median
     ([1.0, 1.3, 1.3, 1.3, 1.3], [1.0, 1.0, 1.0, 1.0, 1.0], 1.3, 1.0, 1.3, "no measurable gain"),
+    # a range that reads 1.000-1.300 is no gain, even when its lowest round was a hair above 1.0
+    ([1.0003, 1.3, 1.3, 1.3, 1.3], [1.0, 1.0, 1.0, 1.0, 1.0], 1.3, 1.0, 1.3, "no measurable gain"),
     ([0.5, 0.6, 0.55], [1.0, 1.0, 1.0], 0.55, 0.5, 0.6, "slower"),
 ])
 def test_the_speedup_is_the_median_of_the_rounds_with_their_range_and_a_verdict(before, after, median, low, high,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lmaas_api import contract
+from lmaas_api.card import ModelCard
 from lmaas_api.errors import ConfigError
 from lmaas_worker.serve import config as serve_config
 from lmaas_worker.serve.config import resolve_config, resolve_model_name
@@ -81,13 +83,19 @@ def test_a_bad_modelservice_names_the_field(tmp_path):
         resolve_config(tmp_path / "missing.json", "/m", environ={})
 
 
+def _card(**fields) -> ModelCard:
+    return ModelCard.model_validate({"format": contract.ARTIFACT_FORMAT, "model": {"builtin": "mlp"},
+                                     "task": "classification", **fields})
+
+
 def test_the_model_name_falls_back_to_the_artifact(tmp_path):
     artifact = tmp_path / "run-7" / "artifact"
-    assert resolve_model_name("given", {"name": "x"}, artifact) == "given"
-    assert resolve_model_name(None, {"name": "card-name"}, artifact) == "card-name"
-    assert resolve_model_name(None, {"producer": {"kind": "TrainJob", "name": "digits-mlp"}}, artifact) == "digits-mlp"
-    assert resolve_model_name(None, {}, artifact) == "run-7"  # "artifact" says nothing; its parent does
-    assert resolve_model_name(None, {}, tmp_path / "my model!") == "my-model"
+    assert resolve_model_name("given", _card(name="x"), artifact) == "given"
+    assert resolve_model_name(None, _card(name="card-name"), artifact) == "card-name"
+    producer = {"kind": "TrainJob", "name": "digits-mlp"}
+    assert resolve_model_name(None, _card(producer=producer), artifact) == "digits-mlp"
+    assert resolve_model_name(None, _card(), artifact) == "run-7"  # "artifact" says nothing; its parent does
+    assert resolve_model_name(None, _card(), tmp_path / "my model!") == "my-model"
 
 
 def test_available_cpus_is_at_least_one():

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from lmaas_api import contract
+from lmaas_api.card import ModelCard
 from lmaas_worker.serve.metrics import Metrics
 from lmaas_worker.serve.model import ClassifierModel, LanguageModel
 from lmaas_worker.serve.openapi import build_openapi
@@ -33,13 +35,16 @@ def test_histograms_are_cumulative_and_labels_escaped():
 
 
 def _classifier() -> ClassifierModel:
-    card = {"task": "classification", "input": {"shape": [64]}, "numClasses": 10, "producer": {"name": "p"}}
+    card = ModelCard.model_validate({"format": contract.ARTIFACT_FORMAT, "model": {"builtin": "mlp"},
+                                     "task": "classification", "input": {"shape": [64]}, "numClasses": 10,
+                                     "producer": {"name": "p"}})
     return ClassifierModel("digits", "/m", card)
 
 
 def _language_model() -> LanguageModel:
-    card = {"task": "language-modeling", "input": {"shape": [16]}, "vocab": list("\n !',-.?abc[]\\^"),
-            "model": {"args": {"context": 16}}}
+    card = ModelCard.model_validate({"format": contract.ARTIFACT_FORMAT, "task": "language-modeling",
+                                     "input": {"shape": [16]}, "vocab": list("\n !',-.?abc[]\\^"),
+                                     "model": {"builtin": "char-gpt", "args": {"context": 16}}})
     return LanguageModel("chars", "/m", card)
 
 

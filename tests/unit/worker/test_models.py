@@ -45,8 +45,8 @@ def test_char_gpt_gives_next_token_logits_and_never_looks_ahead():
 
 def test_build_model_fills_in_what_the_data_knows_and_records_the_arguments():
     built = build_model(ModelDefinition(builtin="mlp", args={"hidden": [16]}), DIGITS_HINTS, "classification")
-    assert built.definition == {"builtin": "mlp", "factory": None,
-                                "args": {"hidden": [16], "in_features": 64, "num_classes": 10}}
+    assert built.definition == ModelDefinition(builtin="mlp", factory=None,
+                                               args={"hidden": [16], "in_features": 64, "num_classes": 10})
     again = rebuild_model(built.definition)
     assert [p.shape for p in again.parameters()] == [p.shape for p in built.module.parameters()]
 

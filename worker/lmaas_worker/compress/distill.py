@@ -24,14 +24,15 @@ SGD wants a larger learning rate than Adam: about 0.05 for the builtin models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from lmaas_api.spec import DistillStep
+from lmaas_api.card import ModelCard
+from lmaas_api.spec import DistillStep, ModelDefinition
 
 from ..models import build_model, data_hints
 from ..train.tasks import Task
@@ -53,7 +54,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 @dataclass
 class DistillResult:
     student: nn.Module
-    definition: dict[str, Any]
+    definition: ModelDefinition
     alone: nn.Module
     """The same student trained without a teacher."""
     losses: list[float]
@@ -69,15 +70,15 @@ def size_warning(teacher_parameters: int, student_parameters: int) -> str | None
             f"{teacher_parameters:,}: distillation made the model no smaller")
 
 
-def build_student(step: DistillStep, card: dict[str, Any], task: Task, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def build_student(step: DistillStep, card: ModelCard, task: Task, seed: int) -> tuple[nn.Module, ModelDefinition]:
     """A freshly initialised student (the same weights for the same seed), and its definition for the card."""
-    hints = data_hints(card["task"], (card.get("input") or {}).get("shape"), card.get("numClasses"), card.get("vocab"))
+    hints = data_hints(card.task, card.input.shape if card.input else None, card.num_classes, card.vocab)
     torch.manual_seed(seed)
-    built = build_model(step.student, hints, card["task"])
+    built = build_model(step.student, hints, card.task)
     return built.module, built.definition
 
 
-def distill(teacher: nn.Module, step: DistillStep, card: dict[str, Any], data: Dataset, task: Task, seed: int,
+def distill(teacher: nn.Module, step: DistillStep, card: ModelCard, data: Dataset, task: Task, seed: int,
             on_epoch: Callable[[str, int, float], None] | None = None) -> DistillResult:
     teacher.eval()
     teacher.requires_grad_(False)

@@ -66,6 +66,10 @@ class Measurement:
     loss: float
     latency_ms: dict[int, float]
 
+    @property
+    def quality(self) -> float:
+        return quality(self.accuracy, self.perplexity)
+
     def entry(self) -> dict[str, Any]:
         """The `steps` entry of the report summary (the keys the operator and the contract name)."""
         return {
@@ -74,6 +78,11 @@ class Measurement:
             "perplexity": _round(self.perplexity, 4), "latencyMsBatch1": _round(self.latency_ms.get(1), 4),
             "latencyMsBatch32": _round(self.latency_ms.get(32), 4),
         }
+
+
+def quality(accuracy: float | None, perplexity: float | None) -> float:
+    """The figure a model is judged by: held-out accuracy for a classifier, else perplexity."""
+    return accuracy if accuracy is not None else perplexity
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -28,7 +28,9 @@ import torch.fx
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import CONVOLUTIONS, WEIGHT_LAYERS, in_size, out_size, resized_like, set_submodule, weight_layers
+from lmaas_api.card import LayerSize
+
+from ..artifacts.layers import CONVOLUTIONS, WEIGHT_LAYERS, in_size, out_size, resized_like, set_submodule, weight_layers
 from .state import WorkingModel
 
 
@@ -225,7 +227,7 @@ def remove_channels(model: WorkingModel, links: list[ChannelLink], keep: dict[st
                 smaller.bias.copy_(layer.bias[row])
         smaller.train(layer.training)
         set_submodule(model.module, name, smaller)
-        model.sizes[name] = {"in": len(column), "out": len(row)}
+        model.sizes[name] = LayerSize(inputs=len(column), outputs=len(row))
         mask = model.masks.get(f"{name}.weight")
         if mask is not None:
             model.masks[f"{name}.weight"] = mask[row][:, column]

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .measure import Measurement
+from .measure import Measurement, quality
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -27,12 +27,13 @@ BATCH_SUFFIX = {1: "", 32: "Batch32"}
 def speedup(before_ms: list[float], after_ms: list[float]) -> dict[str, Any]:
     """The speedup of `after` over `before` from their p50 latencies in alternating rounds: the
     median of the rounds' ratios, their range, and the verdict: "faster" or "slower" when every
-    round says so, "no measurable gain" when the range covers 1.0."""
+    round says so, "no measurable gain" when the range covers 1.0. The verdict is judged on the range
+    as reported (3 decimals), so that a range shown as 1.000-1.050 never reads "faster"."""
     ratios = [b / a for b, a in zip(before_ms, after_ms, strict=True)]
-    low, high = min(ratios), max(ratios)
+    low, high = round(min(ratios), 3), round(max(ratios), 3)
     verdict = FASTER if low > 1 else SLOWER if high < 1 else NO_GAIN
-    return {"median": round(statistics.median(ratios), 3), "range": [round(low, 3), round(high, 3)],
-            "rounds": len(ratios), "verdict": verdict}
+    return {"median": round(statistics.median(ratios), 3), "range": [low, high], "rounds": len(ratios),
+            "verdict": verdict}
 
 
 def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list[float]]],
@@ -115,7 +116,7 @@ def markdown(report: dict[str, Any]) -> str:
     steps = report["summary"]["steps"]
     first = steps[0]
     classifier = first["accuracy"] is not None
-    quality = "accuracy (%)" if classifier else "perplexity"
+    quality_column = "accuracy (%)" if classifier else "perplexity"
     lines = [
         f"# Compression report: {report.get('job') or 'lmaas compress'}",
         "",
@@ -125,12 +126,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"Latency: p50 of single forward passes on CPU with {report['settings']['threads']} thread(s); "
         f"int8 kernel: {report['settings']['int8Kernel']}.",
         "",
-        f"| # | step | size | size ratio | parameters | nonzero | {quality} | change | p50 batch 1 (ms) | p50 batch 32 (ms) |",
+        f"| # | step | size | size ratio | parameters | nonzero | {quality_column} | change | p50 batch 1 (ms) | p50 batch 32 (ms) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for index, step in enumerate(steps):
-        value = step["accuracy"] if classifier else step["perplexity"]
-        base = first["accuracy"] if classifier else first["perplexity"]
+        value, base = quality(step["accuracy"], step["perplexity"]), quality(first["accuracy"], first["perplexity"])
         change = f"{value - base:+.2f} pts" if classifier else f"x{value / base:.3f}"
         lines.append(
             f"| {index} | {step['name']} | {_kib(step['sizeBytes'])} | {step['sizeBytes'] / first['sizeBytes']:.3f} "
@@ -164,7 +164,7 @@ def plot_size_quality(measurements: list[Measurement], path: Path, title: str = 
 
     classifier = measurements[0].accuracy is not None
     xs = [m.size_bytes / 1024 for m in measurements]
-    ys = [m.accuracy if classifier else m.perplexity for m in measurements]
+    ys = [m.quality for m in measurements]
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
     axes.plot(xs, ys, "-o", color="tab:blue")
     for m, x, y in zip(measurements, xs, ys):

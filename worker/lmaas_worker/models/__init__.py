@@ -4,7 +4,7 @@ A model factory (`spec.model.factory: "pkg.mod:fn"`) is called with `spec.model.
 arguments and returns a `torch.nn.Module`. lmaas also passes, when the function names these
 parameters and `args` does not set them, what it knows from the data: `num_classes`,
 `in_features` (the flat input size), `input_shape` and `vocab_size`. The arguments actually used
-are recorded in the artifact's model card, so `lmaas_worker.artifacts.load_model` can call the
+are recorded in the artifact's model card, so `lmaas_worker.artifacts.load` can call the
 factory again. Optionally a module may define `fsdp_units()` returning the submodules that fsdp
 shards one by one (default: every member of every `nn.ModuleList`, such as transformer blocks).
 
@@ -41,8 +41,8 @@ BUILTIN_MODELS = {
 @dataclass(frozen=True)
 class BuiltModel:
     module: nn.Module
-    definition: dict[str, Any]
-    """{"builtin": name or None, "factory": "pkg.mod:fn" or None, "args": the keyword arguments used}."""
+    definition: ModelDefinition
+    """The builtin or factory, with the keyword arguments actually used (the model card's `model`)."""
 
 
 def data_hints(task: str, input_shape: list[int] | None, num_classes: int | None, vocab: list[str] | None) -> dict[str, Any]:
@@ -69,27 +69,25 @@ def build_model(definition: ModelDefinition, hints: dict[str, Any], task: str) -
         if not isinstance(module, nn.Module):
             raise ConfigError("spec.model.factory", f"{definition.factory} must return a torch.nn.Module, "
                                                     f"got {type(module).__name__}")
-    return BuiltModel(module, {"builtin": definition.builtin, "factory": definition.factory, "args": _plain(used)})
+    return BuiltModel(module, ModelDefinition(builtin=definition.builtin, factory=definition.factory,
+                                              args=_plain(used)))
 
 
-def rebuild_model(definition: dict[str, Any], artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> nn.Module:
+def rebuild_model(definition: ModelDefinition, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> nn.Module:
     """The module a model card's `model` entry describes (weights not loaded).
 
     A factory is imported only if `artifact_code` allows it (by default, none is).
     """
-    args = definition.get("args") or {}
-    if definition.get("builtin"):
-        if definition["builtin"] not in BUILTIN_MODELS:
-            raise ValueError(f"unknown builtin model {definition['builtin']!r}")
-        return BUILTIN_MODELS[definition["builtin"]][0](**args)
-    reference = definition.get("factory")
-    if not isinstance(reference, str):
+    args = definition.args or {}
+    if definition.builtin:
+        return BUILTIN_MODELS[definition.builtin][0](**args)
+    if definition.factory is None:
         raise ConfigError(contract.MODEL_CARD_FILE, "model names neither a builtin nor a factory")
-    refuse_unless_allowed(reference, "model.factory", artifact_code)
-    factory = import_factory(reference, "model.factory")
+    refuse_unless_allowed(definition.factory, "model.factory", artifact_code)
+    factory = import_factory(definition.factory, "model.factory")
     module = factory(**args)
     if not isinstance(module, nn.Module):
-        raise TypeError(f"{definition['factory']} returned {type(module).__name__}, not a torch.nn.Module")
+        raise TypeError(f"{definition.factory} returned {type(module).__name__}, not a torch.nn.Module")
     return module
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lmaas_api import contract
+from lmaas_api.card import ModelCard
 from lmaas_api.resource import read_resource
 from lmaas_api.spec import ArtifactCodePolicy, ModelServiceSpec
 
@@ -125,14 +126,13 @@ def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str 
     )
 
 
-def resolve_model_name(configured: str | None, card: dict[str, Any], model_dir: Path) -> str:
+def resolve_model_name(configured: str | None, card: ModelCard, model_dir: Path) -> str:
     """The configured name, else the artifact's own, else its producer's, else the directory's."""
     if configured:
         return configured
-    producer = card.get("producer") if isinstance(card.get("producer"), dict) else {}
     directory = model_dir.resolve()
     fallback = directory.parent.name if directory.name == contract.ARTIFACT_SUBDIR else directory.name
-    for candidate in (card.get("name"), producer.get("name"), fallback):
+    for candidate in (card.name, card.producer and card.producer.name, fallback):
         if isinstance(candidate, str) and candidate:
             cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", candidate).strip("-._")[:128]
             if cleaned:

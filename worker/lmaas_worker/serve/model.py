@@ -1,6 +1,6 @@
 """The served model, KServe-style: `load()`, then `predict()`; `ready` once loaded and warmed up.
 
-A `Model` owns the torch module of one artifact (read with `lmaas_worker.artifacts.load_model`,
+A `Model` owns the torch module of one artifact (read with `lmaas_worker.artifacts.load`,
 which never unpickles, and imports a factory that the card names only as the ModelService's
 `trustArtifactCode` allows) and says, as typed tensors, what it takes and gives. `predict` takes a
 list of per-request arrays, runs ONE forward pass per group of same-shaped rows and splits the
@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmaas_api.card import ModelCard, read_card
 from lmaas_api.spec import ArtifactCodePolicy
 
-from ..artifacts import load_model, read_card
+from .. import artifacts
 from . import explain as explaining
 from .errors import ClientError, bad_request
 from .tensors import TensorSpec, conforms, json_to_array
@@ -47,7 +48,7 @@ class Model:
     task = ""
     platform = "pytorch_torch"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+    def __init__(self, name: str, model_dir: Path, card: ModelCard,
                  artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
         self.name = name
         self.model_dir = Path(model_dir)
@@ -61,10 +62,9 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> None:
-        module, self.card = load_model(self.model_dir, artifact_code=self.artifact_code)
-        for parameter in module.parameters():
-            parameter.requires_grad_(False)  # serving never trains; explain differentiates inputs only
-        self.module = module
+        """Load the module in eval mode and without gradients (serving never trains; explain
+        differentiates its inputs only)."""
+        self.module, self.card = artifacts.load(self.model_dir, artifact_code=self.artifact_code)
 
     def warm_up(self, max_batch_size: int) -> float:
         """Run a forward pass at batch size 1 and at the largest batch; return the seconds it took.
@@ -145,26 +145,26 @@ class Model:
 
     def info(self) -> dict[str, str]:
         """Labels of the model-info metric."""
-        producer = self.card.get("producer") if isinstance(self.card.get("producer"), dict) else {}
+        producer = self.card.producer
         return {
             "model": self.name, "task": self.task, "path": str(self.model_dir),
-            "producer": "/".join(str(producer[k]) for k in ("kind", "name") if producer.get(k)),
-            "quantization": str(_scheme(self.card.get("quantization")) or "none"),
-            "dtype": str(self.card.get("dtype") or "float32"),
+            "producer": "/".join(value for value in (producer.kind, producer.name) if value) if producer else "",
+            "quantization": self.card.quantization.scheme if self.card.quantization else "none",
+            "dtype": self.card.dtype,
         }
 
 
 class ClassifierModel(Model):
     task = "classification"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+    def __init__(self, name: str, model_dir: Path, card: ModelCard,
                  artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
         super().__init__(name, model_dir, card, artifact_code)
-        shape = (card.get("input") or {}).get("shape")
-        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        shape = card.input.shape if card.input else None
+        if not (shape and all(d > 0 for d in shape)):
             raise ValueError(f"{model_dir}: model.json has no usable input shape ({shape!r})")
         self.input_shape = tuple(shape)
-        self.num_classes = card.get("numClasses") or (len(card["classLabels"]) if card.get("classLabels") else -1)
+        self.num_classes = card.num_classes or (len(card.class_labels) if card.class_labels else -1)
         self.inputs = [TensorSpec("input", "FP32", (-1, *self.input_shape), accepts=("FP16", "FP64"))]
         self.outputs = [TensorSpec("probabilities", "FP32", (-1, self.num_classes)),
                         TensorSpec("class", "INT64", (-1,))]
@@ -236,17 +236,16 @@ class ClassifierModel(Model):
 class LanguageModel(Model):
     task = "language-modeling"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
+    def __init__(self, name: str, model_dir: Path, card: ModelCard,
                  artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
         super().__init__(name, model_dir, card, artifact_code)
-        vocab = card.get("vocab")
-        if not (isinstance(vocab, list) and vocab and all(isinstance(t, str) for t in vocab)):
+        vocab = card.vocab
+        if not vocab:
             raise ValueError(f"{model_dir}: model.json of a language model has no vocab")
         self.vocab = vocab
         self.index = {token: i for i, token in enumerate(vocab)}
-        shape = (card.get("input") or {}).get("shape") or []
-        args = (card.get("model") or {}).get("args") or {}
-        self.context = int(args.get("context") or (shape[-1] if shape else 0)) or None
+        shape = (card.input.shape if card.input else None) or []
+        self.context = int((card.model.args or {}).get("context") or (shape[-1] if shape else 0)) or None
         self.inputs = [TensorSpec("input_ids", "INT64", (-1, -1),
                                   accepts=("INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32"))]
         self.outputs = [TensorSpec("logits", "FP32", (-1, len(vocab))), TensorSpec("next_token", "INT64", (-1,))]
@@ -306,14 +305,5 @@ def open_model(model_dir: Path, configured_name: str | None,
     card = read_card(model_dir)
     name = resolve_model_name(configured_name, card, Path(model_dir))
     kinds = {ClassifierModel.task: ClassifierModel, LanguageModel.task: LanguageModel}
-    task = card.get("task", "classification")
-    if task not in kinds:
-        raise ValueError(f"{model_dir}: cannot serve a model of task {task!r} (known: {', '.join(kinds)})")
-    return kinds[task](name, Path(model_dir), card, artifact_code)
-
-
-def _scheme(quantization: Any) -> Any:
-    if isinstance(quantization, dict):
-        return quantization.get("scheme") or quantization.get("dtype") or "yes"
-    return quantization
+    return kinds[card.task](name, Path(model_dir), card, artifact_code)
 

@@ -13,8 +13,8 @@ Only checkpoints of this format (`CHECKPOINT_FORMAT`) are read: one of another l
 configuration error that names `spec.checkpoint.resume`.
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are
-fsynced, and only then renamed to `step-NNNNNNNN`: a directory with that name is complete. The
-newest `keep` are kept. Nothing is ever pickled.
+fsynced, and only then renamed to `step-NNNNNNNN` (`artifacts.files.atomic_directory`): a directory
+with that name is complete. The newest `keep` are kept. Nothing is ever pickled.
 
 Only rank 0 touches the files. Saving gathers full state dicts on rank 0
 (`get_model_state_dict`/`get_optimizer_state_dict` with `full_state_dict=True, cpu_offload=True`);
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lmaas_api.errors import ConfigError
 
+from ..artifacts.files import REPLACED_PREFIX, TEMPORARY_PREFIX, atomic_directory
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "lmaas.checkpoint/v3"
@@ -63,29 +64,6 @@ class Checkpoint:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move the complete directory `source` to `target`, replacing any previous `target`.
-
-    A reader sees either the old directory, briefly nothing, or the new one; never a partial one.
-    """
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(source, target)
-    fsync_path(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class CheckpointStore:
@@ -113,25 +91,18 @@ class CheckpointStore:
         """Delete temporary directories left by a writer that died mid-write."""
         if self.root.is_dir():
             for entry in self.root.iterdir():
-                if entry.name.startswith((".tmp-", ".old-")):
+                if entry.name.startswith((TEMPORARY_PREFIX, REPLACED_PREFIX)):
                     shutil.rmtree(entry, ignore_errors=True)
 
     def write(self, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
               trainer_state: dict[str, Any]) -> Checkpoint:
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / checkpoint_name(step)
-        temporary = self.root / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
         optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer_state)
-        save_file(_contiguous(model_state), temporary / MODEL_FILE, metadata={"format": "pt"})
-        save_file(_contiguous(optimizer_tensors), temporary / OPTIMIZER_FILE, metadata={"format": "pt"})
-        sidecar = {"format": CHECKPOINT_FORMAT, **trainer_state, "step": step, "optimizer": optimizer_rest}
-        (temporary / STATE_FILE).write_text(json.dumps(sidecar, indent=1, allow_nan=False))
-        for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
-            fsync_path(temporary / name)
-        fsync_path(temporary)
-        replace_directory(temporary, final)
+        with atomic_directory(final) as temporary:
+            save_file(_contiguous(model_state), temporary / MODEL_FILE, metadata={"format": "pt"})
+            save_file(_contiguous(optimizer_tensors), temporary / OPTIMIZER_FILE, metadata={"format": "pt"})
+            sidecar = {"format": CHECKPOINT_FORMAT, **trainer_state, "step": step, "optimizer": optimizer_rest}
+            (temporary / STATE_FILE).write_text(json.dumps(sidecar, indent=1, allow_nan=False))
         self.prune()
         return Checkpoint(step, final)
 

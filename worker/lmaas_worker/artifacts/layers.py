@@ -5,9 +5,9 @@ stores as integers. Biases, embeddings and normalization layers are left in floa
 """
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
+
+from lmaas_api.card import LayerSize
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -48,15 +48,10 @@ def resized_like(layer: nn.Module, inputs: int, outputs: int) -> nn.Module:
     raise TypeError(f"cannot resize a {type(layer).__name__}")
 
 
-def describe_size(layer: nn.Module) -> dict[str, Any]:
-    """How a resized layer is recorded in the model card: {"in": inputs, "out": outputs}."""
-    return {"in": in_size(layer), "out": out_size(layer)}
-
-
-def apply_sizes(root: nn.Module, sizes: dict[str, dict[str, Any]]) -> None:
+def apply_sizes(root: nn.Module, sizes: dict[str, LayerSize]) -> None:
     """Replace each named layer of a freshly built model by one of the recorded size."""
     for name, size in sizes.items():
         layer = root.get_submodule(name)
         if not isinstance(layer, WEIGHT_LAYERS):
             raise ValueError(f"{name} is a {type(layer).__name__}, not a layer that structured pruning resizes")
-        set_submodule(root, name, resized_like(layer, int(size["in"]), int(size["out"])))
+        set_submodule(root, name, resized_like(layer, size.inputs, size.outputs))

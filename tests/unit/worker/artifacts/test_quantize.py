@@ -1,4 +1,4 @@
-"""lmaas_worker.compress.quantize: symmetric per-channel int8 and grouped int4, real integer storage."""
+"""lmaas_worker.artifacts.quantize: symmetric per-channel int8 and grouped int4, real integer storage."""
 import json
 import struct
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmaas_worker.compress.quantize import (
+from lmaas_worker.artifacts.quantize import (
     dequantize_int4,
     dequantize_int8,
     pack_int4,
