@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from . import contract
 from .errors import ConfigError
@@ -26,8 +28,21 @@ from .spec import ApiModel, DatasetDefinition, ModelDefinition
 
 TaskName = Literal["classification", "language-modeling"]
 Scheme = Literal["int8", "int4"]
-COMPRESSED_FORMAT = "lmaas.compressed/v1"
+COMPRESSED_FORMAT: Final = "lmaas.compressed/v1"
 """The `format` of a card's `compression` section: the layout of `model.safetensors` it describes."""
+
+
+def _exactly(expected: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value != expected:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": repr(expected)})
+        return value
+
+    return check
+
+
+ArtifactFormat = Annotated[str, AfterValidator(_exactly(contract.ARTIFACT_FORMAT))]
+CompressedFormat = Annotated[str, AfterValidator(_exactly(COMPRESSED_FORMAT))]
 
 
 class Producer(ApiModel):
@@ -106,7 +121,7 @@ class LayerSize(ApiModel):
 class Compression(ApiModel):
     """What the compressed layout stores: the encoded weights, and the layers built smaller."""
 
-    format: Literal[COMPRESSED_FORMAT]
+    format: CompressedFormat
     tensors: dict[str, StoredTensor] = {}
     sizes: dict[str, LayerSize] = {}
 
@@ -119,7 +134,7 @@ class Source(ApiModel):
 
 
 class ModelCard(ApiModel):
-    format: Literal[contract.ARTIFACT_FORMAT]
+    format: ArtifactFormat
     model: ModelDefinition
     """How to rebuild the module: a builtin or a factory, with the keyword arguments used."""
     task: TaskName

@@ -5,6 +5,8 @@ Neither kopf nor torch is imported here.
 """
 from __future__ import annotations
 
+from typing import Final
+
 # --- what the operator gives a worker pod -------------------------------------------------
 
 CONFIG_ENV = "LMAAS_CONFIG"
@@ -79,7 +81,7 @@ PROGRESS_EVENTS = ("start", "progress", "eval", "checkpoint", "resume", "done", 
 
 # --- artifacts ----------------------------------------------------------------------------
 
-ARTIFACT_FORMAT = "lmaas.artifact/v1"
+ARTIFACT_FORMAT: Final = "lmaas.artifact/v1"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_CARD_FILE = "model.json"
 METRICS_FILE = "metrics.json"
