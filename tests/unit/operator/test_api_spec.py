@@ -87,3 +87,13 @@ def test_typed_specs_read_like_the_api():
 def test_unknown_fields_are_refused_by_the_types_too():
     with pytest.raises(pydantic.ValidationError, match="gpus"):
         TrainJobSpec.parse({"gpus": 2})
+
+
+def test_a_hugging_face_config_keeps_every_key_as_config_json_spells_it():
+    config = {"model_type": "llama", "hidden_size": 64, "rope_theta": 10000.0, "tie_word_embeddings": True}
+    spec = TrainJobSpec.parse({"model": {"hf": {"config": config}}, "tokenizer": {"train": {"vocabSize": 1024}},
+                               "dataset": {"builtin": "shakespeare", "sequenceLength": 64}})
+    assert spec.model.hf.config.model_type == "llama" and spec.model.label == "hf llama"
+    assert spec.to_dict()["model"]["hf"] == {"config": config, "dtype": "float32", "attnImplementation": "sdpa",
+                                             "gradientCheckpointing": False}
+    assert spec.dataset.sequence_length == 64 and spec.tokenizer.train.vocab_size == 1024
