@@ -74,23 +74,32 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     spec = cr.spec
     _, high = spec.node_range
     claim, path = pods.output_location(cr, config.artifact_claim)
+    volumes = [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}]
+    mounts = [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}]
+    model_folder = []
+    if spec.model is not None and spec.model.hf is not None and spec.model.hf.uri is not None:
+        # the Hugging Face model folder to train from: read-only, unless on the output's claim
+        model_claim, model_path = pods.parse_pvc_uri(spec.model.hf.uri)
+        model_folder = [{"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(model_claim, model_path)}]
+        if model_claim != claim:
+            volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}})
+            mounts.append({"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{model_claim}", "readOnly": True})
     env = [
         *torchrun_env(cr),
         pods.config_env(),
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
         {"name": contract.OUTPUT_URI_ENV, "value": pods.output_uri(cr, config.artifact_claim)},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
+        *model_folder,
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(
         CONTAINER, spec.image or config.worker_image, list(spec.command) if spec.command else WORKER_COMMAND,
-        env, spec.resources,
-        [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}],
+        env, spec.resources, mounts,
     )
     container["ports"] = [{"name": "c10d", "containerPort": contract.RDZV_PORT}]
     return pods.worker_job(
-        cr, COMPONENT, container,
-        [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
+        cr, COMPONENT, container, volumes,
         [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=LEFT_OUT),
         job_spec={
             "completionMode": "Indexed",

@@ -115,6 +115,28 @@ def test_output_goes_to_the_named_claim_or_the_operators_default():
     assert env_of(default)[contract.OUTPUT_URI_ENV] == "pvc://artifacts/trainjobs/ml/digits"
 
 
+def test_a_hugging_face_model_folder_is_mounted_read_only_and_named_to_the_worker():
+    def rendered(uri):
+        return render_job(stored(with_spec(model={"hf": {"uri": uri}},
+                                           dataset={"builtin": "shakespeare", "sequenceLength": 64})), CONFIG)
+
+    job = rendered("pvc://models/llama/base")
+    assert env_of(job)[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/models/llama/base"
+    pod = job["spec"]["template"]["spec"]
+    claims = {v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly", False)
+              for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {"artifacts": False, "models": True}
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container_of(job)["volumeMounts"]}
+    assert mounts["/var/lib/lmaas/volumes/models"] is True and mounts["/var/lib/lmaas/volumes/artifacts"] is False
+    assert_valid_kubernetes(job)
+    # a folder on the output's claim is under its (writable) mount already
+    same = rendered("pvc://artifacts/models/llama")
+    assert env_of(same)[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/models/llama"
+    assert [v["persistentVolumeClaim"]["claimName"] for v in same["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v] == ["artifacts"]
+    assert contract.INPUT_DIR_ENV not in env_of(render_job(stored(TRAIN), CONFIG))
+
+
 def test_image_defaults_to_the_operator_config_and_a_custom_command_replaces_the_trainer():
     assert container_of(render_job(stored(TRAIN), CONFIG))["image"] == "registry.example/lmaas/worker:1"
     assert container_of(render_job(stored(TRAIN), CONFIG))["command"] == ["lmaas", "train", "--launch"]
