@@ -9,6 +9,12 @@ On disk the keys are camelCase (`numClasses`, `classLabels`, `createdAt`), as in
 field is written, null where it does not apply, so a reader needs no default of its own. Unknown
 keys are refused, as in the CRDs, except in `input`, which a user's data set may describe freely.
 
+`layout` says how the rest of the directory holds the model: "lmaas", `model.safetensors` holding
+the state of the module that `model` rebuilds (dense, or compressed as `compression` says); or
+"huggingface", a Hugging Face folder (`config.json`, safetensors weights, tokenizer files,
+`generation_config.json`) that transformers' `from_pretrained` loads, `model` recording the
+`spec.model.hf` it was trained from.
+
 This module imports neither kopf nor torch.
 """
 from __future__ import annotations
@@ -24,10 +30,11 @@ from pydantic_core import PydanticCustomError
 
 from . import contract
 from .errors import ConfigError
-from .spec import ApiModel, DatasetDefinition, ModelDefinition
+from .spec import ApiModel, DatasetDefinition, ModelDefinition, TrainJobModel
 
 TaskName = Literal["classification", "language-modeling"]
 Scheme = Literal["int8", "int4"]
+Layout = Literal["lmaas", "huggingface"]
 COMPRESSED_FORMAT: Final = "lmaas.compressed/v1"
 """The `format` of a card's `compression` section: the layout of `model.safetensors` it describes."""
 
@@ -135,8 +142,11 @@ class Source(ApiModel):
 
 class ModelCard(ApiModel):
     format: ArtifactFormat
-    model: ModelDefinition
-    """How to rebuild the module: a builtin or a factory, with the keyword arguments used."""
+    layout: Layout = "lmaas"
+    """How the directory holds the model (see the module's doc); cards without one are "lmaas"."""
+    model: ModelDefinition | TrainJobModel
+    """How to rebuild the module: a builtin or a factory, with the keyword arguments used; or the
+    Hugging Face model it was trained from."""
     task: TaskName
     input: InputSpec | None = None
     num_classes: int | None = None

@@ -74,3 +74,18 @@ def test_a_card_never_holds_a_nan():
                                                         "target": float("nan"), "iterations": 1, "format": "bitmask"}))
     with pytest.raises(ValueError, match="JSON compliant"):
         card.to_json()
+
+
+def test_a_hugging_face_card_records_the_model_it_was_trained_from_and_its_layout(tmp_path):
+    hf = {"config": {"model_type": "llama", "hidden_size": 64}, "uri": None, "dtype": "bfloat16",
+          "attnImplementation": "sdpa", "gradientCheckpointing": False}
+    card = read_card(write(tmp_path, card_json(layout="huggingface", task="language-modeling",
+                                               model={"builtin": None, "factory": None, "args": None, "hf": hf})))
+    assert card.layout == "huggingface" and card.model.hf.config.model_type == "llama"
+    assert card.model.hf.config.model_extra == {"hidden_size": 64} and card.model.hf.dtype == "bfloat16"
+    write(tmp_path, card.to_json())
+    assert read_card(tmp_path) == card
+    assert read_card(write(tmp_path, card_json())).layout == "lmaas"  # a card that does not say
+    write(tmp_path, card_json(layout="onnx"))
+    with pytest.raises(ConfigError, match="layout: Input should be 'lmaas' or 'huggingface'"):
+        read_card(tmp_path)

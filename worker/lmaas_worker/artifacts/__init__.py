@@ -10,10 +10,12 @@
 
 One module per layout of the weights, each with its writer and its loaders:
 
-- `dense`: the float32 state dict (what training writes);
+- `dense`: the float32 state dict (what training a builtin or factory model writes);
 - `compressed`: integer (int8, int4), bitmask-sparse and structurally smaller layers (what
   compression writes), with the integer codes in `quantize`, the int8 kernels in `int8_backend`
-  and the layers they apply to in `layers`.
+  and the layers they apply to in `layers`;
+- `huggingface`: a Hugging Face model folder (config, safetensors weights, tokenizer) with the
+  card and metrics beside it (what training a `spec.model.hf` writes; the card's layout says so).
 
 Each layout module has `save`, and `load` and `load_float` for a directory and its card;
 `loading.load(path, artifact_code=...)` picks the layout from the card and returns

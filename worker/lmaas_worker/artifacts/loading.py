@@ -19,7 +19,7 @@ from lmaas_api import contract
 from lmaas_api.card import ModelCard, read_card
 from lmaas_api.spec import ArtifactCodePolicy
 
-from . import compressed, dense
+from . import compressed, dense, huggingface
 from .files import refuse_pickles
 
 
@@ -53,6 +53,8 @@ def load_float(path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolic
 
 
 def _format(path: str | os.PathLike[str], card: ModelCard) -> ModuleType:
+    if card.layout == "huggingface":
+        return huggingface
     if card.compression is not None:
         return compressed
     if card.quantization is not None:

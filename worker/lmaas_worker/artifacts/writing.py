@@ -3,7 +3,9 @@
 Each format's writer (`dense.save`, `compressed.save`) prepares the tensors of `model.safetensors`
 and the model card; `write_artifact` writes them with `metrics.json` and, when a training history
 is given, `curves.png`. `copy_artifact` writes an artifact again elsewhere with another card and
-metrics, its weights copied byte for byte.
+metrics, its weights copied byte for byte. `write_metadata` writes the files every layout has
+beside its weights (the card, metrics and curves), for a layout that writes its weights itself
+(`huggingface.save`).
 """
 from __future__ import annotations
 
@@ -31,9 +33,7 @@ def write_artifact(directory: Path, tensors: dict[str, torch.Tensor], card: Mode
     with atomic_directory(directory) as temporary:
         save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, temporary / contract.WEIGHTS_FILE,
                   metadata={"format": "pt", "lmaas": contract.ARTIFACT_FORMAT})
-        _write_card_and_metrics(temporary, card, metrics)
-        if history is not None:
-            plot_curves(history, temporary / CURVES_FILE, title=(card.producer and card.producer.name) or "")
+        write_metadata(temporary, card, metrics, history)
     return (directory / contract.WEIGHTS_FILE).stat().st_size
 
 
@@ -43,10 +43,14 @@ def copy_artifact(source: Path, target: Path, card: ModelCard, metrics: dict[str
     target = Path(target)
     with atomic_directory(target) as temporary:
         shutil.copyfile(Path(source) / contract.WEIGHTS_FILE, temporary / contract.WEIGHTS_FILE)
-        _write_card_and_metrics(temporary, card, metrics)
+        write_metadata(temporary, card, metrics)
     return (target / contract.WEIGHTS_FILE).stat().st_size
 
 
-def _write_card_and_metrics(directory: Path, card: ModelCard, metrics: dict[str, Any]) -> None:
+def write_metadata(directory: Path, card: ModelCard, metrics: dict[str, Any],
+                   history: dict[str, Any] | None = None) -> None:
+    """The card and the metrics into `directory`, and the curves of `history` when there is one."""
     (directory / contract.MODEL_CARD_FILE).write_text(card.to_json())
     (directory / contract.METRICS_FILE).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    if history is not None:
+        plot_curves(history, directory / CURVES_FILE, title=(card.producer and card.producer.name) or "")

@@ -11,6 +11,9 @@ From a pair, lmaas reads these optional attributes of the training dataset:
 - `num_classes`, `class_labels` (a list of names), `vocab` (a list of token strings, index order);
 - `input_spec`: a dict for the model card, e.g. {"shape": [64], "dtype": "float32"}; when absent,
   shape and dtype are read from the first sample.
+
+A Hugging Face language model's text is built by `text` instead (split, tokenized by the tokenizer
+of `tokenizer`, packed into blocks), which returns a DataBundle with its tokenizer.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
+from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.spec import DatasetDefinition
 
@@ -39,6 +43,8 @@ class DataBundle:
     vocab: list[str] | None = None
     input_spec: dict[str, Any] | None = None
     """Shape and dtype of one input, and how raw inputs were preprocessed (for the model card)."""
+    tokenizer: PreTrainedTokenizerBase | None = None
+    """The tokenizer that encoded a Hugging Face language model's text (saved with its artifact)."""
 
 
 BUILTIN_DATASETS = {

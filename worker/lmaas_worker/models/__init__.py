@@ -8,6 +8,9 @@ are recorded in the artifact's model card, so `lmaas_worker.artifacts.load` can 
 factory again. Optionally a module may define `fsdp_units()` returning the submodules that fsdp
 shards one by one (default: every member of every `nn.ModuleList`, such as transformer blocks).
 
+A Hugging Face causal language model (`spec.model.hf`) is built by `causal_lm` instead, from a
+transformers config or a model folder, wrapped so that it too maps inputs (token ids) to logits.
+
 Rebuilding from a card (`rebuild_model`) is where an artifact could run code: whoever wrote the
 card chooses the factory and its arguments. So the loader takes an `ArtifactCodePolicy` from the
 loading resource's spec and checks the card's `model.factory` against it before importing

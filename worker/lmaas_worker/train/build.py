@@ -10,10 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import DataBundle, build_datasets
-from ..distributed import DistributedContext
 from lmaas_api.errors import ConfigError
+from lmaas_api.spec import TrainJobSpec
+
+from ..data import DataBundle, build_datasets, text
+from ..data.tokenizer import load_tokenizer, train_tokenizer
+from ..distributed import DistributedContext
 from ..models import BuiltModel, build_model, data_hints
+from ..models.causal_lm import build_causal_lm
 from .config import TrainConfig
 from .optim import build_optimizer
 from .parallel import parallelize
@@ -51,17 +55,33 @@ class Prepared:
 def prepare(config: TrainConfig) -> Prepared:
     """Data and model from the config, the model checked against two samples. Needs no process group,
     so the pod's launcher runs it before torchrun to fail fast on a configuration error."""
-    spec = config.spec
-    hp = spec.hyperparameters
-    seed_everything(hp.seed)
-    model_args = spec.model.args or {}
-    data = build_datasets(spec.dataset, seed=hp.seed, context=model_args.get("context"))
-    task = TASKS[data.task]
-    torch.manual_seed(hp.seed)  # every rank builds the same initial weights
+    seed_everything(config.spec.hyperparameters.seed)
+    data, built = _language_model(config) if config.spec.model.hf is not None else _network(config.spec)
+    data = _check_model_fits_data(built.module, data)
+    return Prepared(data=data, task=TASKS[data.task], built=built)
+
+
+def _network(spec: TrainJobSpec) -> tuple[DataBundle, BuiltModel]:
+    """A builtin or factory model, and the data set it is told about."""
+    seed = spec.hyperparameters.seed
+    data = build_datasets(spec.dataset, seed=seed, context=(spec.model.args or {}).get("context"))
+    torch.manual_seed(seed)  # every rank builds the same initial weights
     built = build_model(spec.model, data_hints(data.task, data.input_spec.get("shape"), data.num_classes, data.vocab),
                         data.task)
-    data = _check_model_fits_data(built.module, data)
-    return Prepared(data=data, task=task, built=built)
+    return data, built
+
+
+def _language_model(config: TrainConfig) -> tuple[DataBundle, BuiltModel]:
+    """A Hugging Face model, its tokenizer, and its text tokenized and packed."""
+    spec = config.spec
+    train_text, held_out_text = text.split_text(text.source_text(spec.dataset), spec.dataset.validation_fraction)
+    if spec.tokenizer is not None:
+        tokenizer = train_tokenizer(train_text, spec.tokenizer.train.vocab_size)
+    else:
+        tokenizer = load_tokenizer(config.model_dir, "spec.model.hf.uri")
+    torch.manual_seed(spec.hyperparameters.seed)  # every rank builds the same initial weights
+    built = build_causal_lm(spec.model.hf, tokenizer, config.model_dir, spec.dataset.sequence_length)
+    return text.text_datasets(train_text, held_out_text, tokenizer, spec.dataset.sequence_length), built
 
 
 def build_job(config: TrainConfig, context: DistributedContext) -> Job:
@@ -70,7 +90,7 @@ def build_job(config: TrainConfig, context: DistributedContext) -> Job:
     data, built = ready.data, ready.built
     parameters = sum(p.numel() for p in built.module.parameters())
     log.info("model %s with %s parameters; data: %d training and %d validation samples (%s)",
-             spec.model.builtin or spec.model.factory, f"{parameters:,}", len(data.train), len(data.val), data.task)
+             spec.model.label, f"{parameters:,}", len(data.train), len(data.val), data.task)
     model = parallelize(built.module, spec.strategy, context)
     optimizer = build_optimizer(model.parameters(), spec.hyperparameters)
     return Job(config=config, data=data, task=ready.task, built=built, model=model, optimizer=optimizer,

@@ -1,5 +1,6 @@
 """The training worker's configuration: the whole TrainJob, read from --config and validated as the
-API server would (`lmaas_api.resource.read_resource`), and the output directory."""
+API server would (`lmaas_api.resource.read_resource`), the output directory, and the folder of a
+Hugging Face model from `spec.model.hf.uri` (mounted by the operator, named by $LMAAS_INPUT_DIR)."""
 from __future__ import annotations
 
 import os
@@ -16,6 +17,9 @@ from ..job_config import JobConfig, output_uri_from, writable_dir
 
 @dataclass(frozen=True)
 class TrainConfig(JobConfig[TrainJobSpec]):
+    model_dir: Path | None = None
+    """The folder of `spec.model.hf.uri`; None when the model is not read from a folder."""
+
     @property
     def checkpoint_dir(self) -> Path:
         return self.output_dir / contract.CHECKPOINT_SUBDIR
@@ -33,4 +37,11 @@ def load_train_config(config_path: str | os.PathLike | None, output_dir: str | o
     if spec.dataset is None:
         raise ConfigError("spec.dataset", "lmaas train needs a dataset to train on")
     out = writable_dir(output_dir, f"--output-dir (${contract.OUTPUT_DIR_ENV})")
-    return TrainConfig(resource=resource, output_dir=out, output_uri=output_uri_from(environ))
+    model_dir = None
+    if spec.model.hf is not None and spec.model.hf.uri is not None:
+        folder = (os.environ if environ is None else environ).get(contract.INPUT_DIR_ENV)
+        if not folder:
+            raise ConfigError("spec.model.hf.uri", f"${contract.INPUT_DIR_ENV} does not say where {spec.model.hf.uri} "
+                                                   "is mounted")
+        model_dir = Path(folder)
+    return TrainConfig(resource=resource, output_dir=out, output_uri=output_uri_from(environ), model_dir=model_dir)

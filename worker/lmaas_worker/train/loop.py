@@ -30,7 +30,7 @@ from ..progress import Progress, utc_now
 from .build import Job
 from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state
 from .evaluate import evaluate
-from .finish import write_artifact
+from .finish import language_model_figures, write_artifact
 from .optim import lr_factor, set_learning_rate
 from .parallel import gradient_sync
 from .plan import TrainPlan, ceil_div, epoch_end, epoch_order, plan_training, position_after, rank_share
@@ -143,7 +143,7 @@ class Trainer:
         self.progress.emit(
             "start", epoch=self.report_epoch, totalEpochs=self.plan.total_epochs,
             step=self.step, totalSteps=self.plan.total_steps,
-            message=f"training {spec.model.builtin or spec.model.factory} on {spec.dataset.builtin or spec.dataset.factory} "
+            message=f"training {spec.model.label} on {spec.dataset.builtin or spec.dataset.factory} "
                     f"with {spec.strategy} on {self.context.world_size} rank(s), backend {self.context.backend}",
         )
         if checkpoint is not None:
@@ -396,6 +396,7 @@ class Trainer:
         }
         if self.context.device.type == "cuda":
             metrics["peakCudaBytesPerRank"] = [p["run"].get("cuda") for p in peaks]
+        metrics.update(language_model_figures(self.job))
         artifact = None
         if self.context.is_main:
             artifact = write_artifact(self.job, state, metrics, self.history)

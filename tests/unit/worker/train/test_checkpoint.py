@@ -51,16 +51,26 @@ def test_only_the_newest_k_are_kept(tmp_path):
 def test_a_write_that_dies_halfway_leaves_no_checkpoint_behind(tmp_path):
     store = CheckpointStore(tmp_path, keep=3)
     store.write(10, model_state(), optimizer_state(), {})
-    shared = torch.zeros(4)
-    broken = {"a": shared, "b": shared}  # safetensors refuses tensors sharing memory, midway through the write
-    with pytest.raises(RuntimeError):
-        store.write(20, broken, optimizer_state(), {})
+    broken = optimizer_state()
+    broken["state"]["layer.weight"]["exp_avg"] = torch.empty(3, 2, device="meta")  # no values to copy out
+    with pytest.raises(RuntimeError):  # after the model's file, midway through the write
+        store.write(20, model_state(), broken, {})
     assert store.latest().step == 10
     assert any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
     (tmp_path / "step-00000030").mkdir()  # a directory without its sidecar is not a checkpoint either
     assert store.latest().step == 10
     store.remove_incomplete()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000010", "step-00000030"]
+
+
+def test_tied_parameters_are_written_each_under_its_name(tmp_path):
+    """A language model's embeddings and output head are one tensor under two names, which safetensors
+    would refuse to write as such."""
+    store = CheckpointStore(tmp_path, keep=1)
+    tied = torch.arange(6.0).view(3, 2)
+    store.write(10, {"embed.weight": tied, "head.weight": tied, "layer.bias": torch.zeros(3)}, optimizer_state(), {})
+    model, _, _ = store.read(store.latest())
+    assert torch.equal(model["embed.weight"], tied) and torch.equal(model["head.weight"], tied)
 
 
 def test_rewriting_a_step_replaces_it(tmp_path):
