@@ -10,12 +10,12 @@ import sys
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from lmaas_api import contract
 from lmaas_worker.artifacts import load
 from lmaas_worker.data import text
 from lmaas_worker.train.launch import launch_training
-from transformers import AutoTokenizer
 
 from .launch import events, launch_job, trainjob, wait_all, worker_env, write_config
 

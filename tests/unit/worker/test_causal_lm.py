@@ -47,7 +47,7 @@ def test_a_model_from_a_config_gives_logits_over_the_tokenizer_and_shards_per_de
                                                     "eos_token_id": 0, "pad_token_id": 1}))
     torch.manual_seed(3)
     again = build_causal_lm(hf(config), tokenizer, None, 64).module
-    assert all(torch.equal(a, b) for a, b in zip(built.module.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(built.module.state_dict().values(), again.state_dict().values(), strict=True))
 
 
 def test_the_logits_at_a_position_never_depend_on_later_tokens(tokenizer):

@@ -12,8 +12,8 @@ From a pair, lmaas reads these optional attributes of the training dataset:
 - `input_spec`: a dict for the model card, e.g. {"shape": [64], "dtype": "float32"}; when absent,
   shape and dtype are read from the first sample.
 
-A Hugging Face language model's text is built by `text` instead (split, tokenized by the tokenizer
-of `tokenizer`, packed into blocks), which returns a DataBundle with its tokenizer.
+A Hugging Face language model's text is built by `text` instead (split, tokenized once, packed into
+blocks), which returns a DataBundle holding the tokenizer (`tokenizer`) that encoded it.
 """
 from __future__ import annotations
 

@@ -9,10 +9,11 @@ of the held-out text, which the artifact reproduces wherever it is loaded.
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
 from typing import Any
 
+import tokenizers
 import torch
+import transformers
 
 from lmaas_api import contract
 from lmaas_api.card import InputSpec, ModelCard, Producer, RecordedDataset
@@ -48,7 +49,7 @@ def model_card(job: Job) -> ModelCard:
         producer=Producer.model_validate(job.config.producer),
         created_at=utc_now(),
         framework={"torch": torch.__version__} if hf is None else
-        {"torch": torch.__version__, "transformers": version("transformers"), "tokenizers": version("tokenizers")},
+        {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
     )
 
 

@@ -44,3 +44,16 @@ def test_the_document_in_the_pod_template_loads_and_names_its_producer_by_uid(tm
     config = load_train_config(path, tmp_path / "out", environ={})
     assert config.producer == {"kind": "TrainJob", "name": "j", "namespace": "ns", "uid": "u-1"}
     assert config.spec.model.builtin == "mlp" and config.spec.suspend is False  # left out: the CRD's default
+
+
+def test_a_hugging_face_model_folder_is_where_the_operator_mounted_it(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**RESOURCE, "spec": {"model": {"hf": {"uri": "pvc://models/llama"}},
+                                                     "dataset": {"builtin": "shakespeare", "sequenceLength": 64}}}))
+    config = load_train_config(path, tmp_path / "out", environ={"LMAAS_INPUT_DIR": "/var/lib/lmaas/volumes/models/llama"})
+    assert str(config.model_dir) == "/var/lib/lmaas/volumes/models/llama"
+    with pytest.raises(ConfigError) as error:
+        load_train_config(path, tmp_path / "out", environ={})
+    assert error.value.field == "spec.model.hf.uri" and "$LMAAS_INPUT_DIR" in str(error.value)
+    path.write_text(json.dumps(RESOURCE))
+    assert load_train_config(path, tmp_path / "out", environ={"LMAAS_INPUT_DIR": "/x"}).model_dir is None
