@@ -11,12 +11,13 @@ keys are refused, as in the CRDs, except in `input`, which a user's data set may
 
 This module imports neither kopf nor torch.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError

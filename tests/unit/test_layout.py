@@ -1,4 +1,5 @@
 """The repository layout that DESIGN.md promises."""
+
 import ast
 import subprocess
 import sys
@@ -24,7 +25,8 @@ def _imported_modules(package_dir):
 
 def test_the_operator_package_never_imports_torch():
     offenders = [
-        (str(p.relative_to(REPO)), m) for p, m in _imported_modules(REPO / "operator" / "lmaas_operator")
+        (str(p.relative_to(REPO)), m)
+        for p, m in _imported_modules(REPO / "operator" / "lmaas_operator")
         if m.split(".")[0] in ("torch", "safetensors")
     ]
     assert offenders == []
@@ -34,14 +36,20 @@ def test_the_roles_meet_only_in_the_contract_and_the_command():
     """The operator and the worker import each other nowhere; the contract imports neither role
     (nor torch, kopf or a Kubernetes client); the `lmaas` command reaches a role only inside the
     subcommand that runs it."""
+
     def offenders(folder, package, forbidden):
-        return [(str(p.relative_to(REPO)), m) for p, m in _imported_modules(REPO / folder / package)
-                if m.split(".")[0] in forbidden]
+        return [
+            (str(p.relative_to(REPO)), m)
+            for p, m in _imported_modules(REPO / folder / package)
+            if m.split(".")[0] in forbidden
+        ]
 
     assert offenders("operator", "lmaas_operator", {"lmaas_worker"}) == []
     assert offenders("worker", "lmaas_worker", {"lmaas_operator", "lmaas_cli", "kopf", "kubernetes"}) == []
-    assert offenders("api", "lmaas_api", {"lmaas_operator", "lmaas_worker", "lmaas_cli", "torch", "kopf",
-                                          "kubernetes"}) == []
+    assert (
+        offenders("api", "lmaas_api", {"lmaas_operator", "lmaas_worker", "lmaas_cli", "torch", "kopf", "kubernetes"})
+        == []
+    )
     cli = ast.parse((REPO / "api" / "lmaas_cli" / "main.py").read_text())
     top_level = [n for n in cli.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert not [n for n in top_level if "lmaas_worker" in ast.dump(n) or "lmaas_operator" in ast.dump(n)]
@@ -63,13 +71,20 @@ def test_the_api_types_load_without_kopf():
 def test_the_artifact_package_sits_below_the_roles():
     """The worker's roles use `lmaas_worker.artifacts`; it imports none of them (so no role package
     is imported to load or write an artifact, and none needs a lazy import to dodge a cycle)."""
-    code = ("import sys, lmaas_worker.artifacts; "
-            "print(sorted(m for m in sys.modules if m.startswith(('lmaas_worker.compress', 'lmaas_worker.train', "
-            "'lmaas_worker.serve'))))")
+    code = (
+        "import sys, lmaas_worker.artifacts; "
+        "print(sorted(m for m in sys.modules if m.startswith(('lmaas_worker.compress', 'lmaas_worker.train', "
+        "'lmaas_worker.serve'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
     package = REPO / "worker" / "lmaas_worker" / "artifacts"
-    lazy = [(str(p.relative_to(REPO)), node.lineno) for p in package.rglob("*.py")
-            for function in ast.walk(ast.parse(p.read_text())) if isinstance(function, ast.FunctionDef)
-            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    lazy = [
+        (str(p.relative_to(REPO)), node.lineno)
+        for p in package.rglob("*.py")
+        for function in ast.walk(ast.parse(p.read_text()))
+        if isinstance(function, ast.FunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
     assert lazy == []

@@ -5,6 +5,7 @@ and the model card; `write_artifact` writes them with `metrics.json` and, when a
 is given, `curves.png`. `copy_artifact` writes an artifact again elsewhere with another card and
 metrics, its weights copied byte for byte.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,13 +25,21 @@ from .files import atomic_directory
 CURVES_FILE = "curves.png"
 
 
-def write_artifact(directory: Path, tensors: dict[str, torch.Tensor], card: ModelCard, metrics: dict[str, Any],
-                   history: dict[str, Any] | None = None) -> int:
+def write_artifact(
+    directory: Path,
+    tensors: dict[str, torch.Tensor],
+    card: ModelCard,
+    metrics: dict[str, Any],
+    history: dict[str, Any] | None = None,
+) -> int:
     """Write the artifact to `directory` atomically; return the size of the weights file in bytes."""
     directory = Path(directory)
     with atomic_directory(directory) as temporary:
-        save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, temporary / contract.WEIGHTS_FILE,
-                  metadata={"format": "pt", "lmaas": contract.ARTIFACT_FORMAT})
+        save_file(
+            {name: tensor.contiguous() for name, tensor in tensors.items()},
+            temporary / contract.WEIGHTS_FILE,
+            metadata={"format": "pt", "lmaas": contract.ARTIFACT_FORMAT},
+        )
         _write_card_and_metrics(temporary, card, metrics)
         if history is not None:
             plot_curves(history, temporary / CURVES_FILE, title=(card.producer and card.producer.name) or "")

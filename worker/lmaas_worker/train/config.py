@@ -1,5 +1,6 @@
 """The training worker's configuration: the whole TrainJob, read from --config and validated as the
 API server would (`lmaas_api.resource.read_resource`), and the output directory."""
+
 from __future__ import annotations
 
 import os
@@ -21,14 +22,18 @@ class TrainConfig(JobConfig[TrainJobSpec]):
         return self.output_dir / contract.CHECKPOINT_SUBDIR
 
 
-def load_train_config(config_path: str | os.PathLike | None, output_dir: str | os.PathLike | None,
-                      environ: dict[str, str] | None = None) -> TrainConfig:
+def load_train_config(
+    config_path: str | os.PathLike | None, output_dir: str | os.PathLike | None, environ: dict[str, str] | None = None
+) -> TrainConfig:
     resource = read_resource(config_path, "TrainJob")
     spec = resource.spec
     if spec.model is None:
         if spec.command:
-            raise ConfigError("spec.command", "this TrainJob runs a custom command, which the operator starts "
-                                              "directly; lmaas train trains spec.model and there is none")
+            raise ConfigError(
+                "spec.command",
+                "this TrainJob runs a custom command, which the operator starts "
+                "directly; lmaas train trains spec.model and there is none",
+            )
         raise ConfigError("spec.model", "lmaas train needs a model to train")
     if spec.dataset is None:
         raise ConfigError("spec.dataset", "lmaas train needs a dataset to train on")

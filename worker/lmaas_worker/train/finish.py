@@ -1,4 +1,5 @@
 """The artifact of a TrainJob: its model card, metrics, curves and weights (rank 0 only)."""
+
 from __future__ import annotations
 
 import logging
@@ -36,10 +37,15 @@ def model_card(job: Job) -> ModelCard:
     )
 
 
-def write_artifact(job: Job, state: dict[str, torch.Tensor], metrics: dict[str, Any],
-                   history: dict[str, Any]) -> dict[str, Any]:
+def write_artifact(
+    job: Job, state: dict[str, torch.Tensor], metrics: dict[str, Any], history: dict[str, Any]
+) -> dict[str, Any]:
     """Write the artifact; returns the `artifact` object of the `done` line."""
     size = dense.save(job.config.artifact_dir, state, model_card(job), metrics, history)
     log.info("artifact written to %s (%d bytes of weights)", job.config.artifact_dir, size)
-    return {"path": contract.ARTIFACT_SUBDIR, "uri": job.config.uri_of(contract.ARTIFACT_SUBDIR),
-            "sizeBytes": size, "metrics": metrics}
+    return {
+        "path": contract.ARTIFACT_SUBDIR,
+        "uri": job.config.uri_of(contract.ARTIFACT_SUBDIR),
+        "sizeBytes": size,
+        "metrics": metrics,
+    }
