@@ -5,6 +5,7 @@ existing is the proof that the card ran code. `user_factory` names a legitimate 
 worker tests. Both are digits classifiers with the card a TrainJob writes (its data set
 included), so a serving or compression worker gets as far as loading the model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,12 +25,21 @@ HOW_TO_ALLOW = "spec.trustArtifactCode: true"
 
 
 def digits_card(model: ModelDefinition) -> ModelCard:
-    return ModelCard.model_validate({
-        "format": contract.ARTIFACT_FORMAT, "model": model, "task": "classification",
-        "input": {"shape": [64], "dtype": "float32"}, "numClasses": 10, "classLabels": [str(d) for d in range(10)],
-        "vocab": None, "dtype": "float32", "quantization": None,
-        "dataset": {"builtin": "digits", "validationFraction": 0.2, "seed": 0},
-        "producer": {"kind": "TrainJob", "name": "someone-else"}})
+    return ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": model,
+            "task": "classification",
+            "input": {"shape": [64], "dtype": "float32"},
+            "numClasses": 10,
+            "classLabels": [str(d) for d in range(10)],
+            "vocab": None,
+            "dtype": "float32",
+            "quantization": None,
+            "dataset": {"builtin": "digits", "validationFraction": 0.2, "seed": 0},
+            "producer": {"kind": "TrainJob", "name": "someone-else"},
+        }
+    )
 
 
 def hostile(directory: Path, marker: Path) -> Path:
@@ -43,8 +53,9 @@ def hostile_dataset(directory: Path, marker: Path) -> Path:
     """A builtin model whose card records a data set made by `subprocess:getoutput`, with a
     command that creates the marker: a CompressJob without spec.dataset would build it."""
     args = {"in_features": 64, "num_classes": 10, "hidden": [32]}
-    card = digits_card(ModelDefinition(builtin="mlp", args=args)).model_copy(update={
-        "dataset": RecordedDataset(factory=HOSTILE_FACTORY, args={"cmd": f"touch {marker}"}, seed=0)})
+    card = digits_card(ModelDefinition(builtin="mlp", args=args)).model_copy(
+        update={"dataset": RecordedDataset(factory=HOSTILE_FACTORY, args={"cmd": f"touch {marker}"}, seed=0)}
+    )
     dense.save(directory, MLP(**args).state_dict(), card, {})
     return directory
 

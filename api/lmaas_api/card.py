@@ -17,12 +17,13 @@ the state of the module that `model` rebuilds (dense, or compressed as `compress
 
 This module imports neither kopf nor torch.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError

@@ -4,14 +4,15 @@ Every field's description, type, default, enum, bounds, pattern and CEL rule mes
 the CRD's `openAPIV3Schema`, so the reference says what `kubectl explain` and the API server say.
 `python -m lmaas_api.reference` rewrites the pages; `--check` only says which are out of date.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from .crds import API_VERSION, VERSION, CustomResourceDefinition, load_crds
@@ -33,8 +34,7 @@ def out_of_date(folder: Path) -> list[str]:
     """The pages in `folder` that differ from the CRDs: missing, changed, or of no kind."""
     pages = render_pages()
     present = {path.name for path in folder.glob("*.md")} if folder.is_dir() else set()
-    changed = [name for name, text in pages.items()
-               if name not in present or (folder / name).read_text() != text]
+    changed = [name for name, text in pages.items() if name not in present or (folder / name).read_text() != text]
     return sorted(changed + list(present - pages.keys()))
 
 
@@ -93,8 +93,10 @@ def _subresources(subresources: dict[str, Any]) -> str:
         described.append("status")
     if "scale" in subresources:
         scale = subresources["scale"]
-        parts = [f"{_code('kubectl scale')} sets {_code(scale['specReplicasPath'].lstrip('.'))}",
-                 f"reads {_code(scale['statusReplicasPath'].lstrip('.'))}"]
+        parts = [
+            f"{_code('kubectl scale')} sets {_code(scale['specReplicasPath'].lstrip('.'))}",
+            f"reads {_code(scale['statusReplicasPath'].lstrip('.'))}",
+        ]
         if "labelSelectorPath" in scale:
             parts.append(f"selector {_code(scale['labelSelectorPath'].lstrip('.'))}")
         described.append(f"scale ({', '.join(parts)})")
@@ -109,10 +111,22 @@ def _rules_paragraph(title: str, schema: dict[str, Any]) -> list[str]:
 
 
 def _columns(columns: tuple[dict[str, Any], ...]) -> list[str]:
-    rows = [(c["name"], c["type"], _code(c["jsonPath"]), "wide" if c.get("priority", 0) else "default",
-             _text(c.get("description", ""))) for c in columns]
-    intro = ["## Columns", "",
-             f"What {_code('kubectl get')} prints; the {_code('wide')} ones only with {_code('-o wide')}.", ""]
+    rows = [
+        (
+            c["name"],
+            c["type"],
+            _code(c["jsonPath"]),
+            "wide" if c.get("priority", 0) else "default",
+            _text(c.get("description", "")),
+        )
+        for c in columns
+    ]
+    intro = [
+        "## Columns",
+        "",
+        f"What {_code('kubectl get')} prints; the {_code('wide')} ones only with {_code('-o wide')}.",
+        "",
+    ]
     return intro + _table(("column", "type", "value", "shown", "description"), rows)
 
 
@@ -120,8 +134,13 @@ def _field_rows(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str, s
     required = set(schema.get("required", ()))
     for name, child in schema.get("properties", {}).items():
         child_path = f"{path}.{name}"
-        yield (_code(child_path), _type(child), _default(child),
-               "; ".join(_constraints(child, name in required)), _text(child.get("description", "")))
+        yield (
+            _code(child_path),
+            _type(child),
+            _default(child),
+            "; ".join(_constraints(child, name in required)),
+            _text(child.get("description", "")),
+        )
         yield from _field_rows(child, child_path)
         items = child.get("items", {})
         if "properties" in items:
@@ -174,12 +193,19 @@ def _value_constraints(schema: dict[str, Any]) -> list[str]:
     found = []
     if "enum" in schema:
         found.append("one of " + ", ".join(_code(v if isinstance(v, str) else json.dumps(v)) for v in schema["enum"]))
-    bounds = _bounds(schema.get("minimum"), schema.get("exclusiveMinimum", False),
-                     schema.get("maximum"), schema.get("exclusiveMaximum", False))
+    bounds = _bounds(
+        schema.get("minimum"),
+        schema.get("exclusiveMinimum", False),
+        schema.get("maximum"),
+        schema.get("exclusiveMaximum", False),
+    )
     if bounds:
         found.append(bounds)
-    for low, high, unit in (("minLength", "maxLength", "characters"), ("minItems", "maxItems", "items"),
-                            ("minProperties", "maxProperties", "entries")):
+    for low, high, unit in (
+        ("minLength", "maxLength", "characters"),
+        ("minItems", "maxItems", "items"),
+        ("minProperties", "maxProperties", "entries"),
+    ):
         counted = _count(schema.get(low), schema.get(high))
         if counted:
             found.append(f"{counted} {unit}")
@@ -244,8 +270,12 @@ def _code(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/api"),
-                        help="folder of the pages (default: docs/api, from the repository root)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/api"),
+        help="folder of the pages (default: docs/api, from the repository root)",
+    )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page is out of date")
     args = parser.parse_args(argv)
     if args.check:

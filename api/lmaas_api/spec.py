@@ -6,6 +6,7 @@ with `TrainJobSpec.parse(...)` and work with attributes from then on.
 
 This module imports neither kopf nor torch: the operator, the worker and `lmaas run` share it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class ApiModel(BaseModel):
 
 
 # --- shared pieces -------------------------------------------------------------------------
+
 
 class KeyRef(ApiModel):
     name: str
@@ -128,6 +130,7 @@ class ArtifactCodePolicy:
 
 
 # --- TrainJob ------------------------------------------------------------------------------
+
 
 class HuggingFaceConfig(ApiModel):
     """A transformers model config as `config.json` holds it: snake_case keys, any that transformers
@@ -237,6 +240,7 @@ class TrainJobSpec(ApiModel):
 
 # --- CompressJob ---------------------------------------------------------------------------
 
+
 class PruneStep(ApiModel):
     sparsity: float
     scope: Literal["global", "layer"] = "global"
@@ -291,12 +295,16 @@ class CompressJobSpec(ApiModel):
     @property
     def artifact_code(self) -> ArtifactCodePolicy:
         """What the input's and the steps' model cards may name: the distill students' factories."""
-        students = frozenset(step.distill.student.factory for step in self.steps
-                             if step.distill is not None and step.distill.student.factory)
+        students = frozenset(
+            step.distill.student.factory
+            for step in self.steps
+            if step.distill is not None and step.distill.student.factory
+        )
         return ArtifactCodePolicy(students, self.trust_artifact_code)
 
 
 # --- ModelService --------------------------------------------------------------------------
+
 
 class Autoscaling(ApiModel):
     min_replicas: int = 1

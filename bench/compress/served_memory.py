@@ -13,6 +13,7 @@ the mapped weights file). They include what a model of its kind costs once per p
 libraries' pages, first-call setup), as a served process pays it. The allocator is the
 environment's: run it once as is and once with MALLOC_MMAP_THRESHOLD_=131072 to see glibc's part.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,22 +44,34 @@ def measure(artifact: Path) -> dict[str, float | str]:
     loaded = process_mib()
     model.warm_up(WARM_UP_BATCH)
     served = process_mib()
-    return {"artifact": str(artifact), "loadedMiB": round(loaded["VmRSS"] - before["VmRSS"], 2),
-            "servedMiB": round(served["VmRSS"] - before["VmRSS"], 2),
-            "peakMiB": round(served["VmHWM"] - before["VmHWM"], 2),
-            "anonMiB": round(served["RssAnon"] - before["RssAnon"], 2)}
+    return {
+        "artifact": str(artifact),
+        "loadedMiB": round(loaded["VmRSS"] - before["VmRSS"], 2),
+        "servedMiB": round(served["VmRSS"] - before["VmRSS"], 2),
+        "peakMiB": round(served["VmHWM"] - before["VmHWM"], 2),
+        "anonMiB": round(served["RssAnon"] - before["RssAnon"], 2),
+    }
 
 
 def measure_fresh(artifact: Path) -> dict[str, float | str]:
-    result = subprocess.run([sys.executable, "-m", "bench.compress.served_memory", str(artifact)], cwd=REPO,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.compress.served_memory", str(artifact)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
 def table(float32: dict[str, float | str], int8: dict[str, float | str]) -> str:
     lines = ["| MiB | float32 | int8 | int8 / float32 |", "|---|---|---|---|"]
-    for key, name in (("loadedMiB", "loaded (VmRSS)"), ("servedMiB", "served (VmRSS)"),
-                      ("peakMiB", "peak (VmHWM)"), ("anonMiB", "served, anonymous (RssAnon)")):
+    for key, name in (
+        ("loadedMiB", "loaded (VmRSS)"),
+        ("servedMiB", "served (VmRSS)"),
+        ("peakMiB", "peak (VmHWM)"),
+        ("anonMiB", "served, anonymous (RssAnon)"),
+    ):
         before, after = float(float32[key]), float(int8[key])
         lines.append(f"| {name} | {before:.2f} | {after:.2f} | {after / before:.2f} |")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ the model and sets its own torch threads. Requests run in other threads than the
 torch.set_num_threads, which binds OpenMP in its own thread only: hence OMP_NUM_THREADS as well
 (run.py sets it for every server).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ predict method is what a KServe user writes for a torch classifier (V1 `instance
 class indices out). All other settings are KServe's defaults unless given on the command line
 (KServe parses its own flags, e.g. --enable_latency_logging, --enable_grpc, --workers).
 """
+
 from __future__ import annotations
 
 import argparse

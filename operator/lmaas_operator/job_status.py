@@ -1,6 +1,7 @@
 """A worker Job's outcome in the words of its resource's status: the one rule for when a TrainJob's
 or a CompressJob's Job succeeded or failed, and why. Each kind's status adds what is its own while
 the Job runs (nodes, suspension, the input); pure, like every status here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 `lmaas operator` runs it; tests run the same module in-process with kopf's KopfRunner and pass
 their own OperatorConfig as `memo.config`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.progress_storage = ProgressAnnotations(prefix="lmaas.io")
     settings.persistence.diffbase_storage = GenerationDiffBase()
     # Watch only the operator's own children, not every pod and Job of the cluster.
-    for resource in ("pods", "services", ("batch", "jobs"), ("apps", "deployments"),
-                     ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets")):
+    for resource in (
+        "pods",
+        "services",
+        ("batch", "jobs"),
+        ("apps", "deployments"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("policy", "poddisruptionbudgets"),
+    ):
         settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={pods.MANAGED_BY}"
     # Events are for people: the handlers' warnings and errors (kopf posts log messages only when
     # asked), not every successful handler call.
@@ -61,7 +68,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         memo["metrics_server"] = metrics.serve(config.metrics_address)
     logger.info(
         "lmaas operator configured: namespace=%s peering=%s priority=%s metrics=%s",
-        config.namespace or "<all>", config.peering or "<standalone>", config.peering_priority,
+        config.namespace or "<all>",
+        config.peering or "<standalone>",
+        config.peering_priority,
         config.metrics_address or "<off>",
     )
 
@@ -81,7 +90,9 @@ def login(settings: kopf.OperatorSettings, **kwargs) -> kopf.ConnectionInfo | No
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return kopf.login_with_service_account(settings=settings, **kwargs)
     configuration = kube.api_client().configuration
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix("authorization")
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
     scheme, _, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
         server=configuration.host,
@@ -99,8 +110,11 @@ def peering_object(config: OperatorConfig) -> dict:
     """The peering object kopf needs before it starts; the operator makes its own, so that
     `kubectl apply -k manifests` need not create a custom resource in the same breath as its CRD."""
     if config.namespace:
-        return {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
-                "metadata": {"name": config.peering, "namespace": config.namespace}}
+        return {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": config.peering, "namespace": config.namespace},
+        }
     return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": config.peering}}
 
 

@@ -1,5 +1,6 @@
 """What the operator keeps on a resource for kopf: the last handled spec as
 status.observedGeneration, and handler progress in annotations without kopf's marker."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`lmaas compress` on a small char-gpt: perplexity is the measure and maxPerplexityIncrease the bound."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ from .conftest import progress_events
 pytestmark = pytest.mark.slow
 
 CHAR_GPT = {
-    "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob",
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "TrainJob",
     "metadata": {"name": "tiny-gpt", "namespace": "tests", "uid": "uid-tiny-gpt", "generation": 1},
     "spec": {
         "model": {"builtin": "char-gpt", "args": {"layers": 1, "embedding": 32, "heads": 2, "context": 32}},
@@ -42,18 +44,32 @@ def language_model(tmp_path_factory):
 
 def compress(tmp_path, capsys, artifact, steps, **spec):
     config = tmp_path / "compressjob.json"
-    config.write_text(json.dumps({"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob",
-                                  "metadata": {"name": "gpt-small", "namespace": "tests"},
-                                  "spec": {"model": {"fromTrainJob": "tiny-gpt"}, "steps": steps, **spec}}))
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "lmaas.io/v1alpha1",
+                "kind": "CompressJob",
+                "metadata": {"name": "gpt-small", "namespace": "tests"},
+                "spec": {"model": {"fromTrainJob": "tiny-gpt"}, "steps": steps, **spec},
+            }
+        )
+    )
     capsys.readouterr()
     code = run_compression(config_path=config, input_dir=artifact, output_dir=tmp_path / "out")
     return code, progress_events(capsys.readouterr().out), tmp_path / "out"
 
 
 def test_structured_pruning_and_int8_report_perplexity_and_the_output_generates(tmp_path, capsys, language_model):
-    code, events, out = compress(tmp_path, capsys, language_model, [
-        {"prune": {"sparsity": 0.5, "structure": "structured", "fineTuneEpochs": 1, "learningRate": 0.001}},
-        {"quantize": {"scheme": "int8"}}], maxPerplexityIncrease=0.5)
+    code, events, out = compress(
+        tmp_path,
+        capsys,
+        language_model,
+        [
+            {"prune": {"sparsity": 0.5, "structure": "structured", "fineTuneEpochs": 1, "learningRate": 0.001}},
+            {"quantize": {"scheme": "int8"}},
+        ],
+        maxPerplexityIncrease=0.5,
+    )
     assert code == 0
     metrics = events[-1]["artifact"]["metrics"]
     steps = metrics["steps"]
@@ -72,8 +88,13 @@ def test_structured_pruning_and_int8_report_perplexity_and_the_output_generates(
 
 
 def test_a_step_that_raises_perplexity_beyond_the_bound_exits_79(tmp_path, capsys, language_model):
-    code, events, out = compress(tmp_path, capsys, language_model, [
-        {"prune": {"sparsity": 0.9, "fineTuneEpochs": 0}}], maxPerplexityIncrease=0.05)
+    code, events, out = compress(
+        tmp_path,
+        capsys,
+        language_model,
+        [{"prune": {"sparsity": 0.9, "fineTuneEpochs": 0}}],
+        maxPerplexityIncrease=0.05,
+    )
     assert code == contract.EXIT_QUALITY_BOUND
     assert events[-1]["event"] == "error"
     assert events[-1]["message"].startswith("step 1 (prune): perplexity ")

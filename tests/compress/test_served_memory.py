@@ -5,6 +5,7 @@ process with the default allocator; the resident set size is read after the impo
 format's among them) and once ready, both now (VmRSS) and at its peak (VmHWM, restarted after the
 imports).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,6 @@ from lmaas_api.card import Quantization
 from lmaas_api.spec import ModelDefinition
 from lmaas_worker.artifacts import compressed, dense
 from lmaas_worker.models import mlp
-
 from tests.artifact_code import digits_card
 
 pytestmark = pytest.mark.slow
@@ -48,8 +48,9 @@ print(json.dumps({key: after[key] - before[key] for key in after}))
 
 def served_mib(artifact) -> dict[str, float]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    result = subprocess.run([sys.executable, "-c", SERVE, str(artifact)], env=environment,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE, str(artifact)], env=environment, capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -61,10 +62,12 @@ def float_and_int8(tmp_path_factory):
     module = mlp.build(64, 10, hidden=HIDDEN)
     card = digits_card(definition)
     dense.save(directory / "float32", module.state_dict(), card, {})
-    compressed.save(directory / "int8", module, card.model_copy(update={"quantization": Quantization(scheme="int8")}),
-                    {}, sizes={})
+    compressed.save(
+        directory / "int8", module, card.model_copy(update={"quantization": Quantization(scheme="int8")}), {}, sizes={}
+    )
     assert (directory / "int8" / contract.WEIGHTS_FILE).stat().st_size < 0.3 * (
-        directory / "float32" / contract.WEIGHTS_FILE).stat().st_size
+        directory / "float32" / contract.WEIGHTS_FILE
+    ).stat().st_size
     return directory / "float32", directory / "int8"
 
 

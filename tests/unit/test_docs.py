@@ -1,5 +1,6 @@
 """The pages a newcomer reads (README.md, docs/ and each folder's README): their links lead
 somewhere, the commands they show exist, and the operator's settings table is the operator's."""
+
 import dataclasses
 import importlib.util
 import re
@@ -11,9 +12,15 @@ from lmaas_cli.main import build_parser
 from lmaas_operator.config import OperatorConfig
 from tests.unit.corpus import REPO
 
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
-         *sorted(page for folder in ("api", "operator", "worker", "manifests", "tests", "bench")
-                 for page in (REPO / folder).rglob("README.md"))]
+PAGES = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").rglob("*.md")),
+    *sorted(
+        page
+        for folder in ("api", "operator", "worker", "manifests", "tests", "bench")
+        for page in (REPO / folder).rglob("README.md")
+    ),
+]
 WRITTEN = [page for page in PAGES if page.parent != REPO / "docs" / "api"]  # docs/api is generated
 _LINK = re.compile(r"(?<!\\)\[[^\]\n]*\]\(([^)\s]+)\)")
 
@@ -63,10 +70,16 @@ def test_every_command_shown_exists():
     for page in WRITTEN:
         for code in _code(page.read_text()):
             missing += [f"{page.name}: make {t}" for t in re.findall(r"\bmake (\w+)", code) if t not in targets]
-            missing += [f"{page.name}: lmaas {c}" for c in re.findall(r"(?:^|[\s/])lmaas ([a-z]+)", code)
-                        if c not in subcommands]
-            missing += [f"{page.name}: python -m {m}" for m in re.findall(r"python -m ([\w.]+)", code)
-                        if importlib.util.find_spec(m) is None]
+            missing += [
+                f"{page.name}: lmaas {c}"
+                for c in re.findall(r"(?:^|[\s/])lmaas ([a-z]+)", code)
+                if c not in subcommands
+            ]
+            missing += [
+                f"{page.name}: python -m {m}"
+                for m in re.findall(r"python -m ([\w.]+)", code)
+                if importlib.util.find_spec(m) is None
+            ]
     assert missing == []
 
 
@@ -85,6 +98,8 @@ def test_the_settings_table_is_the_operators_configuration():
 
 def test_the_front_pages_examples_are_the_quickstart_that_make_run_runs():
     (block,) = re.findall(r"^```yaml\n(.*?)^```", (REPO / "README.md").read_text(), flags=re.M | re.S)
-    quickstart = [yaml.safe_load(path.read_text())
-                  for path in sorted((REPO / "manifests" / "samples" / "quickstart").glob("*.yaml"))]
+    quickstart = [
+        yaml.safe_load(path.read_text())
+        for path in sorted((REPO / "manifests" / "samples" / "quickstart").glob("*.yaml"))
+    ]
     assert list(yaml.safe_load_all(block)) == quickstart

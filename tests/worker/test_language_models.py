@@ -1,6 +1,7 @@
 """`lmaas train` of Hugging Face causal language models under real torchrun on CPU (gloo), with real
 transformers and tiny models built from configs: ddp across two agents for two families, fsdp across
 two processes, and the bad configurations refused before any rendezvous. Nothing is mocked."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,15 @@ from .launch import events, launch_job, trainjob, wait_all, worker_env, write_co
 pytestmark = pytest.mark.slow
 
 FAMILIES = {
-    "llama": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64},
+    "llama": {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 64,
+    },
     "gpt2": {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64},
 }
 
@@ -61,8 +69,13 @@ def train(tmp_path, resource: dict, nnodes: int, nproc: int) -> tuple[list[dict]
 
 def generated_elsewhere(tmp_path, artifact, prompt: str, count: int) -> str:
     """The greedy continuation of `prompt` by the artifact, loaded by transformers in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", GENERATE, str(artifact), prompt, str(count)], capture_output=True,
-                          text=True, timeout=120, env=worker_env(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", GENERATE, str(artifact), prompt, str(count)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=worker_env(tmp_path),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -74,9 +87,17 @@ def assert_trained_and_reproduced(tmp_path, lines: list[dict], artifact, world_s
     assert done["event"] == "done" and done["step"] == done["totalSteps"] and done["evalMetric"] == "perplexity"
     metrics = done["artifact"]["metrics"]
     assert (metrics["worldSize"], metrics["strategy"]) == (world_size, strategy)
-    assert metrics["perplexity"] == done["evalValue"] and metrics["evalLoss"] == pytest.approx(math.log(done["evalValue"]))
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "model.json",
-            "metrics.json"} <= {p.name for p in artifact.iterdir()}
+    assert metrics["perplexity"] == done["evalValue"] and metrics["evalLoss"] == pytest.approx(
+        math.log(done["evalValue"])
+    )
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "model.json",
+        "metrics.json",
+    } <= {p.name for p in artifact.iterdir()}
     sample = metrics["sample"]
     assert sample["greedy"] and generated_elsewhere(tmp_path, artifact, sample["prompt"], 24) == sample["greedy"]
     return metrics
@@ -86,8 +107,11 @@ def held_out_perplexity(artifact) -> float:
     """The held-out perplexity of the artifact as lmaas loads it, on the split its card records."""
     module, card = load(artifact)
     tokenizer = AutoTokenizer.from_pretrained(artifact)
-    data = text.text_datasets(*text.split_text(text.source_text(card.dataset), card.dataset.validation_fraction),
-                              tokenizer, card.input.shape[0])
+    data = text.text_datasets(
+        *text.split_text(text.source_text(card.dataset), card.dataset.validation_fraction),
+        tokenizer,
+        card.input.shape[0],
+    )
     inputs, targets = data.val.tensors
     with torch.no_grad():
         logits = module(inputs)
@@ -101,8 +125,13 @@ def test_two_agents_train_a_family_with_ddp_and_the_artifact_generates_the_same_
     assert held_out_perplexity(artifact) == pytest.approx(metrics["perplexity"], rel=1e-4)
     card = json.loads((artifact / contract.MODEL_CARD_FILE).read_text())
     assert card["layout"] == "huggingface"
-    assert card["model"]["hf"]["config"] == {**FAMILIES[family], "vocab_size": 512, "bos_token_id": 0,
-                                             "eos_token_id": 0, "pad_token_id": 1}  # as the tokenizer set them
+    assert card["model"]["hf"]["config"] == {
+        **FAMILIES[family],
+        "vocab_size": 512,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "pad_token_id": 1,
+    }  # as the tokenizer set them
     assert card["input"]["shape"] == [32] and card["dataset"]["builtin"] == "shakespeare"
 
 

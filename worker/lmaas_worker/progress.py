@@ -4,6 +4,7 @@ Every line has exactly `contract.PROGRESS_KEYS` (null where a key does not apply
 turns them into the TrainJob's status. On exit, rank 0 also writes the final line (`done` or
 `error`) to the termination log, which the kubelet copies into the pod status.
 """
+
 from __future__ import annotations
 
 import json

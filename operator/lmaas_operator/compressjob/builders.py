@@ -1,16 +1,18 @@
 """CompressJob → its child, as pure data: a one-pod Job whose pod template carries the CompressJob
 and its input for the worker to read (pods.CONFIG_ANNOTATION), rendered once the input model is
 known (its producer has succeeded)."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from .. import pods
 from lmaas_api import contract
+from lmaas_api.resource import CustomResource
 from lmaas_api.spec import CompressJobSpec
+
+from .. import pods
 from ..config import OperatorConfig
 from ..references import Resolution
-from lmaas_api.resource import CustomResource
 
 COMPONENT = "compressor"
 CONTAINER = "compressor"
@@ -33,8 +35,12 @@ def claim_volumes(claims: dict[str, bool]) -> tuple[list[dict[str, Any]], list[d
     volumes, mounts = [], []
     for index, (claim, read_only) in enumerate(sorted(claims.items())):
         name = f"volume-{index}"
-        volumes.append({"name": name, "persistentVolumeClaim": {"claimName": claim, **({"readOnly": True} if read_only else {})}})
-        mounts.append({"name": name, "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", **({"readOnly": True} if read_only else {})})
+        volumes.append(
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, **({"readOnly": True} if read_only else {})}}
+        )
+        mounts.append(
+            {"name": name, "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", **({"readOnly": True} if read_only else {})}
+        )
     return volumes, mounts
 
 
@@ -52,12 +58,20 @@ def render_job(cr: CompressJob, config: OperatorConfig, input_uri: str) -> dict[
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(
-        CONTAINER, spec.image or config.worker_image, WORKER_COMMAND, env, spec.resources,
+        CONTAINER,
+        spec.image or config.worker_image,
+        WORKER_COMMAND,
+        env,
+        spec.resources,
         mounts,
     )
     return pods.worker_job(
-        cr, COMPONENT, container,
-        volumes, [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND], config_document(cr, input_uri),
+        cr,
+        COMPONENT,
+        container,
+        volumes,
+        [contract.EXIT_CONFIG_ERROR, contract.EXIT_QUALITY_BOUND],
+        config_document(cr, input_uri),
         job_spec={"completions": 1, "parallelism": 1},
     )
 

@@ -1,8 +1,10 @@
 """A CompressJob's status, computed from its input's resolution, its Job, the pod and the worker's
 progress lines and final summary. Pure, like every status here."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .. import job_status, jobs
 from ..conditions import phase_conditions
@@ -10,10 +12,21 @@ from ..references import Resolution
 from .builders import CONTAINER, CompressJob
 
 CONDITION_TYPES = ("Waiting", "Running", "Succeeded", "Failed")
-REPORT_KEYS = ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup", "latencySpeedupRange",
-               "latencyVerdict", "steps")
-WORK = job_status.Work(CONTAINER, finished="compression finished", succeeded="every step met the quality bound",
-                       oom_advice="raise spec.resources.limits.memory")
+REPORT_KEYS = (
+    "sizeRatio",
+    "accuracyDelta",
+    "perplexityRatio",
+    "latencySpeedup",
+    "latencySpeedupRange",
+    "latencyVerdict",
+    "steps",
+)
+WORK = job_status.Work(
+    CONTAINER,
+    finished="compression finished",
+    succeeded="every step met the quality bound",
+    oom_advice="raise spec.resources.limits.memory",
+)
 
 
 def compute_status(
@@ -28,7 +41,10 @@ def compute_status(
 ) -> dict[str, Any]:
     phase, reason, message = _phase(resolution, job, pods)
     status: dict[str, Any] = {
-        "phase": phase, "reason": reason, "message": message, "observedGeneration": cr.generation,
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": cr.generation,
         **job_status.run_fields(job, phase, previous, now),
     }
     # The input is fixed when the Job starts; a newer artifact from the producer does not change it.
@@ -46,7 +62,8 @@ def compute_status(
     if artifact:
         status["artifact"] = artifact
     status["conditions"] = phase_conditions(
-        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now
+    )
     return status
 
 
@@ -70,7 +87,9 @@ def _phase(resolution: Resolution, job: dict[str, Any] | None, pods: list[dict[s
     return "Pending", "Starting", "waiting for the pod to start"
 
 
-def _progress(cr: CompressJob, previous: dict[str, Any] | None, events: Iterable[dict[str, Any]], phase: str) -> dict[str, Any]:
+def _progress(
+    cr: CompressJob, previous: dict[str, Any] | None, events: Iterable[dict[str, Any]], phase: str
+) -> dict[str, Any]:
     """Steps done; the worker reports `progress` events with step = steps completed and message =
     the step running now."""
     total = len(cr.spec.steps)

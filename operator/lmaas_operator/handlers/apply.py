@@ -1,5 +1,6 @@
 """Applying a resource's children: one server-side apply each; a Job whose pod template cannot
 change follows in its mutable fields; a child the API server refuses as invalid is named."""
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,17 @@ def job_changes(rendered: dict[str, Any], live: dict[str, Any]) -> dict[str, Any
     """The mutable fields in which a live Job differs from the rendered Job, with the rendered
     values: what a merge patch must set. `suspend` only where the rendered Job sets it: a Job that
     leaves it out (a CompressJob's) leaves it to a queue such as Kueue, as server-side apply does."""
+
     def value(spec: dict[str, Any], field: str) -> Any:
         return spec.get(field, JOB_DEFAULTS.get(field))
+
     fields = [field for field in JOB_MUTABLE if field != "suspend" or "suspend" in rendered["spec"]]
     have = live.get("spec") or {}
-    return {field: value(rendered["spec"], field) for field in fields
-            if value(rendered["spec"], field) != value(have, field)}
+    return {
+        field: value(rendered["spec"], field)
+        for field in fields
+        if value(rendered["spec"], field) != value(have, field)
+    }
 
 
 def immutable_fields(error: kubernetes.client.ApiException) -> list[str]:
@@ -67,14 +73,21 @@ def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]
             raise
         meta = child["metadata"]
         live = kube.get(child["apiVersion"], "Job", meta["name"], meta["namespace"])
-        owners = {ref["uid"] for ref in (live or {}).get("metadata", {}).get("ownerReferences", []) if ref.get("controller")}
+        owners = {
+            ref["uid"] for ref in (live or {}).get("metadata", {}).get("ownerReferences", []) if ref.get("controller")
+        }
         if owners != {ref["uid"] for ref in meta["ownerReferences"]}:
             raise
-        logger.warning("the Job %s/%s keeps its %s, which cannot change (made by an earlier lmaas or another "
-                       "worker image); suspend, activeDeadlineSeconds and backoffLimit follow the spec",
-                       meta["namespace"], meta["name"], ", ".join(fields))
-        return kube.merge_patch(child["apiVersion"], "Job", meta["name"], meta["namespace"],
-                                {"spec": job_changes(child, live)})
+        logger.warning(
+            "the Job %s/%s keeps its %s, which cannot change (made by an earlier lmaas or another "
+            "worker image); suspend, activeDeadlineSeconds and backoffLimit follow the spec",
+            meta["namespace"],
+            meta["name"],
+            ", ".join(fields),
+        )
+        return kube.merge_patch(
+            child["apiVersion"], "Job", meta["name"], meta["namespace"], {"spec": job_changes(child, live)}
+        )
 
 
 def apply_children(children: list[dict[str, Any]], logger: logging.Logger) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
 """kopf's bodies as the handlers read them: plain data, and the typed resource."""
+
 from __future__ import annotations
 
 from typing import Any

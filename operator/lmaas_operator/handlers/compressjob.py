@@ -1,6 +1,7 @@
 """CompressJob handlers (kinds.register): the Job is applied once the input model is ready, and
 follows the spec's deadline and restarts while it runs; the status comes from the input, the Job
 and pod indexes and the worker's progress lines."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,19 +23,35 @@ def input_model(observed: Observed, producers: Lookup) -> Resolution:
         if resolution.state != "ready":
             return resolution
         chosen = {"uri": resolution.uri, **({"producer": resolution.producer} if resolution.producer else {})}
-    return Resolution("ready", "InputChosen", f"compressing {chosen['uri']}", uri=chosen["uri"],
-                      producer=chosen.get("producer"))
+    return Resolution(
+        "ready", "InputChosen", f"compressing {chosen['uri']}", uri=chosen["uri"], producer=chosen.get("producer")
+    )
 
 
-def compressjob_status(observed: Observed, model: Resolution | None, events: list[dict[str, Any]],
-                       config: OperatorConfig, now: str) -> dict[str, Any]:
-    return status.compute_status(observed.cr, model, observed.workload, observed.pods, events, observed.previous,
-                                 pods.output_uri(observed.cr, config.artifact_claim), now)
+def compressjob_status(
+    observed: Observed, model: Resolution | None, events: list[dict[str, Any]], config: OperatorConfig, now: str
+) -> dict[str, Any]:
+    return status.compute_status(
+        observed.cr,
+        model,
+        observed.workload,
+        observed.pods,
+        events,
+        observed.previous,
+        pods.output_uri(observed.cr, config.artifact_claim),
+        now,
+    )
 
 
 COMPRESSJOB = Kind(
-    name="CompressJob", plural="compressjobs", workload=JOB, children=(JOB,),
-    condition_types=status.CONDITION_TYPES, render_children=builders.render_children,
-    compute_status=compressjob_status, model=input_model, progress_container=builders.CONTAINER,
+    name="CompressJob",
+    plural="compressjobs",
+    workload=JOB,
+    children=(JOB,),
+    condition_types=status.CONDITION_TYPES,
+    render_children=builders.render_children,
+    compute_status=compressjob_status,
+    model=input_model,
+    progress_container=builders.CONTAINER,
 )
 reconcile_compressjob, refresh_compressjob_status = register(COMPRESSJOB)

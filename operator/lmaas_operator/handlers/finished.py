@@ -1,5 +1,6 @@
 """The end of a TrainJob or a CompressJob: its result is final, and its Job goes
 spec.ttlSecondsAfterFinished after it."""
+
 from __future__ import annotations
 
 import datetime
@@ -19,8 +20,9 @@ def ran_to_the_end(status: dict[str, Any]) -> bool:
     return status.get("phase") in FINISHED and bool(status.get("startTime"))
 
 
-def collect_finished_job(cr: CustomResource, job: dict[str, Any] | None, status: dict[str, Any],
-                         logger: logging.Logger) -> None:
+def collect_finished_job(
+    cr: CustomResource, job: dict[str, Any] | None, status: dict[str, Any], logger: logging.Logger
+) -> None:
     """Delete a finished resource's Job (and so its pods) spec.ttlSecondsAfterFinished after the
     completionTime in its status (`status` as written by an earlier refresh, so that the result
     had one more refresh to be complete). The operator does it rather than the Job controller, so
@@ -29,7 +31,12 @@ def collect_finished_job(cr: CustomResource, job: dict[str, Any] | None, status:
     if ttl is None or job is None or not status.get("completionTime"):
         return
     finished = clock.parse(status["completionTime"])
-    if datetime.datetime.now(datetime.timezone.utc) >= finished + datetime.timedelta(seconds=ttl):
+    if datetime.datetime.now(datetime.UTC) >= finished + datetime.timedelta(seconds=ttl):
         if kube.delete("batch/v1", "Job", cr.name, cr.namespace):
-            logger.info("deleted the Job of %s %s/%s, %s s after it finished (ttlSecondsAfterFinished)",
-                        cr.kind, cr.namespace, cr.name, ttl)
+            logger.info(
+                "deleted the Job of %s %s/%s, %s s after it finished (ttlSecondsAfterFinished)",
+                cr.kind,
+                cr.namespace,
+                cr.name,
+                ttl,
+            )

@@ -1,6 +1,7 @@
 """What the handlers read instead of calling the API server: kopf indexes of each kind, of its Job
 or Deployment and of its pods, keeping only what the handlers read (memory grows with every
 object the operator watches)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,19 +52,29 @@ def indexed_resource(body: kopf.Body) -> dict[str, Any]:
     """A custom resource for an index: identity, spec and status; no managedFields, no kopf state."""
     meta = body["metadata"]
     return {
-        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-        "metadata": {k: plain(meta[k]) for k in ("name", "namespace", "uid", "generation", "deletionTimestamp",
-                                                   "labels", "creationTimestamp") if k in meta},
-        "spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {}),
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {
+            k: plain(meta[k])
+            for k in ("name", "namespace", "uid", "generation", "deletionTimestamp", "labels", "creationTimestamp")
+            if k in meta
+        },
+        "spec": plain(body.get("spec") or {}),
+        "status": plain(body.get("status") or {}),
     }
 
 
 def indexed_pod(body: kopf.Body) -> dict[str, Any]:
     """A pod for an index: what statuses read (name, completion index, how its containers are)."""
     meta = body["metadata"]
-    return {"metadata": {"name": meta["name"], "namespace": meta.get("namespace"),
-                         "annotations": plain(meta.get("annotations") or {})},
-            "status": plain(body.get("status") or {})}
+    return {
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "annotations": plain(meta.get("annotations") or {}),
+        },
+        "status": plain(body.get("status") or {}),
+    }
 
 
 def indexed_workload(body: kopf.Body) -> dict[str, Any]:
@@ -71,7 +82,11 @@ def indexed_workload(body: kopf.Body) -> dict[str, Any]:
     its template (the artifact it serves), status."""
     meta, spec = body["metadata"], body.get("spec") or {}
     template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
-    return {"metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "generation": meta.get("generation")},
-            "spec": {**({"replicas": spec["replicas"]} if "replicas" in spec else {}),
-                     "template": {"metadata": {"annotations": plain(template_annotations)}}},
-            "status": plain(body.get("status") or {})}
+    return {
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "generation": meta.get("generation")},
+        "spec": {
+            **({"replicas": spec["replicas"]} if "replicas" in spec else {}),
+            "template": {"metadata": {"annotations": plain(template_annotations)}},
+        },
+        "status": plain(body.get("status") or {}),
+    }

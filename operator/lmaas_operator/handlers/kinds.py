@@ -9,12 +9,14 @@
 - a handler that applies a child again when it is deleted by hand (or edited by hand: `drift`);
 - the forgetting of a deleted resource's metrics.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import kopf
 
@@ -37,6 +39,7 @@ from .timers import status_timer
 
 class Watched(NamedTuple):
     """A kind of child the operator watches."""
+
     group: str
     version: str
     plural: str
@@ -54,6 +57,7 @@ DISRUPTION_BUDGET = Watched("policy", "v1", "poddisruptionbudgets", "PodDisrupti
 class Observed:
     """One resource as a handler call sees it: typed, with its status as stored and what the
     indexes hold of its Job or Deployment (`workload`) and its pods."""
+
     cr: CustomResource
     previous: dict[str, Any]
     workload: dict[str, Any] | None = None
@@ -76,6 +80,7 @@ def no_optional_children(cr: CustomResource) -> list[tuple[str, str, str]]:
 @dataclass(frozen=True)
 class Kind:
     """What the handlers of one kind need to know about it."""
+
     name: str
     plural: str
     workload: Watched
@@ -103,20 +108,27 @@ class Kind:
 
 def producers(namespace: str, indexes: dict[str, Any]) -> Lookup:
     """Look producers up in the operator's indexes of each kind (no API call per reconcile)."""
+
     def lookup(kind: str, name: str) -> dict[str, Any] | None:
         return first(indexes[f"{kind.lower()}s"], (namespace, name))
+
     return lookup
 
 
 def observe(kind: Kind, body: kopf.Body, indexes: dict[str, Any]) -> Observed:
     cr = parse_resource(body)
     key = (cr.namespace, cr.name)
-    return Observed(cr, plain(body.get("status") or {}), first(indexes[workloads_index(kind.name)], key),
-                    list(indexes[pods_index(kind.name)].get(key, [])))
+    return Observed(
+        cr,
+        plain(body.get("status") or {}),
+        first(indexes[workloads_index(kind.name)], key),
+        list(indexes[pods_index(kind.name)].get(key, [])),
+    )
 
 
-def wanted_children(kind: Kind, owner: dict[str, Any], config: OperatorConfig,
-                    indexes: dict[str, Any]) -> list[dict[str, Any]]:
+def wanted_children(
+    kind: Kind, owner: dict[str, Any], config: OperatorConfig, indexes: dict[str, Any]
+) -> list[dict[str, Any]]:
     """What a resource (as indexed) wants to own now: nothing while its input model is not ready."""
     observed = Observed(parse_resource(owner), owner.get("status") or {})
     model = kind.model(observed, producers(observed.cr.namespace, indexes))
@@ -125,8 +137,9 @@ def wanted_children(kind: Kind, owner: dict[str, Any], config: OperatorConfig,
     return kind.render_children(observed.cr, config, model)
 
 
-def apply_changed(kind: Kind, observed: Observed, model: Resolution | None, memo: kopf.Memo,
-                  logger: logging.Logger) -> Observed:
+def apply_changed(
+    kind: Kind, observed: Observed, model: Resolution | None, memo: kopf.Memo, logger: logging.Logger
+) -> Observed:
     """Apply the children if what they are made from changed since this operator applied them
     (the resource's memo, empty after a restart: resuming applies them again) and delete the
     optional ones the spec no longer wants; `observed` with its workload as just applied."""
@@ -140,8 +153,13 @@ def apply_changed(kind: Kind, observed: Observed, model: Resolution | None, memo
         if kube.delete(api_version, child_kind, name, cr.namespace):
             logger.info("deleted %s %s, no longer in the spec", child_kind, name)
     memo["applied"] = made_from
-    logger.info("applied the children of %s %s/%s%s", cr.kind, cr.namespace, cr.name,
-                f" for the model {model.uri}" if model else "")
+    logger.info(
+        "applied the children of %s %s/%s%s",
+        cr.kind,
+        cr.namespace,
+        cr.name,
+        f" for the model {model.uri}" if model else "",
+    )
     return dataclasses.replace(observed, workload=next(c for c in stored if c["kind"] == kind.workload.kind))
 
 
@@ -154,8 +172,15 @@ def progress_lines(kind: Kind, observed: Observed, memo: kopf.Memo, logger: logg
     return progress.read_rank0_events(observed.pods, kind.progress_container, memo, logger)
 
 
-def handle(kind: Kind, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger,
-           indexes: dict[str, Any], timer: bool) -> None:
+def handle(
+    kind: Kind,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    logger: logging.Logger,
+    indexes: dict[str, Any],
+    timer: bool,
+) -> None:
     """One call of either handler (`timer`: the status timer's)."""
     if still_rejected(body):
         return
@@ -201,18 +226,32 @@ def register(kind: Kind) -> tuple[Callable[..., None], Callable[..., None]]:
     status_timer(kind.plural, id=refreshing)(refresh)
 
     # Raw watch events, not kopf's change handlers: those would annotate every child to remember it.
-    async def restore_child(event: kopf.RawEvent, namespace: str, labels: dict[str, str], body: kopf.Body,
-                            memo: kopf.Memo, logger: logging.Logger, **kwargs: Any) -> None:
+    async def restore_child(
+        event: kopf.RawEvent,
+        namespace: str,
+        labels: dict[str, str],
+        body: kopf.Body,
+        memo: kopf.Memo,
+        logger: logging.Logger,
+        **kwargs: Any,
+    ) -> None:
         owner = first(kwargs[kind.plural], (namespace, labels[kind.label]))
         wanted = wanted_children(kind, owner, memo.config, kwargs) if owner is not None else []
         await restore(child_to_restore(event, body, owner, wanted, kind.drift), logger)
-        if kind.drift and any((c["kind"], c["metadata"]["name"]) == (body["kind"], body["metadata"]["name"])
-                              for c in wanted):
+        if kind.drift and any(
+            (c["kind"], c["metadata"]["name"]) == (body["kind"], body["metadata"]["name"]) for c in wanted
+        ):
             mark_compared(body, memo)
 
     for child in kind.children:
-        kopf.on.event(child.group, child.version, child.plural, labels={kind.label: kopf.PRESENT},
-                      when=not_compared if kind.drift else deleted, id=f"restore_{short}_child")(restore_child)
+        kopf.on.event(
+            child.group,
+            child.version,
+            child.plural,
+            labels={kind.label: kopf.PRESENT},
+            when=not_compared if kind.drift else deleted,
+            id=f"restore_{short}_child",
+        )(restore_child)
 
     async def forget_deleted(namespace: str, name: str, uid: str, **_: Any) -> None:
         metrics.forget(kind.name, namespace, name, uid)

@@ -1,4 +1,5 @@
 """Children deleted by hand, or edited away from what their owner says, are applied again."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,11 @@ def is_subset(wanted: Any, live: Any) -> bool:
 
 
 def child_to_restore(
-    event: kopf.RawEvent, body: kopf.Body, owner: dict[str, Any] | None, wanted: list[dict[str, Any]], drift: bool,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    owner: dict[str, Any] | None,
+    wanted: list[dict[str, Any]],
+    drift: bool,
 ) -> tuple[dict[str, Any], str] | None:
     """The child to apply again, and why: it was deleted while its owner lives, or (with `drift`)
     edited by hand away from what its owner wants (`wanted`, the owner's children now). A deleted
@@ -73,4 +78,6 @@ async def restore(found: tuple[dict[str, Any], str] | None, logger: logging.Logg
         return
     child, why = found
     await asyncio.to_thread(kube.apply, child)
-    logger.warning("restored %s %s/%s, %s", child["kind"], child["metadata"]["namespace"], child["metadata"]["name"], why)
+    logger.warning(
+        "restored %s %s/%s, %s", child["kind"], child["metadata"]["namespace"], child["metadata"]["name"], why
+    )

@@ -1,5 +1,6 @@
 """The rules of a handler's status write that hold for every kind: a refused child fails the
 resource until its spec changes, and a timer records no generation it did not handle."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,14 +18,24 @@ def rejected_status(body: kopf.Body, rejected: ChildRejected, condition_types: t
     """Failed, with the API server's own words: the resource stays so until its spec changes."""
     previous = plain(body.get("status") or {})
     generation = body["metadata"].get("generation")
-    return with_phase({**previous, "observedGeneration": generation}, previous.get("conditions"), condition_types,
-                      "Failed", "ChildRejected", str(rejected), generation, utc_now())
+    return with_phase(
+        {**previous, "observedGeneration": generation},
+        previous.get("conditions"),
+        condition_types,
+        "Failed",
+        "ChildRejected",
+        str(rejected),
+        generation,
+        utc_now(),
+    )
 
 
 def still_rejected(body: kopf.Body) -> bool:
     """Whether this generation's children were refused (status recomputation would hide it)."""
     status = body.get("status") or {}
-    return status.get("reason") == "ChildRejected" and status.get("observedGeneration") == body["metadata"].get("generation")
+    return status.get("reason") == "ChildRejected" and status.get("observedGeneration") == body["metadata"].get(
+        "generation"
+    )
 
 
 def keep_observed_generation(status: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:

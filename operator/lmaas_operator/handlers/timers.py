@@ -11,10 +11,12 @@ kopf has no setting for it (kopf.timer registers every timer with requires_final
 version is pinned to its minor release in pyproject.toml; tests/unit/operator/test_timers.py fails
 if kopf stops honouring the copy, and tests/integration/test_deletion.py shows the effect.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import kopf
 
@@ -36,8 +38,7 @@ def exists(resource: kopf.Resource, namespace: str, name: str, **indexes: Any) -
 
 def status_timer(plural: str, id: str) -> Callable:
     """kopf.timer every STATUS_INTERVAL seconds from FIRST_REFRESH on, while the resource exists."""
-    return kopf.timer(GROUP, VERSION, plural, id=id, interval=STATUS_INTERVAL, initial_delay=FIRST_REFRESH,
-                      when=exists)
+    return kopf.timer(GROUP, VERSION, plural, id=id, interval=STATUS_INTERVAL, initial_delay=FIRST_REFRESH, when=exists)
 
 
 def without_finalizers(registry: kopf.OperatorRegistry) -> None:

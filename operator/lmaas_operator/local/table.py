@@ -1,4 +1,5 @@
 """`lmaas get`: stored resources printed as `kubectl get` prints them, from the CRDs' printer columns."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from typing import Any
 
 from lmaas_api import clock
 from lmaas_api.crds import KINDS, load_crds
+
 from .store import dump_yaml
 
 
@@ -63,8 +65,9 @@ def render(bodies: list[dict[str, Any]], output: str = "", show_kind: bool = Fal
         columns = [c for c in crd.printer_columns if output == "wide" or not c.get("priority")]
         header = ["NAME", *(c["name"].upper() for c in columns)]
         prefix = f"{kind.lower()}.lmaas.io/" if show_kind else ""
-        rows = [[prefix + b["metadata"]["name"], *(_cell(c, json_path(b, c["jsonPath"])) for c in columns)]
-                for b in of_kind]
+        rows = [
+            [prefix + b["metadata"]["name"], *(_cell(c, json_path(b, c["jsonPath"])) for c in columns)] for b in of_kind
+        ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         lines = ["   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
         blocks.append("\n".join(lines))

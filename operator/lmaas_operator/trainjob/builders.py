@@ -4,16 +4,18 @@ carries the TrainJob itself for the worker to read (pods.CONFIG_ANNOTATION).
 Names are deterministic (both are called after the TrainJob), so an operator that restarts
 re-applies the same objects instead of making new ones.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from .. import pods
 from lmaas_api import contract
+from lmaas_api.resource import CustomResource
 from lmaas_api.spec import TrainJobSpec
+
+from .. import pods
 from ..config import OperatorConfig
 from ..references import Resolution
-from lmaas_api.resource import CustomResource
 
 COMPONENT = "trainer"
 CONTAINER = "trainer"
@@ -94,13 +96,21 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(
-        CONTAINER, spec.image or config.worker_image, list(spec.command) if spec.command else WORKER_COMMAND,
-        env, spec.resources, mounts,
+        CONTAINER,
+        spec.image or config.worker_image,
+        list(spec.command) if spec.command else WORKER_COMMAND,
+        env,
+        spec.resources,
+        mounts,
     )
     container["ports"] = [{"name": "c10d", "containerPort": contract.RDZV_PORT}]
     return pods.worker_job(
-        cr, COMPONENT, container, volumes,
-        [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=LEFT_OUT),
+        cr,
+        COMPONENT,
+        container,
+        volumes,
+        [contract.EXIT_CONFIG_ERROR],
+        cr.as_document(leave_out=LEFT_OUT),
         job_spec={
             "completionMode": "Indexed",
             "completions": high,

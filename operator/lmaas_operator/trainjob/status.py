@@ -3,9 +3,11 @@
 `compute_status` is pure: the same inputs give the same status, so the handler writes only when
 something changed, and a restarted operator computes the very status it had written.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from lmaas_api import contract
 
@@ -14,8 +16,12 @@ from ..conditions import phase_conditions
 from .builders import CONTAINER, TrainJob
 
 CONDITION_TYPES = ("Running", "Suspended", "Succeeded", "Failed")
-WORK = job_status.Work(CONTAINER, finished="training finished", succeeded="training finished",
-                       oom_advice="raise spec.resources.limits.memory or lower the batch size")
+WORK = job_status.Work(
+    CONTAINER,
+    finished="training finished",
+    succeeded="training finished",
+    oom_advice="raise spec.resources.limits.memory or lower the batch size",
+)
 
 
 def compute_status(
@@ -46,11 +52,16 @@ def compute_status(
         status["latestCheckpoint"] = checkpoint
     artifact = previous.get("artifact")
     if phase == "Succeeded":
-        artifact = jobs.artifact_from(jobs.final_event(pods, CONTAINER), output_uri) or artifact or {"uri": f"{output_uri}/{contract.ARTIFACT_SUBDIR}"}
+        artifact = (
+            jobs.artifact_from(jobs.final_event(pods, CONTAINER), output_uri)
+            or artifact
+            or {"uri": f"{output_uri}/{contract.ARTIFACT_SUBDIR}"}
+        )
     if artifact:
         status["artifact"] = artifact
     status["conditions"] = phase_conditions(
-        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now
+    )
     return status
 
 
@@ -74,7 +85,11 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     if failed_pods:
         last = jobs.last_failure(pods, CONTAINER)
         detail = f"; last failure: {last}" if last else ""
-        return "Restarting", "PodFailed", f"{failed_pods} pod failure(s) so far, {len(running)}/{low} nodes running{detail}"
+        return (
+            "Restarting",
+            "PodFailed",
+            f"{failed_pods} pod failure(s) so far, {len(running)}/{low} nodes running{detail}",
+        )
     return "Pending", "Starting", f"{len(running)}/{low} nodes running"
 
 
@@ -88,7 +103,16 @@ def _progress(
     for event in events:
         kind = event.get("event")
         if kind in ("progress", "eval", "done", "resume"):
-            for key in ("epoch", "totalEpochs", "step", "totalSteps", "loss", "evalMetric", "evalValue", "samplesPerSecond"):
+            for key in (
+                "epoch",
+                "totalEpochs",
+                "step",
+                "totalSteps",
+                "loss",
+                "evalMetric",
+                "evalValue",
+                "samplesPerSecond",
+            ):
                 if event.get(key) is not None:
                     progress[key] = event[key]
             if event.get("time"):

@@ -1,4 +1,5 @@
 """lmaas_api.reference: docs/api/ says what the CRDs say, and a test notices when it no longer does."""
+
 import json
 import re
 
@@ -11,14 +12,17 @@ REGENERATE = f".venv/bin/{reference.COMMAND}"
 
 def test_the_committed_reference_is_the_one_the_crds_give():
     stale = reference.out_of_date(REPO / "docs" / "api")
-    assert stale == [], (f"docs/api is out of date with crds/ ({', '.join(stale)}); "
-                         f"regenerate it from the repository root: {REGENERATE}")
+    assert stale == [], (
+        f"docs/api is out of date with crds/ ({', '.join(stale)}); regenerate it from the repository root: {REGENERATE}"
+    )
 
 
 def test_a_changed_missing_or_foreign_page_is_out_of_date_until_written_again(tmp_path, capsys):
     assert reference.write_pages(tmp_path) == [f"wrote {tmp_path / name}" for name in sorted(reference.render_pages())]
     assert reference.out_of_date(tmp_path) == []
-    (tmp_path / "trainjob.md").write_text((tmp_path / "trainjob.md").read_text().replace("Peak learning rate.", "Rate."))
+    (tmp_path / "trainjob.md").write_text(
+        (tmp_path / "trainjob.md").read_text().replace("Peak learning rate.", "Rate.")
+    )
     (tmp_path / "compressjob.md").unlink()
     (tmp_path / "notebook.md").write_text("# NoSuchKind\n")
 
@@ -74,7 +78,10 @@ def test_every_field_of_the_crds_has_a_row_with_its_description_type_default_enu
                 assert _prose(row["description"]) == " ".join(schema.get("description", "").split()), (kind, path)
                 if "default" in schema:
                     default = schema["default"]
-                    assert row["default"] == f"`{default if isinstance(default, str) else json.dumps(default)}`", (kind, path)
+                    assert row["default"] == f"`{default if isinstance(default, str) else json.dumps(default)}`", (
+                        kind,
+                        path,
+                    )
                 assert row["validation"].startswith("required") == required, (kind, path)
                 for value in schema.get("enum", ()):
                     assert f"`{value}`" in row["validation"], (kind, path, value)

@@ -1,4 +1,5 @@
 """lmaas_worker.compress.prune: magnitude ranking by |w|, exact sparsity, physically removed channels."""
+
 import pytest
 import torch
 from torch import nn
@@ -26,8 +27,15 @@ class Net(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 64), nn.ReLU(),
-                                 nn.Dropout(0.1), nn.Linear(64, 10))
+        self.net = nn.Sequential(
+            nn.Linear(64, 128),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(64, 10),
+        )
 
     def forward(self, x):
         return self.net(x.flatten(1))
@@ -81,23 +89,31 @@ def test_gradual_schedule_is_cubic_and_ends_at_the_target():
     steps = schedule(0.8, 4)
     assert steps[-1] == pytest.approx(0.8)
     assert steps == sorted(steps)
-    assert steps[0] == pytest.approx(0.8 * (1 - 0.75 ** 3))
+    assert steps[0] == pytest.approx(0.8 * (1 - 0.75**3))
     assert schedule(0.5, 1) == [0.5]
 
 
 def test_channel_links_follow_the_graph_of_each_builtin():
     for module in (_mlp(), mlp.build(64, 10), mlp.build(64, 10, hidden=[32, 16, 8], dropout=0.2)):
         names = _linear_names(module)
-        assert [(l.producer, l.consumer, l.factor) for l in channel_links(module)] == [
-            (a, b, 1) for a, b in zip(names, names[1:])]
+        assert [(link.producer, link.consumer, link.factor) for link in channel_links(module)] == [
+            (a, b, 1) for a, b in zip(names, names[1:])
+        ]
     # the last conv reaches the classifier through pooling and a flatten: 2x2 inputs per channel
     module = cnn.build(64, 10)
     names = _linear_names(module)
-    assert [(l.producer, l.consumer, l.factor) for l in channel_links(module)] == [
-        (names[0], names[1], 1), (names[1], names[2], 4), (names[2], names[3], 1)]
+    assert [(link.producer, link.consumer, link.factor) for link in channel_links(module)] == [
+        (names[0], names[1], 1),
+        (names[1], names[2], 4),
+        (names[2], names[3], 1),
+    ]
     # char-gpt cannot be traced whole (shape checks); its blocks' MLPs can, attention (residual) is left alone
-    assert [(l.producer, l.consumer) for l in channel_links(char_gpt.build(20, context=8, layers=2, embedding=16))] == [
-        ("blocks.0.mlp.0", "blocks.0.mlp.2"), ("blocks.1.mlp.0", "blocks.1.mlp.2")]
+    assert [
+        (link.producer, link.consumer) for link in channel_links(char_gpt.build(20, context=8, layers=2, embedding=16))
+    ] == [
+        ("blocks.0.mlp.0", "blocks.0.mlp.2"),
+        ("blocks.1.mlp.0", "blocks.1.mlp.2"),
+    ]
 
 
 def test_a_residual_or_shared_output_is_never_a_prunable_channel():
@@ -146,9 +162,11 @@ def test_structured_pruning_shrinks_the_layers_and_keeps_the_outputs_of_kept_cha
         assert hidden == (64, 32)
     assert module.net[3].in_features == hidden[0] and module.net[6].in_features == hidden[1]
     assert module.net[6].out_features == 10  # the classifier keeps all its outputs
-    assert model.sizes == {"net.0": LayerSize(inputs=64, outputs=hidden[0]),
-                           "net.3": LayerSize(inputs=hidden[0], outputs=hidden[1]),
-                           "net.6": LayerSize(inputs=hidden[1], outputs=10)}
+    assert model.sizes == {
+        "net.0": LayerSize(inputs=64, outputs=hidden[0]),
+        "net.3": LayerSize(inputs=hidden[0], outputs=hidden[1]),
+        "net.6": LayerSize(inputs=hidden[1], outputs=10),
+    }
     kept = _kept_rows(before.net[0].weight.detach(), module.net[0].weight.detach())
     assert kept == sorted(kept) and len(set(kept)) == hidden[0]
     x = torch.rand(16, 64)

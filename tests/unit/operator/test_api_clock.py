@@ -1,4 +1,5 @@
 """lmaas_api.clock: the one form of a time in statuses and progress lines."""
+
 import datetime
 
 import pytest
@@ -7,14 +8,14 @@ from lmaas_api import clock
 
 
 def test_now_is_rfc_3339_in_utc_to_the_second_and_reads_back():
-    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     now = clock.utc_now()
     assert len(now) == len("2026-11-29T10:00:00Z") and now.endswith("Z")
-    assert before <= clock.parse(now) <= datetime.datetime.now(datetime.timezone.utc)
+    assert before <= clock.parse(now) <= datetime.datetime.now(datetime.UTC)
 
 
 def test_a_time_the_api_server_wrote_reads_as_utc():
-    assert clock.parse("2026-11-29T10:00:00Z") == datetime.datetime(2026, 11, 29, 10, tzinfo=datetime.timezone.utc)
+    assert clock.parse("2026-11-29T10:00:00Z") == datetime.datetime(2026, 11, 29, 10, tzinfo=datetime.UTC)
 
 
 def test_a_time_in_another_form_is_refused():

@@ -10,8 +10,12 @@ from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 CONFIG = OperatorConfig(worker_image="w:1", artifact_claim="artifacts", peering_priority=1)
-COMPRESS = {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", "metadata": {"name": "small"},
-            "spec": {"model": {"fromTrainJob": "digits"}, "steps": [{"prune": {"sparsity": 0.5}}, {"quantize": {}}]}}
+COMPRESS = {
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "CompressJob",
+    "metadata": {"name": "small"},
+    "spec": {"model": {"fromTrainJob": "digits"}, "steps": [{"prune": {"sparsity": 0.5}}, {"quantize": {}}]},
+}
 INPUT = "pvc://artifacts/trainjobs/ml/digits/artifact"
 MODEL = Resolution("ready", "ProducerSucceeded", "", uri=INPUT, producer="TrainJob/digits")
 
@@ -20,7 +24,9 @@ def env_of(job):
     return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
-@pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize(
+    "doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"]
+)
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
     children = render_children(stored(doc), CONFIG, MODEL)
     assert [c["kind"] for c in children] == ["Job"]
@@ -59,7 +65,9 @@ def test_a_broken_bound_or_config_fails_the_job_at_once():
 
 def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
     before = render_job(stored(COMPRESS), CONFIG, INPUT)
-    edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 0,
-                                   "ttlSecondsAfterFinished": 30}}
+    edited = {
+        **COMPRESS,
+        "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 0, "ttlSecondsAfterFinished": 30},
+    }
     after = render_job(stored(edited, generation=2), CONFIG, INPUT)
     assert after["spec"]["template"] == before["spec"]["template"]

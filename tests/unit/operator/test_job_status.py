@@ -1,5 +1,6 @@
 """lmaas_operator.job_status: how a TrainJob's and a CompressJob's Job ended, in one rule for both
 kinds (each says what it does and what to change in its own words)."""
+
 import json
 
 import pytest
@@ -13,8 +14,9 @@ BOTH = pytest.mark.parametrize("work", [TRAIN, COMPRESS], ids=["trainjob", "comp
 
 
 def job(kind, reason="", message="", **status):
-    return {"status": {"conditions": [{"type": kind, "status": "True", "reason": reason, "message": message}],
-                       **status}}
+    return {
+        "status": {"conditions": [{"type": kind, "status": "True", "reason": reason, "message": message}], **status}
+    }
 
 
 def ended(work, code, finished, reason="Error", message="", name="digits-0"):
@@ -43,19 +45,27 @@ def test_a_complete_job_succeeds_once_its_result_is_seen(work):
 
 @BOTH
 def test_a_configuration_error_fails_with_the_workers_words_whichever_pod_ended_last(work):
-    pods = [ended(work, contract.EXIT_CONFIG_ERROR, "2026-11-29T10:00:01Z", message=error_line("spec.model.args: no")),
-            ended(work, 143, "2026-11-29T10:00:02Z", name="digits-1")]  # a peer stopped after it
+    pods = [
+        ended(work, contract.EXIT_CONFIG_ERROR, "2026-11-29T10:00:01Z", message=error_line("spec.model.args: no")),
+        ended(work, 143, "2026-11-29T10:00:02Z", name="digits-1"),
+    ]  # a peer stopped after it
     failed = job("Failed", "PodFailurePolicy", "Container failed with exit code 78")
-    assert outcome(failed, pods, work) == \
-        ("Failed", "ConfigError", "the worker rejected its configuration: spec.model.args: no")
+    assert outcome(failed, pods, work) == (
+        "Failed",
+        "ConfigError",
+        "the worker rejected its configuration: spec.model.args: no",
+    )
 
 
 @BOTH
 def test_a_broken_quality_bound_fails_with_the_workers_words(work):
     said = error_line("step 1 (prune): -5.3 points")
     pods = [ended(work, contract.EXIT_QUALITY_BOUND, "2026-11-29T10:00:01Z", message=said)]
-    assert outcome(job("Failed", "PodFailurePolicy"), pods, work) == \
-        ("Failed", "AccuracyBoundExceeded", "step 1 (prune): -5.3 points")
+    assert outcome(job("Failed", "PodFailurePolicy"), pods, work) == (
+        "Failed",
+        "AccuracyBoundExceeded",
+        "step 1 (prune): -5.3 points",
+    )
 
 
 @BOTH
@@ -68,9 +78,13 @@ def test_running_out_of_memory_past_the_budget_names_the_pod_and_what_to_change(
 @BOTH
 def test_a_spent_budget_names_the_last_failure(work):
     pods = [ended(work, 1, "2026-11-29T10:00:01Z", message="RuntimeError: boom")]
-    assert outcome(job("Failed", "BackoffLimitExceeded"), pods, work)[1:] == ("BackoffLimitExceeded",
-        "the restart budget (spec.maxRestarts) is spent; last failure: pod digits-0 exited 1: RuntimeError: boom")
-    assert outcome(job("Failed", "BackoffLimitExceeded"), [], work)[2] == "the restart budget (spec.maxRestarts) is spent"
+    assert outcome(job("Failed", "BackoffLimitExceeded"), pods, work)[1:] == (
+        "BackoffLimitExceeded",
+        "the restart budget (spec.maxRestarts) is spent; last failure: pod digits-0 exited 1: RuntimeError: boom",
+    )
+    assert (
+        outcome(job("Failed", "BackoffLimitExceeded"), [], work)[2] == "the restart budget (spec.maxRestarts) is spent"
+    )
 
 
 @BOTH
@@ -81,11 +95,15 @@ def test_other_failures_keep_the_job_controllers_reason(work):
 
 def test_a_finished_resource_keeps_its_completion_time_when_its_job_is_gone():
     running = {"status": {"failed": 2, "startTime": "2026-11-29T09:00:00Z"}}
-    assert run_fields(running, "Running", {}, "2026-11-29T10:00:00Z") == \
-        {"restarts": 2, "startTime": "2026-11-29T09:00:00Z"}
+    assert run_fields(running, "Running", {}, "2026-11-29T10:00:00Z") == {
+        "restarts": 2,
+        "startTime": "2026-11-29T09:00:00Z",
+    }
     done = {"status": {"startTime": "2026-11-29T09:00:00Z", "completionTime": "2026-11-29T09:30:00Z"}}
     assert run_fields(done, "Succeeded", {}, "2026-11-29T10:00:00Z")["completionTime"] == "2026-11-29T09:30:00Z"
     previous = {"completionTime": "2026-11-29T09:30:00Z"}
-    assert run_fields(None, "Succeeded", previous, "2026-11-29T10:00:00Z") == \
-        {"restarts": 0, "completionTime": "2026-11-29T09:30:00Z"}
+    assert run_fields(None, "Succeeded", previous, "2026-11-29T10:00:00Z") == {
+        "restarts": 0,
+        "completionTime": "2026-11-29T09:30:00Z",
+    }
     assert run_fields(None, "Failed", {}, "2026-11-29T10:00:00Z")["completionTime"] == "2026-11-29T10:00:00Z"

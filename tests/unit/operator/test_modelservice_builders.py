@@ -1,4 +1,5 @@
 """lmaas_operator.modelservice.builders: a ModelService's children, tested as data."""
+
 import pytest
 
 from lmaas_api import contract
@@ -9,10 +10,20 @@ from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 CONFIG = OperatorConfig(worker_image="w:1", peering_priority=1)
-MODEL = Resolution("ready", "ProducerSucceeded", "", uri="pvc://artifacts/compressjobs/ml/small/artifact",
-                   producer="CompressJob/small", created_at="2026-11-29T10:00:00Z")
-SERVE = {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "digits"},
-         "spec": {"model": {"fromCompressJob": "small"}, "replicas": 2}}
+MODEL = Resolution(
+    "ready",
+    "ProducerSucceeded",
+    "",
+    uri="pvc://artifacts/compressjobs/ml/small/artifact",
+    producer="CompressJob/small",
+    created_at="2026-11-29T10:00:00Z",
+)
+SERVE = {
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "ModelService",
+    "metadata": {"name": "digits"},
+    "spec": {"model": {"fromCompressJob": "small"}, "replicas": 2},
+}
 
 
 def by_kind(children):
@@ -23,7 +34,9 @@ def with_spec(**spec):
     return {**SERVE, "spec": {**SERVE["spec"], **spec}}
 
 
-@pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "ModelService"], ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize(
+    "doc", [d for _, d in sample_documents() if d["kind"] == "ModelService"], ids=lambda d: d["metadata"]["name"]
+)
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
     assert_valid_kubernetes(*render_children(stored(doc), CONFIG, MODEL))
 
@@ -49,7 +62,13 @@ def test_a_deployment_service_and_budget_for_two_replicas():
 
 
 def test_autoscaling_makes_an_hpa_and_leaves_replicas_to_it():
-    children = by_kind(render_children(stored(with_spec(autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})), CONFIG, MODEL))
+    children = by_kind(
+        render_children(
+            stored(with_spec(autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})),
+            CONFIG,
+            MODEL,
+        )
+    )
     assert "replicas" not in children["Deployment"]["spec"]
     hpa = children["HorizontalPodAutoscaler"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 5)
@@ -64,8 +83,14 @@ def test_one_replica_gets_no_budget_and_unwanted_children_are_named():
 
 
 def test_the_token_comes_from_the_secret_never_from_the_spec():
-    deployment = by_kind(render_children(stored(with_spec(auth={"tokenSecretRef": {"name": "tok"}})), CONFIG, MODEL))["Deployment"]
-    (token,) = [e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == contract.AUTH_TOKEN_ENV]
+    deployment = by_kind(render_children(stored(with_spec(auth={"tokenSecretRef": {"name": "tok"}})), CONFIG, MODEL))[
+        "Deployment"
+    ]
+    (token,) = [
+        e
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"] == contract.AUTH_TOKEN_ENV
+    ]
     assert token == {"name": contract.AUTH_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
 
 

@@ -30,6 +30,7 @@ as `artifact_code=` (see `lmaas_worker.models`). `files` holds what writing and 
 directories replaced atomically, and the refusal of pickles. `writing` writes the files every
 layout shares.
 """
+
 from .files import UnsafeArtifactError
 from .loading import checked_card, load, load_float
 from .writing import copy_artifact

@@ -21,6 +21,7 @@ A module for inference is built with no storage behind its weights (on the `meta
 layer is filled from the file in the form it computes in, one tensor at a time, so loading an int8
 model never holds the float32 model: its resident memory stays under the float model's.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,6 +56,7 @@ BYTES_PER_VALUE = {None: 4.0, "int8": 1.0, "int4": 0.5}
 
 # --- bitmasks -----------------------------------------------------------------------------
 
+
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     flat = mask.reshape(-1).to(torch.uint8)
     flat = torch.nn.functional.pad(flat, (0, (-flat.numel()) % 8))
@@ -69,8 +71,10 @@ def unpack_bits(packed: torch.Tensor, count: int) -> torch.Tensor:
 
 # --- one weight ---------------------------------------------------------------------------
 
-def encode_weight(weight: torch.Tensor, quantization: Quantization | None
-                  ) -> tuple[StoredTensor, dict[str, torch.Tensor]] | None:
+
+def encode_weight(
+    weight: torch.Tensor, quantization: Quantization | None
+) -> tuple[StoredTensor, dict[str, torch.Tensor]] | None:
     """(card entry, tensors by suffix) for a layer weight; None when plain float32 is best."""
     scheme = quantization.scheme if quantization else None
     stored: dict[str, torch.Tensor] = {}
@@ -92,8 +96,9 @@ def encode_weight(weight: torch.Tensor, quantization: Quantization | None
         stored["mask"] = pack_bits(kept)
         values = values.reshape(-1)[kept]
     stored["values"] = pack_int4(values) if scheme == "int4" else values.contiguous()
-    entry = StoredTensor(shape=list(weight.shape), quantization=scheme, group_size=group_size,
-                         layout="bitmask" if sparse else "dense")
+    entry = StoredTensor(
+        shape=list(weight.shape), quantization=scheme, group_size=group_size, layout="bitmask" if sparse else "dense"
+    )
     return entry, stored
 
 
@@ -124,8 +129,13 @@ def decode_weight(entry: StoredTensor, stored: dict[str, torch.Tensor]) -> torch
 
 # --- a whole model ------------------------------------------------------------------------
 
-def encode(state: dict[str, torch.Tensor], weights: Collection[str], quantization: Quantization | None,
-           sizes: dict[str, LayerSize]) -> tuple[dict[str, torch.Tensor], Compression | None]:
+
+def encode(
+    state: dict[str, torch.Tensor],
+    weights: Collection[str],
+    quantization: Quantization | None,
+    sizes: dict[str, LayerSize],
+) -> tuple[dict[str, torch.Tensor], Compression | None]:
     """(tensors for model.safetensors, the card's `compression` section or None if nothing needs it).
 
     `weights` names the layer weights in `state` that may be encoded (`layers.weight_names`), `sizes`
@@ -144,8 +154,9 @@ def encode(state: dict[str, torch.Tensor], weights: Collection[str], quantizatio
     return tensors, Compression(format=COMPRESSED_FORMAT, tensors=manifest, sizes=sizes)
 
 
-def decode(file: Any, section: Compression, int8_weights: Collection[str] = ()
-           ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+def decode(
+    file: Any, section: Compression, int8_weights: Collection[str] = ()
+) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """(float32 state dict, {weight name: (int8 values, scales)}) from an open `model.safetensors`
     (`safetensors.safe_open`), read one tensor at a time. The int8 weights named in `int8_weights`
     are returned as integers and left out of the state; every other weight is decoded to float32."""
@@ -166,8 +177,10 @@ def decode(file: Any, section: Compression, int8_weights: Collection[str] = ()
 
 # --- the artifact -------------------------------------------------------------------------
 
-def save(directory: Path, module: nn.Module, card: ModelCard, metrics: dict[str, Any],
-         sizes: dict[str, LayerSize]) -> int:
+
+def save(
+    directory: Path, module: nn.Module, card: ModelCard, metrics: dict[str, Any], sizes: dict[str, LayerSize]
+) -> int:
     """Write `module` as an artifact atomically, its weight layers encoded as `card.quantization`
     says and in a bitmask where that is smaller, `sizes` naming the layers built smaller than
     `card.model` builds them; the card written has the `compression` section that describes the
@@ -183,8 +196,9 @@ def rebuild(card: ModelCard, artifact_code: ArtifactCodePolicy) -> nn.Module:
     return module
 
 
-def load_float(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
-               ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def load_float(
+    directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """(the card's module with the stored weights decoded to float32, trainable; its float32 state)."""
     module = rebuild(card, artifact_code)
     with safe_open(Path(directory) / contract.WEIGHTS_FILE, framework="pt") as file:
@@ -207,8 +221,10 @@ def load(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy) ->
     missing, unexpected = module.load_state_dict(state, strict=False, assign=True)
     missing = sorted(set(missing) - set(integers))
     if missing or unexpected:
-        raise ValueError(f"{path} does not hold the tensors of the model {contract.MODEL_CARD_FILE} describes: "
-                         f"missing {missing}, unexpected {sorted(unexpected)}")
+        raise ValueError(
+            f"{path} does not hold the tensors of the model {contract.MODEL_CARD_FILE} describes: "
+            f"missing {missing}, unexpected {sorted(unexpected)}"
+        )
     for name, (values, scale) in integers.items():
         layer_name = name.removesuffix(".weight")
         set_submodule(module, layer_name, Int8Linear(values, scale, module.get_submodule(layer_name).bias))

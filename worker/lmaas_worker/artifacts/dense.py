@@ -4,6 +4,7 @@ as float32, under the state dict's own names; the card has no `compression` sect
 This is what a TrainJob writes, and what a CompressJob writes when nothing it did needs the
 compressed layout (a distilled student, say).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,19 +22,29 @@ from ..models import rebuild_model
 from .writing import write_artifact
 
 
-def save(directory: Path, state_dict: dict[str, torch.Tensor], card: ModelCard, metrics: dict[str, Any],
-         history: dict[str, Any] | None = None) -> int:
+def save(
+    directory: Path,
+    state_dict: dict[str, torch.Tensor],
+    card: ModelCard,
+    metrics: dict[str, Any],
+    history: dict[str, Any] | None = None,
+) -> int:
     """Write the artifact to `directory` atomically; return the size of the weights file in bytes."""
     if card.compression is not None or card.quantization is not None:
-        raise ValueError("a card with compression or quantization describes the compressed layout "
-                         "(artifacts.compressed.save), not float weights")
-    weights = {name: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
-               for name, value in state_dict.items()}
+        raise ValueError(
+            "a card with compression or quantization describes the compressed layout "
+            "(artifacts.compressed.save), not float weights"
+        )
+    weights = {
+        name: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+        for name, value in state_dict.items()
+    }
     return write_artifact(directory, weights, card, metrics, history)
 
 
-def load_float(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
-               ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def load_float(
+    directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """(the card's module with the stored weights, trainable; its state as stored)."""
     module = rebuild_model(card.model, artifact_code)
     state = load_file(Path(directory) / contract.WEIGHTS_FILE)

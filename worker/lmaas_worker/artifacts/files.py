@@ -9,6 +9,7 @@ checkpoints are written this way.
 pickle (`*.pt`, `*.pth`, `*.bin`, `*.pkl`, `*.pickle`, `*.ckpt`, or any file whose bytes begin like a
 pickle or a torch.save zip archive): lmaas reads weights with safetensors only and never unpickles.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,8 +74,9 @@ def refuse_pickles(directory: str | os.PathLike[str]) -> None:
     """Raise UnsafeArtifactError naming the first file in `directory` that is (or may be) a pickle."""
     for file in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
         if file.suffix.lower() in PICKLE_SUFFIXES:
-            raise UnsafeArtifactError(f"{file}: a pickle-format file ({file.suffix}); lmaas loads safetensors only "
-                                      f"and never unpickles")
+            raise UnsafeArtifactError(
+                f"{file}: a pickle-format file ({file.suffix}); lmaas loads safetensors only and never unpickles"
+            )
         with file.open("rb") as stream:
             head = stream.read(8)
         if file.name == contract.WEIGHTS_FILE:

@@ -11,6 +11,7 @@ load it like any such folder. lmaas loads it from safetensors only and runs no c
 (`use_safetensors=True`, `trust_remote_code=False`), wrapped in `CausalLM`, so that like every
 lmaas module it maps token ids to logits.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,9 +29,15 @@ from .files import atomic_directory
 from .writing import write_metadata
 
 
-def save(directory: Path, state: dict[str, torch.Tensor], config: PretrainedConfig,
-         tokenizer: PreTrainedTokenizerBase, card: ModelCard, metrics: dict[str, Any],
-         history: dict[str, Any] | None = None) -> int:
+def save(
+    directory: Path,
+    state: dict[str, torch.Tensor],
+    config: PretrainedConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    card: ModelCard,
+    metrics: dict[str, Any],
+    history: dict[str, Any] | None = None,
+) -> int:
     """Write the artifact atomically from the full state dict of a trained `CausalLM` and its model's
     config; returns the size of the weight files in bytes."""
     if card.layout != "huggingface":
@@ -54,8 +61,9 @@ def load(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy) ->
     return module.eval()
 
 
-def load_float(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
-               ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def load_float(
+    directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """(the model in float32, trainable; its state)."""
     module = CausalLM(_from_pretrained(directory, dtype=torch.float32))
     return module.train(), module.state_dict()

@@ -32,6 +32,7 @@ Convolutions and int4 weights are dequantized to float32 at load (`compressed.lo
 LMAAS_INT8_KERNEL=fbgemm|int_mm forces one kernel. Swapping the backend (say for torchao) means
 replacing this module only: the stored format (int8 weights + float32 scales) does not change.
 """
+
 from __future__ import annotations
 
 import logging
@@ -81,8 +82,9 @@ def describe_layer(layer: nn.Module, scheme: Scheme) -> LayerCompute:
     fbgemm uses the other."""
     kind = type(layer).__name__
     if scheme == "int8" and isinstance(layer, nn.Linear) and computes_in_int8(layer.in_features, layer.out_features):
-        return LayerCompute(kind=kind, stored=scheme, compute="int8", kernel=default_kernel(),
-                            activations="dynamic int8, per call")
+        return LayerCompute(
+            kind=kind, stored=scheme, compute="int8", kernel=default_kernel(), activations="dynamic int8, per call"
+        )
     return LayerCompute(kind=kind, stored=scheme, compute=FLOAT32, kernel="float32 on weights dequantized at load")
 
 
@@ -99,8 +101,9 @@ class Int8Linear(nn.Module):
     """y = x W^T + b with W = int8 weights x per-row scales: in int8 with activations quantized per
     call where the layer is large enough (`computes_in_int8`), else in float32 on W dequantized once."""
 
-    def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-                 kernel: str | None = None):
+    def __init__(
+        self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, kernel: str | None = None
+    ):
         super().__init__()
         if qweight.dtype != torch.int8 or qweight.dim() != 2:
             raise ValueError(f"Int8Linear needs a 2-D int8 weight, got {qweight.dtype} of shape {list(qweight.shape)}")

@@ -3,6 +3,7 @@
 Weight layers are Linear and Conv{1,2,3}d: their `weight` is what pruning ranks and quantization
 stores as integers. Biases, embeddings and normalization layers are left in float32.
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -43,8 +44,17 @@ def resized_like(layer: nn.Module, inputs: int, outputs: int) -> nn.Module:
     if isinstance(layer, CONVOLUTIONS):
         if layer.groups != 1:
             raise ValueError("grouped convolutions are not resized")
-        return type(layer)(inputs, outputs, kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                           dilation=layer.dilation, groups=1, bias=bias, padding_mode=layer.padding_mode)
+        return type(layer)(
+            inputs,
+            outputs,
+            kernel_size=layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=1,
+            bias=bias,
+            padding_mode=layer.padding_mode,
+        )
     raise TypeError(f"cannot resize a {type(layer).__name__}")
 
 

@@ -6,6 +6,7 @@ state, which compression starts from and measures. Both refuse a directory that 
 (`files.refuse_pickles`) before reading anything else, and a card whose `model.factory` the
 loading resource does not allow (see `lmaas_worker.models`: by default only builtin models load).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,9 @@ def checked_card(path: str | os.PathLike[str]) -> ModelCard:
     return read_card(root)
 
 
-def load(path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
-         ) -> tuple[nn.Module, ModelCard]:
+def load(
+    path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+) -> tuple[nn.Module, ModelCard]:
     """(the module the artifact describes, with its weights, in eval mode and without gradients; the card).
 
     Raises what `checked_card` raises, and ConfigError if the card names a factory that
@@ -45,8 +47,9 @@ def load(path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolicy = Ar
     return _format(path, card).load(Path(path), card, artifact_code), card
 
 
-def load_float(path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
-               ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+def load_float(
+    path: str | os.PathLike[str], *, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+) -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """(the module with its weights decoded to float32, trainable; its float32 state)."""
     card = checked_card(path)
     return _format(path, card).load_float(Path(path), card, artifact_code)
@@ -58,6 +61,8 @@ def _format(path: str | os.PathLike[str], card: ModelCard) -> ModuleType:
     if card.compression is not None:
         return compressed
     if card.quantization is not None:
-        raise ValueError(f"{Path(path) / contract.MODEL_CARD_FILE}: quantization {card.quantization.scheme} without "
-                         f"a compression section, so nothing says how the integer weights are stored")
+        raise ValueError(
+            f"{Path(path) / contract.MODEL_CARD_FILE}: quantization {card.quantization.scheme} without "
+            f"a compression section, so nothing says how the integer weights are stored"
+        )
     return dense

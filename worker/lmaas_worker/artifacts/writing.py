@@ -7,6 +7,7 @@ metrics, its weights copied byte for byte. `write_metadata` writes the files eve
 beside its weights (the card, metrics and curves), for a layout that writes its weights itself
 (`huggingface.save`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,21 @@ from .files import atomic_directory
 CURVES_FILE = "curves.png"
 
 
-def write_artifact(directory: Path, tensors: dict[str, torch.Tensor], card: ModelCard, metrics: dict[str, Any],
-                   history: dict[str, Any] | None = None) -> int:
+def write_artifact(
+    directory: Path,
+    tensors: dict[str, torch.Tensor],
+    card: ModelCard,
+    metrics: dict[str, Any],
+    history: dict[str, Any] | None = None,
+) -> int:
     """Write the artifact to `directory` atomically; return the size of the weights file in bytes."""
     directory = Path(directory)
     with atomic_directory(directory) as temporary:
-        save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, temporary / contract.WEIGHTS_FILE,
-                  metadata={"format": "pt", "lmaas": contract.ARTIFACT_FORMAT})
+        save_file(
+            {name: tensor.contiguous() for name, tensor in tensors.items()},
+            temporary / contract.WEIGHTS_FILE,
+            metadata={"format": "pt", "lmaas": contract.ARTIFACT_FORMAT},
+        )
         write_metadata(temporary, card, metrics, history)
     return (directory / contract.WEIGHTS_FILE).stat().st_size
 
@@ -47,8 +56,9 @@ def copy_artifact(source: Path, target: Path, card: ModelCard, metrics: dict[str
     return (target / contract.WEIGHTS_FILE).stat().st_size
 
 
-def write_metadata(directory: Path, card: ModelCard, metrics: dict[str, Any],
-                   history: dict[str, Any] | None = None) -> None:
+def write_metadata(
+    directory: Path, card: ModelCard, metrics: dict[str, Any], history: dict[str, Any] | None = None
+) -> None:
     """The card and the metrics into `directory`, and the curves of `history` when there is one."""
     (directory / contract.MODEL_CARD_FILE).write_text(card.to_json())
     (directory / contract.METRICS_FILE).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")

@@ -8,6 +8,7 @@ artifact format's, `lmaas_worker.artifacts.quantize`), `training` (fine-tuning l
 
 To load a compressed (or any) lmaas artifact in Python: `lmaas_worker.artifacts.load(path)`.
 """
+
 from .main import run_compression
 
 __all__ = ["run_compression"]

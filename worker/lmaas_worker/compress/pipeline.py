@@ -6,6 +6,7 @@ output becomes `OUTPUT/artifact`; the report goes to OUTPUT in every case, also 
 the quality bound (then no artifact is written). The report's latency speedup times the input and
 the last output again, in alternating rounds (`measure.interleaved_latencies`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,9 @@ def build_compression(config: CompressConfig, settings: LatencySettings) -> Comp
         raise ConfigError(field_name, str(error)) from error
     if data.task != card.task:
         raise ConfigError(field_name, f"the data set is for {data.task}, but the model solves {card.task}")
-    return CompressionJob(config, card, data, TASKS[data.task], settings,
-                          {**definition.to_dict(), "splitSeed": split_seed})
+    return CompressionJob(
+        config, card, data, TASKS[data.task], settings, {**definition.to_dict(), "splitSeed": split_seed}
+    )
 
 
 class Compressor:
@@ -109,17 +111,31 @@ class Compressor:
         started = time.perf_counter()
         kinds = [step.kind for step in self.spec.steps]
         card = self.job.card
-        self.progress.emit("start", step=0, totalSteps=self.total,
-                           message=f"compressing {_model_name(card.model)} with {', '.join(kinds)}")
+        self.progress.emit(
+            "start",
+            step=0,
+            totalSteps=self.total,
+            message=f"compressing {_model_name(card.model)} with {', '.join(kinds)}",
+        )
         shutil.rmtree(self.work, ignore_errors=True)
         try:
             module, _ = artifacts.load(self.job.config.input_dir, artifact_code=self.spec.artifact_code)
             self.input_module = module
             working, state = working_model(self.job.config.input_dir, card, self.spec.artifact_code)
             self._check_fits(module)
-            self._record(measure("input", module, self.job.config.input_dir / contract.WEIGHTS_FILE, state,
-                                 _parameter_names(working.module), self.job.data.val, self.job.task,
-                                 self.job.settings), 0)
+            self._record(
+                measure(
+                    "input",
+                    module,
+                    self.job.config.input_dir / contract.WEIGHTS_FILE,
+                    state,
+                    _parameter_names(working.module),
+                    self.job.data.val,
+                    self.job.task,
+                    self.job.settings,
+                ),
+                0,
+            )
             for index, step in enumerate(self.spec.steps):
                 self.progress.emit("progress", step=index, totalSteps=self.total, message=step.kind)
                 working = self._run_step(index, step, working, module)
@@ -137,8 +153,11 @@ class Compressor:
             with torch.inference_mode():
                 module(x)
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise ConfigError("spec.dataset", f"the input model cannot take the data set's inputs of shape "
-                                              f"{list(x.shape[1:])}: {type(error).__name__}: {error}") from error
+            raise ConfigError(
+                "spec.dataset",
+                f"the input model cannot take the data set's inputs of shape "
+                f"{list(x.shape[1:])}: {type(error).__name__}: {error}",
+            ) from error
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -165,51 +184,95 @@ class Compressor:
                 raise ConfigError(f"spec.steps[{index}].prune", str(error)) from error
             done = round_index * step.fine_tune_epochs
             train_epochs(
-                working.module, self.job.data.train, epochs=step.fine_tune_epochs, learning_rate=step.learning_rate,
-                batch_size=FINE_TUNE_BATCH_SIZE, seed=self.spec.seed + 1000 * index + round_index,
-                batch_loss=lambda m, x, y: self.job.task.loss(m(x), y), after_step=working.apply_masks,
+                working.module,
+                self.job.data.train,
+                epochs=step.fine_tune_epochs,
+                learning_rate=step.learning_rate,
+                batch_size=FINE_TUNE_BATCH_SIZE,
+                seed=self.spec.seed + 1000 * index + round_index,
+                batch_loss=lambda m, x, y: self.job.task.loss(m(x), y),
+                after_step=working.apply_masks,
                 on_epoch=lambda epoch, loss, done=done: self.progress.emit(
-                    "progress", step=index, totalSteps=self.total, message="prune", epoch=done + epoch,
-                    totalEpochs=total_epochs, loss=loss))
-            log.info("pruned to %.1f%% (%s, %s) and fine-tuned %d epoch(s)", 100 * target, step.structure,
-                     step.scope, step.fine_tune_epochs)
+                    "progress",
+                    step=index,
+                    totalSteps=self.total,
+                    message="prune",
+                    epoch=done + epoch,
+                    totalEpochs=total_epochs,
+                    loss=loss,
+                ),
+            )
+            log.info(
+                "pruned to %.1f%% (%s, %s) and fine-tuned %d epoch(s)",
+                100 * target,
+                step.structure,
+                step.scope,
+                step.fine_tune_epochs,
+            )
         working.apply_masks()
-        working.pruning = Sparsity(structure=step.structure, scope=step.scope, target=step.sparsity,
-                                   iterations=step.iterations,
-                                   format="smaller layers" if step.structure == "structured" else "bitmask")
+        working.pruning = Sparsity(
+            structure=step.structure,
+            scope=step.scope,
+            target=step.sparsity,
+            iterations=step.iterations,
+            format="smaller layers" if step.structure == "structured" else "bitmask",
+        )
         return working
 
     def _distill(self, index: int, step: DistillStep, teacher: nn.Module) -> WorkingModel:
         field_name = f"spec.steps[{index}].distill.student"
         if step.learning_rate < SGD_SLOW_RATE:
-            log.warning("distillation trains with SGD (momentum 0.9); a learning rate of %g is slow for it: "
-                        "0.05 suits the builtin models", step.learning_rate)
+            log.warning(
+                "distillation trains with SGD (momentum 0.9); a learning rate of %g is slow for it: "
+                "0.05 suits the builtin models",
+                step.learning_rate,
+            )
         try:
-            result = distill(teacher, step, self.job.card, self.job.data.train, self.job.task, self.spec.seed,
-                             on_epoch=lambda name, epoch, loss: self.progress.emit(
-                                 "progress", step=index, totalSteps=self.total, message="distill",
-                                 epoch=epoch + (step.epochs if name == "alone" else 0), totalEpochs=2 * step.epochs,
-                                 loss=loss))
+            result = distill(
+                teacher,
+                step,
+                self.job.card,
+                self.job.data.train,
+                self.job.task,
+                self.spec.seed,
+                on_epoch=lambda name, epoch, loss: self.progress.emit(
+                    "progress",
+                    step=index,
+                    totalSteps=self.total,
+                    message="distill",
+                    epoch=epoch + (step.epochs if name == "alone" else 0),
+                    totalEpochs=2 * step.epochs,
+                    loss=loss,
+                ),
+            )
         except ConfigError as error:
             raise ConfigError(field_name, str(error)) from error
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise ConfigError(field_name, f"the student cannot learn from this teacher and data: "
-                                          f"{type(error).__name__}: {error}") from error
+            raise ConfigError(
+                field_name, f"the student cannot learn from this teacher and data: {type(error).__name__}: {error}"
+            ) from error
         teacher_parameters = self.measurements[-1].parameters
         student_parameters = sum(p.numel() for p in result.student.parameters())
         warning = size_warning(teacher_parameters, student_parameters)
         if warning:
             log.warning("step %d (distill): %s", index + 1, warning)
-        self.distillations.append({
-            "step": index + 1, "metric": self.job.task.metric,
-            "teacher": self._quality(teacher),
-            "student": self._quality(result.student),
-            "alone": self._quality(result.alone),
-            "teacherParameters": teacher_parameters, "studentParameters": student_parameters,
-            "studentSmaller": warning is None,
-            "temperature": step.temperature, "alpha": step.alpha, "epochs": step.epochs,
-            "finalLoss": result.losses[-1], "aloneFinalLoss": result.alone_losses[-1],
-        })
+        self.distillations.append(
+            {
+                "step": index + 1,
+                "metric": self.job.task.metric,
+                "teacher": self._quality(teacher),
+                "student": self._quality(result.student),
+                "alone": self._quality(result.alone),
+                "teacherParameters": teacher_parameters,
+                "studentParameters": student_parameters,
+                "studentSmaller": warning is None,
+                "temperature": step.temperature,
+                "alpha": step.alpha,
+                "epochs": step.epochs,
+                "finalLoss": result.losses[-1],
+                "aloneFinalLoss": result.alone_losses[-1],
+            }
+        )
         return WorkingModel(module=result.student, definition=result.definition)
 
     def _quantize(self, step: QuantizeStep, working: WorkingModel) -> WorkingModel:
@@ -234,34 +297,56 @@ class Compressor:
         working.save(directory, self._card(working), metrics={})
         module, _ = artifacts.load(directory, artifact_code=self.spec.artifact_code)
         float_module, state = artifacts.load_float(directory, artifact_code=self.spec.artifact_code)
-        self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
-                             _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),
-                     index + 1)
+        self._record(
+            measure(
+                step.kind,
+                module,
+                directory / contract.WEIGHTS_FILE,
+                state,
+                _parameter_names(float_module),
+                self.job.data.val,
+                self.job.task,
+                self.job.settings,
+            ),
+            index + 1,
+        )
         return module, directory
 
     def _record(self, measurement: Measurement, completed: int) -> None:
         self.measurements.append(measurement)
         first = self.measurements[0]
-        message = (f"{measurement.name}: {self.job.task.metric} {measurement.quality:.3f}, "
-                   f"{measurement.size_bytes:,} bytes "
-                   f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
-                   f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32")
+        message = (
+            f"{measurement.name}: {self.job.task.metric} {measurement.quality:.3f}, "
+            f"{measurement.size_bytes:,} bytes "
+            f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
+            f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32"
+        )
         log.info(message)
-        self.progress.emit("eval", step=completed, totalSteps=self.total, evalMetric=self.job.task.metric,
-                           evalValue=measurement.quality, message=message)
+        self.progress.emit(
+            "eval",
+            step=completed,
+            totalSteps=self.total,
+            evalMetric=self.job.task.metric,
+            evalValue=measurement.quality,
+            message=message,
+        )
 
     def _check_bound(self, number: int, kind: str, m: Measurement) -> str | None:
         first = self.measurements[0]
         if first.accuracy is not None and m.accuracy is not None:
             drop = first.accuracy - m.accuracy
             if drop > self.spec.max_accuracy_drop + 1e-9:
-                return (f"step {number} ({kind}): accuracy {m.accuracy:.2f} is {drop:.2f} points below the input's "
-                        f"{first.accuracy:.2f} (maxAccuracyDrop {self.spec.max_accuracy_drop:g})")
+                return (
+                    f"step {number} ({kind}): accuracy {m.accuracy:.2f} is {drop:.2f} points below the input's "
+                    f"{first.accuracy:.2f} (maxAccuracyDrop {self.spec.max_accuracy_drop:g})"
+                )
         if first.perplexity is not None and m.perplexity is not None:
             increase = m.perplexity / first.perplexity - 1
             if increase > self.spec.max_perplexity_increase + 1e-9:
-                return (f"step {number} ({kind}): perplexity {m.perplexity:.3f} is {100 * increase:.1f}% above the "
-                        f"input's {first.perplexity:.3f} (maxPerplexityIncrease {self.spec.max_perplexity_increase:g})")
+                return (
+                    f"step {number} ({kind}): perplexity {m.perplexity:.3f} is {100 * increase:.1f}% above the "
+                    f"input's {first.perplexity:.3f} (maxPerplexityIncrease {self.spec.max_perplexity_increase:g})"
+                )
         return None
 
     # --- the end -----------------------------------------------------------------------------
@@ -271,25 +356,45 @@ class Compressor:
         extra: dict[str, Any] = {}
         if self.distillations:
             last = self.distillations[-1]
-            extra["distillation"] = {k: last[k] for k in ("teacher", "student", "alone", "teacherParameters",
-                                                          "studentParameters", "studentSmaller")}
+            extra["distillation"] = {
+                k: last[k]
+                for k in ("teacher", "student", "alone", "teacherParameters", "studentParameters", "studentSmaller")
+            }
         latencies = interleaved_latencies(self.input_module, output, self.job.data.val, self.job.settings)
         report = {
-            "job": self.job.config.resource.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
-            "input": {"model": _model_name(card.model), "task": card.task,
-                      "producer": card.producer.to_dict() if card.producer else None,
-                      "dataset": self.job.dataset, "path": str(self.job.config.input_dir)},
+            "job": self.job.config.resource.name,
+            "outcome": outcome,
+            "failure": failure,
+            "createdAt": utc_now(),
+            "input": {
+                "model": _model_name(card.model),
+                "task": card.task,
+                "producer": card.producer.to_dict() if card.producer else None,
+                "dataset": self.job.dataset,
+                "path": str(self.job.config.input_dir),
+            },
             "steps": [step.to_dict() for step in self.spec.steps],
             "summary": summary(self.measurements, latencies, extra),
-            "latencyRounds": {f"batch{batch}": {"inputMs": [round(ms, 4) for ms in rounds["before"]],
-                                                "outputMs": [round(ms, 4) for ms in rounds["after"]]}
-                              for batch, rounds in latencies.items()},
+            "latencyRounds": {
+                f"batch{batch}": {
+                    "inputMs": [round(ms, 4) for ms in rounds["before"]],
+                    "outputMs": [round(ms, 4) for ms in rounds["after"]],
+                }
+                for batch, rounds in latencies.items()
+            },
             "distillation": self.distillations,
-            "bounds": {"maxAccuracyDrop": self.spec.max_accuracy_drop,
-                       "maxPerplexityIncrease": self.spec.max_perplexity_increase},
-            "settings": {"threads": self.job.settings.threads, "latencyBudgetSeconds": self.job.settings.budget_seconds,
-                         "latencyRounds": self.job.settings.rounds,
-                         "int8Kernel": default_kernel(), "torch": torch.__version__, "seed": self.spec.seed},
+            "bounds": {
+                "maxAccuracyDrop": self.spec.max_accuracy_drop,
+                "maxPerplexityIncrease": self.spec.max_perplexity_increase,
+            },
+            "settings": {
+                "threads": self.job.settings.threads,
+                "latencyBudgetSeconds": self.job.settings.budget_seconds,
+                "latencyRounds": self.job.settings.rounds,
+                "int8Kernel": default_kernel(),
+                "torch": torch.__version__,
+                "seed": self.spec.seed,
+            },
             "wallSeconds": round(wall_seconds, 3),
         }
         write_report(self.job.config.output_dir, report, self.measurements)
@@ -298,10 +403,17 @@ class Compressor:
     def _fail(self, failure: str, output: nn.Module, wall_seconds: float) -> Outcome:
         log.error("%s; the report is in %s", failure, self.job.config.output_dir)
         report = self._report("failed", failure, output, wall_seconds)
-        line = fit_line(self.progress.emit(
-            "error", step=len(self.measurements) - 2, totalSteps=self.total, evalMetric=self.job.task.metric,
-            evalValue=self.measurements[-1].quality,
-            artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]}, message=failure))
+        line = fit_line(
+            self.progress.emit(
+                "error",
+                step=len(self.measurements) - 2,
+                totalSteps=self.total,
+                evalMetric=self.job.task.metric,
+                evalValue=self.measurements[-1].quality,
+                artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]},
+                message=failure,
+            )
+        )
         return Outcome(line, passed=False)
 
     def _succeed(self, directory: Path, output: nn.Module, wall_seconds: float) -> Outcome:
@@ -311,14 +423,28 @@ class Compressor:
         size = artifacts.copy_artifact(directory, config.artifact_dir, card, metrics=report["summary"])
         log.info("artifact written to %s (%d bytes of weights)", config.artifact_dir, size)
         s, quality = report["summary"], self.measurements[-1].quality
-        warnings = [f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
-                    for d in self.distillations if not d["studentSmaller"]]
-        line = fit_line(self.progress.emit(
-            "done", step=self.total, totalSteps=self.total, evalMetric=self.job.task.metric, evalValue=quality,
-            artifact={"path": contract.ARTIFACT_SUBDIR, "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
-                      "sizeBytes": size, "metrics": s},
-            message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
-                    f"latency speedup at batch 1: {describe_speedup(s, 1)}" + "".join(warnings)))
+        warnings = [
+            f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
+            for d in self.distillations
+            if not d["studentSmaller"]
+        ]
+        line = fit_line(
+            self.progress.emit(
+                "done",
+                step=self.total,
+                totalSteps=self.total,
+                evalMetric=self.job.task.metric,
+                evalValue=quality,
+                artifact={
+                    "path": contract.ARTIFACT_SUBDIR,
+                    "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
+                    "sizeBytes": size,
+                    "metrics": s,
+                },
+                message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
+                f"latency speedup at batch 1: {describe_speedup(s, 1)}" + "".join(warnings),
+            )
+        )
         return Outcome(line, passed=True)
 
     def _card(self, working: WorkingModel) -> ModelCard:
@@ -328,16 +454,26 @@ class Compressor:
         if working.quantization:
             scheme = working.quantization.scheme
             quantization = Quantization(
-                scheme=scheme, group_size=working.quantization.group_size, symmetric=True,
+                scheme=scheme,
+                group_size=working.quantization.group_size,
+                symmetric=True,
                 granularity="per-channel" if scheme == "int8" else "per-group",
-                layers={name: describe_layer(layer, scheme) for name, layer in weight_layers(working.module)})
+                layers={name: describe_layer(layer, scheme) for name, layer in weight_layers(working.module)},
+            )
         source = self.job.card
-        return source.model_copy(update=dict(
-            model=working.definition, quantization=quantization, sparsity=working.pruning, compression=None,
-            parameters=sum(p.numel() for p in working.module.parameters()),
-            producer=Producer.model_validate(self.job.config.producer), created_at=utc_now(),
-            framework={"torch": torch.__version__}, source=Source(producer=source.producer, model=source.model),
-        ))
+        return source.model_copy(
+            update=dict(
+                model=working.definition,
+                quantization=quantization,
+                sparsity=working.pruning,
+                compression=None,
+                parameters=sum(p.numel() for p in working.module.parameters()),
+                producer=Producer.model_validate(self.job.config.producer),
+                created_at=utc_now(),
+                framework={"torch": torch.__version__},
+                source=Source(producer=source.producer, model=source.model),
+            )
+        )
 
     def _quality(self, module: nn.Module) -> float:
         result = evaluate(module, self.job.data.val, self.job.task)

@@ -11,6 +11,7 @@ it and applied when it is stored (`save`, in the compressed layout of `artifacts
   memory (the dequantized ones once quantized) and are stored as integers. A later fine-tuning
   moves them off the integer grid; storing re-quantizes, so the output stays quantized.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,10 +40,15 @@ class WorkingModel:
     pruning: Sparsity | None = None
     """The last pruning applied (for the model card)."""
 
-    def copy(self) -> "WorkingModel":
-        return WorkingModel(copy.deepcopy(self.module), self.definition,
-                            {k: v.clone() for k, v in self.masks.items()}, dict(self.sizes), self.quantization,
-                            self.pruning)
+    def copy(self) -> WorkingModel:
+        return WorkingModel(
+            copy.deepcopy(self.module),
+            self.definition,
+            {k: v.clone() for k, v in self.masks.items()},
+            dict(self.sizes),
+            self.quantization,
+            self.pruning,
+        )
 
     def apply_masks(self) -> None:
         if not self.masks:
@@ -59,8 +65,9 @@ class WorkingModel:
         return compressed.save(directory, self.module, card, metrics, self.sizes)
 
 
-def working_model(directory: str | os.PathLike[str], card: ModelCard, artifact_code: ArtifactCodePolicy
-                  ) -> tuple[WorkingModel, dict[str, torch.Tensor]]:
+def working_model(
+    directory: str | os.PathLike[str], card: ModelCard, artifact_code: ArtifactCodePolicy
+) -> tuple[WorkingModel, dict[str, torch.Tensor]]:
     """An input artifact (whose card is `card`) as the steps' starting point (float32, trainable),
     and its float32 state.
 
@@ -71,5 +78,11 @@ def working_model(directory: str | os.PathLike[str], card: ModelCard, artifact_c
     tensors = card.compression.tensors if card.compression else {}
     sizes = card.compression.sizes if card.compression else {}
     masks = {name: state[name] != 0 for name, entry in tensors.items() if entry.layout == "bitmask"}
-    return WorkingModel(module=module, definition=card.model, masks=masks, sizes=dict(sizes),
-                        quantization=card.quantization, pruning=card.sparsity), state
+    return WorkingModel(
+        module=module,
+        definition=card.model,
+        masks=masks,
+        sizes=dict(sizes),
+        quantization=card.quantization,
+        pruning=card.sparsity,
+    ), state

@@ -15,6 +15,7 @@ From a pair, lmaas reads these optional attributes of the training dataset:
 A Hugging Face language model's text is built by `text` instead (split, tokenized once, packed into
 blocks), which returns a DataBundle holding the tokenizer (`tokenizer`) that encoded it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -24,9 +25,9 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
 
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import DatasetDefinition
 
-from lmaas_api.errors import ConfigError
 from ..factory import call_builder, import_factory
 from . import digits, shakespeare
 
@@ -70,11 +71,14 @@ def _bundle_from_factory(result: Any, reference: str) -> DataBundle:
     if isinstance(result, DataBundle):
         return result
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise ConfigError("spec.dataset.factory", f"{reference} must return (train, validation) datasets "
-                                                  f"or a DataBundle, got {type(result).__name__}")
+        raise ConfigError(
+            "spec.dataset.factory",
+            f"{reference} must return (train, validation) datasets or a DataBundle, got {type(result).__name__}",
+        )
     train, val = result
     return DataBundle(
-        train=train, val=val,
+        train=train,
+        val=val,
         task=getattr(train, "task", "classification"),
         num_classes=getattr(train, "num_classes", None),
         class_labels=getattr(train, "class_labels", None),
@@ -95,7 +99,9 @@ def _checked(bundle: DataBundle) -> DataBundle:
         sample = bundle.train[0]
         if not (isinstance(sample, (tuple, list)) and len(sample) == 2 and torch.is_tensor(sample[0])):
             raise ConfigError("spec.dataset", "each item must be an (input, target) pair of tensors")
-        bundle = replace(bundle, input_spec={"shape": list(sample[0].shape), "dtype": str(sample[0].dtype).removeprefix("torch.")})
+        bundle = replace(
+            bundle, input_spec={"shape": list(sample[0].shape), "dtype": str(sample[0].dtype).removeprefix("torch.")}
+        )
     if bundle.task == "classification" and bundle.class_labels and bundle.num_classes is None:
         bundle = replace(bundle, num_classes=len(bundle.class_labels))
     return bundle

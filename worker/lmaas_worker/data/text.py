@@ -9,6 +9,7 @@ target is the first token of the next block). A part's tail shorter than a block
 Blocks are `TensorDataset`s of (input ids, target ids), int64, which `data.batches` gathers
 without a Python call per sample.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,22 +48,29 @@ def packed(ids: torch.Tensor, sequence_length: int) -> TensorDataset:
     """Consecutive blocks of `sequence_length` ids and their next tokens."""
     blocks = (len(ids) - 1) // sequence_length
     end = blocks * sequence_length
-    return TensorDataset(ids[:end].view(blocks, sequence_length), ids[1:end + 1].view(blocks, sequence_length))
+    return TensorDataset(ids[:end].view(blocks, sequence_length), ids[1 : end + 1].view(blocks, sequence_length))
 
 
-def text_datasets(train_text: str, held_out_text: str, tokenizer: PreTrainedTokenizerBase,
-                  sequence_length: int) -> DataBundle:
+def text_datasets(
+    train_text: str, held_out_text: str, tokenizer: PreTrainedTokenizerBase, sequence_length: int
+) -> DataBundle:
     """The packed training and held-out blocks; a part too short for one block is a ConfigError."""
     parts = {}
     for name, text in (("training", train_text), ("held-out", held_out_text)):
         ids = token_ids(text, tokenizer)
         if len(ids) <= sequence_length:
-            raise ConfigError("spec.dataset.sequenceLength", f"the {name} text is {len(ids)} tokens long, too short for "
-                                                             f"one block of {sequence_length} tokens and its targets; "
-                                                             "shorten sequenceLength or change validationFraction")
+            raise ConfigError(
+                "spec.dataset.sequenceLength",
+                f"the {name} text is {len(ids)} tokens long, too short for "
+                f"one block of {sequence_length} tokens and its targets; "
+                "shorten sequenceLength or change validationFraction",
+            )
         parts[name] = packed(ids, sequence_length)
     return DataBundle(
-        train=parts["training"], val=parts["held-out"], task="language-modeling", tokenizer=tokenizer,
+        train=parts["training"],
+        val=parts["held-out"],
+        task="language-modeling",
+        tokenizer=tokenizer,
         input_spec={"shape": [sequence_length], "dtype": "int64", "encoding": "token ids of the artifact's tokenizer"},
     )
 

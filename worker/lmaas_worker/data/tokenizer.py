@@ -9,6 +9,7 @@ text and is the model's beginning- and end-of-sequence token, and PADDING. Train
 deterministic (merges are ranked by count, ties by the pair itself), so every rank, each training
 its own from the same text, holds the same tokenizer.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,11 +28,16 @@ def train_tokenizer(text: str, vocab_size: int) -> PreTrainedTokenizerFast:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[END_OF_TEXT, PADDING],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[END_OF_TEXT, PADDING],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator([text], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
-                                   pad_token=PADDING)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, pad_token=PADDING
+    )
 
 
 def load_tokenizer(folder: Path, field: str) -> PreTrainedTokenizerBase:
@@ -39,4 +45,6 @@ def load_tokenizer(folder: Path, field: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ConfigError(field, f"no tokenizer could be loaded from {folder}: {type(error).__name__}: {error}") from error
+        raise ConfigError(
+            field, f"no tokenizer could be loaded from {folder}: {type(error).__name__}: {error}"
+        ) from error

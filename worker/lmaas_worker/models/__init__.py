@@ -18,6 +18,7 @@ anything: a builtin always loads; a factory only when that spec names it itself 
 distill students; a ModelService names none) or sets `trustArtifactCode: true` (unsafe). Anything
 else is a ConfigError naming `model.json: model.factory`.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ from typing import Any
 from torch import nn
 
 from lmaas_api import contract
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import ArtifactCodePolicy, ModelDefinition
 
-from lmaas_api.errors import ConfigError
 from ..factory import call_builder, import_factory, refuse_unless_allowed
 from . import char_gpt, cnn, mlp
 
@@ -48,7 +49,9 @@ class BuiltModel:
     """The builtin or factory, with the keyword arguments actually used (the model card's `model`)."""
 
 
-def data_hints(task: str, input_shape: list[int] | None, num_classes: int | None, vocab: list[str] | None) -> dict[str, Any]:
+def data_hints(
+    task: str, input_shape: list[int] | None, num_classes: int | None, vocab: list[str] | None
+) -> dict[str, Any]:
     shape = list(input_shape or [])
     return {
         "num_classes": num_classes,
@@ -63,17 +66,20 @@ def build_model(definition: ModelDefinition, hints: dict[str, Any], task: str) -
     if definition.builtin:
         builder, builtin_task = BUILTIN_MODELS[definition.builtin]
         if builtin_task != task:
-            raise ConfigError("spec.model.builtin", f"{definition.builtin} is a {builtin_task} model, "
-                                                    f"but the data set is for {task}")
+            raise ConfigError(
+                "spec.model.builtin", f"{definition.builtin} is a {builtin_task} model, but the data set is for {task}"
+            )
         module, used = call_builder(builder, definition.args, hints, "spec.model.args")
     else:
         builder = import_factory(definition.factory, "spec.model.factory")
         module, used = call_builder(builder, definition.args, hints, "spec.model.args")
         if not isinstance(module, nn.Module):
-            raise ConfigError("spec.model.factory", f"{definition.factory} must return a torch.nn.Module, "
-                                                    f"got {type(module).__name__}")
-    return BuiltModel(module, ModelDefinition(builtin=definition.builtin, factory=definition.factory,
-                                              args=_plain(used)))
+            raise ConfigError(
+                "spec.model.factory", f"{definition.factory} must return a torch.nn.Module, got {type(module).__name__}"
+            )
+    return BuiltModel(
+        module, ModelDefinition(builtin=definition.builtin, factory=definition.factory, args=_plain(used))
+    )
 
 
 def rebuild_model(definition: ModelDefinition, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> nn.Module:

@@ -11,6 +11,7 @@ itself never splits across devices (`_no_split_modules`).
 Whatever transformers refuses (an unknown `model_type`, a config it rejects, a folder it cannot
 load) is a ConfigError naming the spec field, raised before any process group exists.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,9 @@ class CausalLM(nn.Module):
         return [module for module in self.lm.modules() if type(module).__name__ in kept_whole]
 
 
-def build_causal_lm(hf: HuggingFaceModel, tokenizer: PreTrainedTokenizerBase, folder: Path | None,
-                    sequence_length: int) -> BuiltModel:
+def build_causal_lm(
+    hf: HuggingFaceModel, tokenizer: PreTrainedTokenizerBase, folder: Path | None, sequence_length: int
+) -> BuiltModel:
     """The wrapped model `hf` describes, checked against the tokenizer and the block length."""
     options = {"dtype": DTYPES[hf.dtype], "attn_implementation": hf.attn_implementation}
     if hf.config is not None:
@@ -69,12 +71,16 @@ def build_causal_lm(hf: HuggingFaceModel, tokenizer: PreTrainedTokenizerBase, fo
     else:
         lm = _from_folder(folder, options)
         if len(tokenizer) > lm.config.vocab_size:
-            raise ConfigError("spec.model.hf.uri", f"the folder's tokenizer has {len(tokenizer)} tokens but the model "
-                                                   f"embeds only {lm.config.vocab_size}")
+            raise ConfigError(
+                "spec.model.hf.uri",
+                f"the folder's tokenizer has {len(tokenizer)} tokens but the model embeds only {lm.config.vocab_size}",
+            )
     positions = getattr(lm.config, "max_position_embeddings", None)
     if positions is not None and sequence_length > positions:
-        raise ConfigError("spec.dataset.sequenceLength", f"{sequence_length} is above the model's "
-                                                         f"max_position_embeddings ({positions})")
+        raise ConfigError(
+            "spec.dataset.sequenceLength",
+            f"{sequence_length} is above the model's max_position_embeddings ({positions})",
+        )
     if hf.gradient_checkpointing:
         try:
             lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -85,23 +91,30 @@ def build_causal_lm(hf: HuggingFaceModel, tokenizer: PreTrainedTokenizerBase, fo
 
 def _tokenizer_settings(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | None]:
     """What a model from a config takes from its tokenizer."""
-    return {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    return {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
 
 
 def _config(settings: dict) -> PretrainedConfig:
     settings = dict(settings)
     model_type = settings.pop("model_type")
     if model_type not in CONFIG_MAPPING:
-        raise ConfigError("spec.model.hf.config.model_type", f"{model_type!r} is not a model type that "
-                                                             "transformers knows")
+        raise ConfigError(
+            "spec.model.hf.config.model_type", f"{model_type!r} is not a model type that transformers knows"
+        )
     try:
         config = AutoConfig.for_model(model_type, **settings)
     except REJECTED_CONFIG as error:
         raise ConfigError("spec.model.hf.config", f"transformers rejects it: {_reason(error)}") from error
     if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise ConfigError("spec.model.hf.config.model_type", f"{model_type!r} has no causal language model "
-                                                             "(AutoModelForCausalLM knows none)")
+        raise ConfigError(
+            "spec.model.hf.config.model_type",
+            f"{model_type!r} has no causal language model (AutoModelForCausalLM knows none)",
+        )
     return config
 
 
@@ -118,8 +131,9 @@ def _from_folder(folder: Path | None, options: dict) -> PreTrainedModel:
     try:
         return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **options)
     except (*REJECTED_CONFIG, OSError, ImportError) as error:
-        raise ConfigError("spec.model.hf.uri", f"no causal language model could be loaded from {folder}: "
-                                               f"{_reason(error)}") from error
+        raise ConfigError(
+            "spec.model.hf.uri", f"no causal language model could be loaded from {folder}: {_reason(error)}"
+        ) from error
 
 
 def _reason(error: Exception) -> str:

@@ -21,6 +21,7 @@ Only rank 0 touches the files. Saving gathers full state dicts on rank 0
 loading hands rank 0's full state dicts to `set_*_state_dict(..., broadcast_from_rank0=True)`, which
 scatters them into DDP replicas or FSDP shards, so other nodes need not see the output volume.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,13 @@ class CheckpointStore:
                 if entry.name.startswith((TEMPORARY_PREFIX, REPLACED_PREFIX)):
                     shutil.rmtree(entry, ignore_errors=True)
 
-    def write(self, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-              trainer_state: dict[str, Any]) -> Checkpoint:
+    def write(
+        self,
+        step: int,
+        model_state: dict[str, torch.Tensor],
+        optimizer_state: dict[str, Any],
+        trainer_state: dict[str, Any],
+    ) -> Checkpoint:
         final = self.root / checkpoint_name(step)
         optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer_state)
         with atomic_directory(final) as temporary:
@@ -109,13 +115,17 @@ class CheckpointStore:
     def read(self, checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         sidecar = json.loads((checkpoint.path / STATE_FILE).read_text())
         if sidecar.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError("spec.checkpoint.resume",
-                              f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
-                              f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
-                              "be resumed: set checkpoint.resume to false to start afresh (which removes the "
-                              "checkpoints), or remove them from the output")
+            raise ConfigError(
+                "spec.checkpoint.resume",
+                f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
+                f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
+                "be resumed: set checkpoint.resume to false to start afresh (which removes the "
+                "checkpoints), or remove them from the output",
+            )
         model_state = load_file(checkpoint.path / MODEL_FILE)
-        optimizer_state = unflatten_optimizer_state(load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer"))
+        optimizer_state = unflatten_optimizer_state(
+            load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer")
+        )
         return model_state, optimizer_state, sidecar
 
     def clear(self) -> None:
@@ -123,7 +133,7 @@ class CheckpointStore:
             shutil.rmtree(checkpoint.path, ignore_errors=True)
 
     def prune(self) -> None:
-        for old in self.list()[:-self.keep]:
+        for old in self.list()[: -self.keep]:
             shutil.rmtree(old.path, ignore_errors=True)
 
 
@@ -151,8 +161,10 @@ def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tens
                 tensors[f"state{_SEPARATOR}{param}{_SEPARATOR}{name}"] = value
             else:
                 scalars.setdefault(param, {})[name] = value
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
-              for group in state.get("param_groups") or []]
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+        for group in state.get("param_groups") or []
+    ]
     return tensors, {"paramGroups": groups, "scalars": scalars}
 
 
@@ -185,8 +197,12 @@ def gather_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[di
     return gather_model_state(model), get_optimizer_state_dict(model, optimizer, options=_GATHER)
 
 
-def scatter_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, torch.Tensor],
-                  optimizer_state: dict[str, Any]) -> None:
+def scatter_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+) -> None:
     """Load rank 0's full state dicts into every rank (other ranks pass empty dicts)."""
     set_model_state_dict(model, model_state, options=_SCATTER)
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=_SCATTER)

@@ -6,6 +6,7 @@ the held-out perplexity of the unigram model of the training tokens, which a lan
 beat to have learnt more than token frequencies, and a sample, the greedy continuation of the start
 of the held-out text, which the artifact reproduces wherever it is loaded.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,13 @@ def model_card(job: Job) -> ModelCard:
         dataset=RecordedDataset(**spec.dataset.model_dump(exclude={"sequence_length"}), seed=spec.hyperparameters.seed),
         producer=Producer.model_validate(job.config.producer),
         created_at=utc_now(),
-        framework={"torch": torch.__version__} if hf is None else
-        {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+        framework={"torch": torch.__version__}
+        if hf is None
+        else {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
     )
 
 
@@ -60,21 +66,30 @@ def language_model_figures(job: Job) -> dict[str, Any]:
     if tokenizer is None:
         return {}
     prompt = tokenizer.decode(job.data.val.tensors[0][0, :SAMPLE_PROMPT_TOKENS].tolist())
-    continuation = greedy_continuation(job.model, tokenizer(prompt, add_special_tokens=False)["input_ids"],
-                                       SAMPLE_TOKENS, tokenizer.eos_token_id)
-    return {"unigramPerplexity": unigram_perplexity(job.data.train, job.data.val, len(tokenizer)),
-            "sample": {"prompt": prompt, "greedy": tokenizer.decode(continuation)}}
+    continuation = greedy_continuation(
+        job.model, tokenizer(prompt, add_special_tokens=False)["input_ids"], SAMPLE_TOKENS, tokenizer.eos_token_id
+    )
+    return {
+        "unigramPerplexity": unigram_perplexity(job.data.train, job.data.val, len(tokenizer)),
+        "sample": {"prompt": prompt, "greedy": tokenizer.decode(continuation)},
+    }
 
 
-def write_artifact(job: Job, state: dict[str, torch.Tensor], metrics: dict[str, Any],
-                   history: dict[str, Any]) -> dict[str, Any]:
+def write_artifact(
+    job: Job, state: dict[str, torch.Tensor], metrics: dict[str, Any], history: dict[str, Any]
+) -> dict[str, Any]:
     """Write the artifact; returns the `artifact` object of the `done` line."""
     card = model_card(job)
     if card.layout == "huggingface":
-        size = huggingface.save(job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card,
-                                metrics, history)
+        size = huggingface.save(
+            job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card, metrics, history
+        )
     else:
         size = dense.save(job.config.artifact_dir, state, card, metrics, history)
     log.info("artifact written to %s (%d bytes of weights)", job.config.artifact_dir, size)
-    return {"path": contract.ARTIFACT_SUBDIR, "uri": job.config.uri_of(contract.ARTIFACT_SUBDIR),
-            "sizeBytes": size, "metrics": metrics}
+    return {
+        "path": contract.ARTIFACT_SUBDIR,
+        "uri": job.config.uri_of(contract.ARTIFACT_SUBDIR),
+        "sizeBytes": size,
+        "metrics": metrics,
+    }

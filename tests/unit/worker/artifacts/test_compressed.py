@@ -1,4 +1,5 @@
 """lmaas_worker.artifacts.compressed: the compressed safetensors format round-trips, and shrinks."""
+
 import re
 
 import pytest
@@ -102,8 +103,9 @@ def test_a_pruned_and_quantized_model_decodes_to_exactly_what_was_stored(tmp_pat
 
 
 def _artifact(tmp_path, model, name="artifact"):
-    card = ModelCard(format="lmaas.artifact/v1", model=model.definition, task="classification",
-                     quantization=model.quantization)
+    card = ModelCard(
+        format="lmaas.artifact/v1", model=model.definition, task="classification", quantization=model.quantization
+    )
     model.save(tmp_path / name, card, metrics={})
     return tmp_path / name
 

@@ -1,5 +1,6 @@
 """lmaas_worker.artifacts.huggingface: a trained language model's artifact is a Hugging Face folder that
 transformers loads as it is, and lmaas's loader picks it from the card."""
+
 import json
 
 import pytest
@@ -26,20 +27,40 @@ def trained(tmp_path_factory):
     module = built.module.eval()
     with torch.no_grad():
         module.lm.lm_head.weight.mul_(1.5)  # not the initial weights; tied, the embeddings change with it
-    card = ModelCard(format=contract.ARTIFACT_FORMAT, layout="huggingface", model=built.definition,
-                     task="language-modeling", input={"shape": [64], "dtype": "int64"}, parameters=12)
+    card = ModelCard(
+        format=contract.ARTIFACT_FORMAT,
+        layout="huggingface",
+        model=built.definition,
+        task="language-modeling",
+        input={"shape": [64], "dtype": "int64"},
+        parameters=12,
+    )
     directory = tmp_path_factory.mktemp("artifact") / "artifact"
     state = {name: tensor.clone() for name, tensor in module.state_dict().items()}  # tied: two copies, as gathered
-    size = huggingface.save(directory, state, module.lm.config, tokenizer, card, {"perplexity": 12.5},
-                            {"train": [[1, 5.0]], "eval": [[1, 12.5]], "evalMetric": "perplexity", "learningRate": []})
+    size = huggingface.save(
+        directory,
+        state,
+        module.lm.config,
+        tokenizer,
+        card,
+        {"perplexity": 12.5},
+        {"train": [[1, 5.0]], "eval": [[1, 12.5]], "evalMetric": "perplexity", "learningRate": []},
+    )
     return directory, module, tokenizer, size, built.definition
 
 
 def test_the_folder_holds_the_model_its_tokenizer_and_lmaas_files(trained):
     directory, _, _, size, _ = trained
     assert sorted(p.name for p in directory.iterdir()) == [
-        "config.json", "curves.png", "generation_config.json", "metrics.json", "model.json", "model.safetensors",
-        "tokenizer.json", "tokenizer_config.json"]
+        "config.json",
+        "curves.png",
+        "generation_config.json",
+        "metrics.json",
+        "model.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     assert size == (directory / "model.safetensors").stat().st_size
     assert json.loads((directory / "config.json").read_text())["model_type"] == "gpt2"
     assert json.loads((directory / "metrics.json").read_text()) == {"perplexity": 12.5}

@@ -1,5 +1,6 @@
 """lmaas_worker.artifacts.loading: an artifact loads back, in the format its card names, without pickles
 and without code its card names unless the resource allows it; artifacts written before load too."""
+
 import json
 import pickle
 import struct
@@ -20,9 +21,16 @@ from tests import artifact_code
 
 
 def card_for(args):
-    return ModelCard.model_validate({
-        "format": contract.ARTIFACT_FORMAT, "model": {"builtin": "mlp", "factory": None, "args": args},
-        "task": "classification", "dtype": "float32", "quantization": None, "producer": {"name": "unit"}})
+    return ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": {"builtin": "mlp", "factory": None, "args": args},
+            "task": "classification",
+            "dtype": "float32",
+            "quantization": None,
+            "producer": {"name": "unit"},
+        }
+    )
 
 
 @pytest.fixture
@@ -139,9 +147,11 @@ def test_a_refused_factory_module_is_not_even_imported(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("policy", [ArtifactCodePolicy(trust_all=True),
-                                    ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY}))],
-                         ids=["trustArtifactCode", "the spec's own factory"])
+@pytest.mark.parametrize(
+    "policy",
+    [ArtifactCodePolicy(trust_all=True), ArtifactCodePolicy(frozenset({artifact_code.USER_FACTORY}))],
+    ids=["trustArtifactCode", "the spec's own factory"],
+)
 def test_a_user_factory_loads_when_the_resource_allows_it(tmp_path, policy):
     path = artifact_code.user_factory(tmp_path / "artifact")
     loaded, card = load(path, artifact_code=policy)
@@ -167,38 +177,68 @@ def test_a_quantized_card_without_a_compression_section_is_refused_naming_it(art
 
 # --- artifacts written before: the files as lmaas wrote them, byte for byte ---------------------
 
-DIGITS_INPUT = {"shape": [64], "dtype": "float32", "layout": "8x8 image, row-major",
-                "preprocessing": {"divideBy": 16.0, "rawRange": [0, 16]}}
+DIGITS_INPUT = {
+    "shape": [64],
+    "dtype": "float32",
+    "layout": "8x8 image, row-major",
+    "preprocessing": {"divideBy": 16.0, "rawRange": [0, 16]},
+}
 MLP_ARGS = {"hidden": [32], "num_classes": 10, "in_features": 64}
 
 
 def trained_card():
     """The card a TrainJob wrote (keys and order as lmaas_worker.train.finish had them)."""
     return {
-        "format": "lmaas.artifact/v1", "model": {"builtin": "mlp", "factory": None, "args": MLP_ARGS},
-        "task": "classification", "input": DIGITS_INPUT, "numClasses": 10, "classLabels": [str(d) for d in range(10)],
-        "vocab": None, "dtype": "float32", "quantization": None, "parameters": 2410,
+        "format": "lmaas.artifact/v1",
+        "model": {"builtin": "mlp", "factory": None, "args": MLP_ARGS},
+        "task": "classification",
+        "input": DIGITS_INPUT,
+        "numClasses": 10,
+        "classLabels": [str(d) for d in range(10)],
+        "vocab": None,
+        "dtype": "float32",
+        "quantization": None,
+        "parameters": 2410,
         "dataset": {"builtin": "digits", "validationFraction": 0.2, "seed": 0},
         "producer": {"kind": "TrainJob", "name": "mlp", "namespace": "t", "uid": "u-1", "generation": 2},
-        "createdAt": "2026-12-06T04:23:04Z", "framework": {"torch": "2.15.0"},
+        "createdAt": "2026-12-06T04:23:04Z",
+        "framework": {"torch": "2.15.0"},
     }
 
 
 def compressed_card():
     """The card a CompressJob wrote for 50% unstructured pruning then int8 (compress.pipeline's keys)."""
-    layer = {"kind": "Linear", "stored": "int8", "compute": "float32",
-             "kernel": "float32 on weights dequantized at load"}
+    layer = {
+        "kind": "Linear",
+        "stored": "int8",
+        "compute": "float32",
+        "kernel": "float32 on weights dequantized at load",
+    }
     return {
         **trained_card(),
-        "quantization": {"scheme": "int8", "symmetric": True, "granularity": "per-channel",
-                         "layers": {"net.0": layer, "net.2": layer}},
-        "producer": {"kind": "CompressJob", "name": "c1", "namespace": "t"}, "createdAt": "2026-12-06T04:23:15Z",
-        "sparsity": {"structure": "unstructured", "scope": "global", "target": 0.5, "iterations": 1,
-                     "format": "bitmask"},
-        "compression": {"format": "lmaas.compressed/v1",
-                        "tensors": {"net.0.weight": {"shape": [32, 64], "quantization": "int8", "layout": "dense"},
-                                    "net.2.weight": {"shape": [10, 32], "quantization": "int8", "layout": "bitmask"}},
-                        "sizes": {}},
+        "quantization": {
+            "scheme": "int8",
+            "symmetric": True,
+            "granularity": "per-channel",
+            "layers": {"net.0": layer, "net.2": layer},
+        },
+        "producer": {"kind": "CompressJob", "name": "c1", "namespace": "t"},
+        "createdAt": "2026-12-06T04:23:15Z",
+        "sparsity": {
+            "structure": "unstructured",
+            "scope": "global",
+            "target": 0.5,
+            "iterations": 1,
+            "format": "bitmask",
+        },
+        "compression": {
+            "format": "lmaas.compressed/v1",
+            "tensors": {
+                "net.0.weight": {"shape": [32, 64], "quantization": "int8", "layout": "dense"},
+                "net.2.weight": {"shape": [10, 32], "quantization": "int8", "layout": "bitmask"},
+            },
+            "sizes": {},
+        },
         "source": {"producer": trained_card()["producer"], "model": trained_card()["model"]},
     }
 
@@ -220,8 +260,7 @@ def _present(value):
 def test_a_trained_artifact_written_before_loads_and_its_card_keeps_every_value(tmp_path):
     torch.manual_seed(0)
     model = MLP(**MLP_ARGS).eval()
-    _write_as_before(tmp_path / "artifact", {k: v.contiguous() for k, v in model.state_dict().items()},
-                     trained_card())
+    _write_as_before(tmp_path / "artifact", {k: v.contiguous() for k, v in model.state_dict().items()}, trained_card())
     loaded, card = load(tmp_path / "artifact")
     x = torch.randn(5, 64)
     with torch.no_grad():
@@ -251,8 +290,13 @@ def test_a_compressed_artifact_written_before_loads_and_its_card_keeps_every_val
 
     loaded, card = load(tmp_path / "artifact")
     expected = MLP(**MLP_ARGS).eval()
-    expected.load_state_dict({**state, "net.0.weight": dequantize_int8(q0, tensors["net.0.weight.scale"]),
-                              "net.2.weight": dequantize_int8(q2, tensors["net.2.weight.scale"])})
+    expected.load_state_dict(
+        {
+            **state,
+            "net.0.weight": dequantize_int8(q0, tensors["net.0.weight.scale"]),
+            "net.2.weight": dequantize_int8(q2, tensors["net.2.weight.scale"]),
+        }
+    )
     x = torch.randn(5, 64)
     with torch.inference_mode():
         assert torch.allclose(loaded(x), expected(x), atol=1e-6)

@@ -1,5 +1,6 @@
 """lmaas_worker.artifacts.writing (through each format's writer): an artifact is written atomically,
 replaces the previous one whole, and is copied elsewhere with its weights unchanged."""
+
 import json
 
 import pytest
@@ -12,9 +13,16 @@ from lmaas_worker.models.mlp import MLP
 
 
 def card_for(args):
-    return ModelCard.model_validate({
-        "format": contract.ARTIFACT_FORMAT, "model": {"builtin": "mlp", "factory": None, "args": args},
-        "task": "classification", "dtype": "float32", "quantization": None, "producer": {"name": "unit"}})
+    return ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": {"builtin": "mlp", "factory": None, "args": args},
+            "task": "classification",
+            "dtype": "float32",
+            "quantization": None,
+            "producer": {"name": "unit"},
+        }
+    )
 
 
 @pytest.fixture
@@ -42,7 +50,8 @@ def test_the_card_is_written_with_every_field_in_camel_case(artifact):
 
 def test_a_copy_has_the_same_weights_and_the_new_card_and_metrics(artifact, tmp_path):
     card = card_for({"in_features": 64, "num_classes": 10, "hidden": [32]}).model_copy(
-        update={"created_at": "2026-12-06T10:00:00Z"})
+        update={"created_at": "2026-12-06T10:00:00Z"}
+    )
     size = copy_artifact(artifact, tmp_path / "copy", card, {"accuracy": 0.9})
     assert (tmp_path / "copy" / contract.WEIGHTS_FILE).read_bytes() == (artifact / contract.WEIGHTS_FILE).read_bytes()
     assert size == (artifact / contract.WEIGHTS_FILE).stat().st_size
@@ -53,7 +62,8 @@ def test_a_copy_has_the_same_weights_and_the_new_card_and_metrics(artifact, tmp_
 
 def test_the_float_writer_refuses_a_card_that_says_quantized(tmp_path):
     card = card_for({"in_features": 64, "num_classes": 10}).model_copy(
-        update={"quantization": Quantization(scheme="int8")})
+        update={"quantization": Quantization(scheme="int8")}
+    )
     with pytest.raises(ValueError, match="compressed layout"):
         dense.save(tmp_path / "artifact", MLP(64, 10).state_dict(), card, {})
     assert not (tmp_path / "artifact").exists()

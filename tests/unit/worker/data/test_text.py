@@ -1,5 +1,6 @@
 """lmaas_worker.data.text: text split where no held-out token was trained on, packed into blocks
 whose targets are the next tokens, and the unigram baseline a language model must beat."""
+
 import math
 
 import pytest
@@ -48,8 +49,9 @@ def test_the_text_becomes_blocks_of_token_ids_ended_by_end_of_text(tokenizer):
 
 def test_a_text_too_short_for_one_block_names_sequence_length(tokenizer):
     with pytest.raises(ConfigError) as error:
-        text.text_datasets("Music to hear, why hear'st thou music sadly?\n", "Sweets with sweets war not.\n",
-                           tokenizer, 64)
+        text.text_datasets(
+            "Music to hear, why hear'st thou music sadly?\n", "Sweets with sweets war not.\n", tokenizer, 64
+        )
     assert error.value.field == "spec.dataset.sequenceLength" and "training text" in str(error.value)
 
 

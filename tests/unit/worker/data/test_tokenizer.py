@@ -1,5 +1,6 @@
 """lmaas_worker.data.tokenizer: a byte-level BPE trained on the text, the same in every process, and a
 model folder's tokenizer."""
+
 import subprocess
 import sys
 
@@ -10,9 +11,11 @@ from lmaas_api.errors import ConfigError
 from lmaas_worker.data import shakespeare
 from lmaas_worker.data.tokenizer import END_OF_TEXT, PADDING, load_tokenizer, train_tokenizer
 
-TRAIN_IN_A_PROCESS = ("import sys; from lmaas_worker.data import shakespeare; "
-                      "from lmaas_worker.data.tokenizer import train_tokenizer; "
-                      "sys.stdout.write(train_tokenizer(shakespeare.text(), 700).backend_tokenizer.to_str())")
+TRAIN_IN_A_PROCESS = (
+    "import sys; from lmaas_worker.data import shakespeare; "
+    "from lmaas_worker.data.tokenizer import train_tokenizer; "
+    "sys.stdout.write(train_tokenizer(shakespeare.text(), 700).backend_tokenizer.to_str())"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +39,12 @@ def test_any_text_encodes_and_decodes_unchanged_bytes_it_never_saw_included(toke
 
 
 def test_every_process_trains_the_same_tokenizer(tokenizer):
-    runs = [subprocess.run([sys.executable, "-c", TRAIN_IN_A_PROCESS], capture_output=True, text=True, check=True,
-                           timeout=120).stdout for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", TRAIN_IN_A_PROCESS], capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1] == tokenizer.backend_tokenizer.to_str()
 
 
