@@ -1,4 +1,5 @@
 """Small artifacts for the serving tests, written with the real writer (`artifacts.dense.save`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,14 +17,28 @@ from lmaas_worker.models import rebuild_model
 
 
 def _card(model: ModelDefinition, task: str, **fields: Any) -> ModelCard:
-    return ModelCard.model_validate({
-        "format": contract.ARTIFACT_FORMAT, "model": model, "task": task, "dtype": "float32", "quantization": None,
-        "producer": {"kind": "TrainJob", "name": "serving-tests"}, **fields})
+    return ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": model,
+            "task": task,
+            "dtype": "float32",
+            "quantization": None,
+            "producer": {"kind": "TrainJob", "name": "serving-tests"},
+            **fields,
+        }
+    )
 
 
 def _digits_card(model: ModelDefinition) -> ModelCard:
-    return _card(model, "classification", input={"shape": [64], "dtype": "float32"}, numClasses=10,
-                 classLabels=[str(d) for d in range(10)], vocab=None)
+    return _card(
+        model,
+        "classification",
+        input={"shape": [64], "dtype": "float32"},
+        numClasses=10,
+        classLabels=[str(d) for d in range(10)],
+        vocab=None,
+    )
 
 
 def digits_mlp(directory: Path, epochs: int = 3) -> Path:
@@ -46,8 +61,9 @@ def digits_mlp(directory: Path, epochs: int = 3) -> Path:
 def factory_mlp(directory: Path, factory: str, **args: Any) -> Path:
     """An untrained digits-shaped classifier built by a test factory (see tests.serving.models); its
     servers need `--trust-artifact-code`."""
-    definition = ModelDefinition(factory=f"tests.serving.models:{factory}",
-                                 args={"in_features": 64, "num_classes": 10, **args})
+    definition = ModelDefinition(
+        factory=f"tests.serving.models:{factory}", args={"in_features": 64, "num_classes": 10, **args}
+    )
     quick = {k: v for k, v in definition.args.items() if k not in ("load_delay", "forward_delay")}
     from lmaas_worker.models.mlp import MLP
 
@@ -60,11 +76,19 @@ def char_gpt(directory: Path, context: int = 16) -> Path:
     """A tiny untrained char-gpt over the shakespeare vocabulary."""
     torch.manual_seed(0)
     vocab = sorted(set(shakespeare.text()))
-    definition = ModelDefinition(builtin="char-gpt", args={"vocab_size": len(vocab), "context": context, "layers": 1,
-                                                           "heads": 2, "embedding": 16})
+    definition = ModelDefinition(
+        builtin="char-gpt",
+        args={"vocab_size": len(vocab), "context": context, "layers": 1, "heads": 2, "embedding": 16},
+    )
     module = rebuild_model(definition)
-    card = _card(definition, "language-modeling", input={"shape": [context], "dtype": "int64"}, numClasses=None,
-                 classLabels=None, vocab=vocab)
+    card = _card(
+        definition,
+        "language-modeling",
+        input={"shape": [context], "dtype": "int64"},
+        numClasses=None,
+        classLabels=None,
+        vocab=vocab,
+    )
     dense.save(directory, module.state_dict(), card, {})
     return directory
 

@@ -1,4 +1,5 @@
 """The JSON codec behaves the same with orjson and with the standard library's json."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """The metrics exposition, and the OpenAPI document against the routes the server really has."""
+
 from __future__ import annotations
 
 import re
@@ -35,16 +36,29 @@ def test_histograms_are_cumulative_and_labels_escaped():
 
 
 def _classifier() -> ClassifierModel:
-    card = ModelCard.model_validate({"format": contract.ARTIFACT_FORMAT, "model": {"builtin": "mlp"},
-                                     "task": "classification", "input": {"shape": [64]}, "numClasses": 10,
-                                     "producer": {"name": "p"}})
+    card = ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": {"builtin": "mlp"},
+            "task": "classification",
+            "input": {"shape": [64]},
+            "numClasses": 10,
+            "producer": {"name": "p"},
+        }
+    )
     return ClassifierModel("digits", "/m", card)
 
 
 def _language_model() -> LanguageModel:
-    card = ModelCard.model_validate({"format": contract.ARTIFACT_FORMAT, "task": "language-modeling",
-                                     "input": {"shape": [16]}, "vocab": list("\n !',-.?abc[]\\^"),
-                                     "model": {"builtin": "char-gpt", "args": {"context": 16}}})
+    card = ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "task": "language-modeling",
+            "input": {"shape": [16]},
+            "vocab": list("\n !',-.?abc[]\\^"),
+            "model": {"builtin": "char-gpt", "args": {"context": 16}},
+        }
+    )
     return LanguageModel("chars", "/m", card)
 
 
@@ -70,8 +84,13 @@ def test_the_openapi_document_is_valid_and_covers_every_route(model, auth):
     assert set(document["paths"]) == _frontend_templates(model)
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            public = path in ("/v2/health/live", "/v2/health/ready", "/metrics", "/v1/models/{model_name}",
-                              "/v2/models/{model_name}/ready")
+            public = path in (
+                "/v2/health/live",
+                "/v2/health/ready",
+                "/metrics",
+                "/v1/models/{model_name}",
+                "/v2/models/{model_name}/ready",
+            )
             assert ("401" in operation["responses"]) == (auth and not public), (path, method)
             if "requestBody" in operation:
                 assert {"400", "413"} <= set(operation["responses"])
@@ -79,5 +98,6 @@ def test_the_openapi_document_is_valid_and_covers_every_route(model, auth):
                 assert "404" in operation["responses"]
     if isinstance(model, LanguageModel):
         pattern = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"][
-            "properties"]["inputs"]["items"]["oneOf"][0]["pattern"]
+            "properties"
+        ]["inputs"]["items"]["oneOf"][0]["pattern"]
         assert re.fullmatch(pattern, "abc ?!\n") and not re.fullmatch(pattern, "xyz")

@@ -1,18 +1,19 @@
 """The ModelService worker, `lmaas serve`: one model, three REST dialects, one data plane.
 
-    server.py      the entry point (`run_server`) and the lifecycle: listen, load, warm up, drain
-    config.py      flags, else the ModelService in --config, else defaults
-    model.py       the served model (KServe-style load/predict/ready), classifier or character LM
-    batcher.py     dynamic batching: concurrent requests share one forward pass
-    dataplane.py   the model, its batcher and its thread, as the adapters see them
-    protocols/     thin adapters: the seed's /predict, KServe V1 (with explain), Open Inference V2
-    tensors.py     V2 datatypes and typed data to numpy, with the checks that make 400s
-    explain.py     integrated gradients and gradient x input
-    http.py        routing, auth, body limits, JSON errors, metrics of every request
-    metrics.py     Prometheus text exposition
-    auth.py        the optional bearer token
-    openapi.py     the OpenAPI document served at /openapi.json
+server.py      the entry point (`run_server`) and the lifecycle: listen, load, warm up, drain
+config.py      flags, else the ModelService in --config, else defaults
+model.py       the served model (KServe-style load/predict/ready), classifier or character LM
+batcher.py     dynamic batching: concurrent requests share one forward pass
+dataplane.py   the model, its batcher and its thread, as the adapters see them
+protocols/     thin adapters: the seed's /predict, KServe V1 (with explain), Open Inference V2
+tensors.py     V2 datatypes and typed data to numpy, with the checks that make 400s
+explain.py     integrated gradients and gradient x input
+http.py        routing, auth, body limits, JSON errors, metrics of every request
+metrics.py     Prometheus text exposition
+auth.py        the optional bearer token
+openapi.py     the OpenAPI document served at /openapi.json
 """
+
 from .server import run_server
 
 __all__ = ["run_server"]

@@ -4,6 +4,7 @@ the limit, calls an adapter, turns errors into JSON and counts everything in the
 aiohttp's low-level server is used (no Application, router or middleware chain): routing is a
 dict lookup and two prefix checks, and every error, 404 and 405 included, is `{"error": ...}`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,14 +73,14 @@ class Frontend:
     def match(path: str) -> tuple[str | None, str | None]:
         """(route template, model name) of a path; (None, None) when no route has that shape."""
         if path.startswith("/v2/models/"):
-            parts = path[len("/v2/models/"):].split("/")
+            parts = path[len("/v2/models/") :].split("/")
             if parts[0] and len(parts) == 1:
                 return "/v2/models/{model}", parts[0]
             if parts[0] and len(parts) == 2 and parts[1] in ("ready", "infer"):
                 return f"/v2/models/{{model}}/{parts[1]}", parts[0]
             return None, None
         if path.startswith("/v1/models/"):
-            rest = path[len("/v1/models/"):]
+            rest = path[len("/v1/models/") :]
             if not rest or "/" in rest:
                 return None, None
             name, colon, verb = rest.rpartition(":")
@@ -107,8 +108,11 @@ class Frontend:
                 allowed = ", ".join(sorted(endpoints))
                 raise ClientError(405, f"{method} is not allowed on {template}; use {allowed}", {"Allow": allowed})
             if not endpoint.public and not self.auth.allows(request.headers.get("Authorization")):
-                raise ClientError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
-                                  {"WWW-Authenticate": 'Bearer realm="lmaas"'})
+                raise ClientError(
+                    401,
+                    "missing or wrong bearer token (Authorization: Bearer <token>)",
+                    {"WWW-Authenticate": 'Bearer realm="lmaas"'},
+                )
             body = b""
             if endpoint.body:
                 if endpoint.inference:
@@ -133,8 +137,12 @@ class Frontend:
                 self.idle.set()
         if self.plane.draining:
             response.force_close()  # clients reconnect, to a pod that is not going away
-        metrics.observe_request(template or "unmatched", method if method in _METHODS else "other",
-                                response.status, time.perf_counter() - started)
+        metrics.observe_request(
+            template or "unmatched",
+            method if method in _METHODS else "other",
+            response.status,
+            time.perf_counter() - started,
+        )
         return response
 
     async def _read_body(self, request: web.BaseRequest) -> bytes:
@@ -164,8 +172,9 @@ class Frontend:
 
     @staticmethod
     def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        return web.Response(body=jsoncodec.dumps({"error": message}), status=status, headers=headers,
-                            content_type="application/json")
+        return web.Response(
+            body=jsoncodec.dumps({"error": message}), status=status, headers=headers, content_type="application/json"
+        )
 
     async def _metrics(self, call: Call) -> Reply:
         return Reply(self.metrics.render(), content_type=METRICS_CONTENT_TYPE)

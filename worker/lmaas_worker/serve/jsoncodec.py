@@ -2,6 +2,7 @@
 directly), the standard library otherwise. Both refuse NaN and Infinity in requests, which are not
 JSON, and write non-finite floats in responses as null.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,6 +40,7 @@ if orjson is not None:
         return orjson.dumps(value, default=_default, option=_OPTIONS)
 
 else:  # pragma: no cover
+
     def _plain(value: Any) -> Any:
         if isinstance(value, np.ndarray):
             return _plain(value.tolist())

@@ -13,6 +13,7 @@ counters, histograms and gauges need no client library, and observing one costs 
 `endpoint` is the route's template (e.g. `/v2/models/{model}/infer`), or `unmatched`, so that the
 label's values are bounded whatever paths clients send.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -80,8 +81,10 @@ class Metrics:
             "# TYPE lmaas_requests_total counter",
         ]
         for (endpoint, method, code), count in sorted(self.requests.items()):
-            lines.append(f'lmaas_requests_total{{endpoint="{_escape(endpoint)}",method="{_escape(method)}",'
-                         f'code="{code}"}} {count}')
+            lines.append(
+                f'lmaas_requests_total{{endpoint="{_escape(endpoint)}",method="{_escape(method)}",'
+                f'code="{code}"}} {count}'
+            )
         lines += [
             "# HELP lmaas_request_duration_seconds Time from routing a request to its response.",
             "# TYPE lmaas_request_duration_seconds histogram",

@@ -2,6 +2,7 @@
 Inference Protocol (V2). Each turns a request body into model inputs, calls the data plane and
 shapes its outputs; none knows about HTTP beyond status codes, nor about torch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -5,6 +5,7 @@ Classifiers: instances are arrays of the input shape; predictions are class indi
 are texts (or lists of token ids); predictions are the most likely next characters, and
 `next_token_ids` comes alongside.
 """
+
 from __future__ import annotations
 
 from ..dataplane import DataPlane
@@ -18,7 +19,7 @@ class SeedProtocol:
     async def predict(self, call: Call) -> Reply:
         document = parse_object(call.body)
         model = self.plane.model
-        instances = require(document, "inputs", "the seed's /predict takes {\"inputs\": [instance, ...]}")
+        instances = require(document, "inputs", 'the seed\'s /predict takes {"inputs": [instance, ...]}')
         rows = model.instances_to_rows(instances, "inputs")
         outputs = join(await self.plane.infer_many(rows))
         predictions, extra = model.predictions(outputs)

@@ -10,6 +10,7 @@
 Instances are those of `/predict` (see `seed`); predictions are class indices for classifiers and
 next characters for language models. Explanations are described in `lmaas_worker.serve.explain`.
 """
+
 from __future__ import annotations
 
 from ..dataplane import DataPlane

@@ -19,6 +19,7 @@ little-endian bytes after it (`parameters.binary_data_size` per input); outputs 
 `parameters.binary_data: true` (or all, with the request parameter `binary_data_output: true`)
 come back the same way. This is what `tritonclient`'s defaults use.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -98,8 +99,11 @@ class V2Protocol:
         if not chunks:
             return Reply(response)
         header = jsoncodec.dumps(response)
-        return Reply(header + b"".join(chunks), headers={HEADER_LENGTH: str(len(header))},
-                     content_type="application/octet-stream")
+        return Reply(
+            header + b"".join(chunks),
+            headers={HEADER_LENGTH: str(len(header))},
+            content_type="application/octet-stream",
+        )
 
     def _decode_inputs(self, inputs: Any, binary: bytes | None) -> np.ndarray:
         model = self.plane.model
@@ -107,8 +111,9 @@ class V2Protocol:
             raise bad_request('"inputs" must be a non-empty list of tensors {"name", "shape", "datatype", "data"}')
         expected = [spec.name for spec in model.inputs]
         if len(inputs) != len(expected):
-            raise bad_request(f"the model takes {len(expected)} input ({', '.join(map(repr, expected))}), "
-                              f"got {len(inputs)}")
+            raise bad_request(
+                f"the model takes {len(expected)} input ({', '.join(map(repr, expected))}), got {len(inputs)}"
+            )
         offset = 0
         decoded = []
         for i, tensor in enumerate(inputs):
@@ -125,16 +130,20 @@ class V2Protocol:
             size = parameters.get("binary_data_size")
             if size is not None:
                 if binary is None:
-                    raise bad_request(f"{where}: binary_data_size is set, but the request has no "
-                                      f"{HEADER_LENGTH} header and so no binary part")
+                    raise bad_request(
+                        f"{where}: binary_data_size is set, but the request has no "
+                        f"{HEADER_LENGTH} header and so no binary part"
+                    )
                 if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= len(binary) - offset):
-                    raise bad_request(f"{where}.parameters.binary_data_size: {size!r} does not fit the "
-                                      f"{len(binary) - offset} bytes of binary data left")
-                array = binary_to_array(binary[offset:offset + size], datatype, shape, where)
+                    raise bad_request(
+                        f"{where}.parameters.binary_data_size: {size!r} does not fit the "
+                        f"{len(binary) - offset} bytes of binary data left"
+                    )
+                array = binary_to_array(binary[offset : offset + size], datatype, shape, where)
                 offset += size
             else:
                 if "data" not in tensor:
-                    raise bad_request(f"{where}: missing field \"data\"")
+                    raise bad_request(f'{where}: missing field "data"')
                 array = reshape(json_to_array(tensor["data"], datatype, f"{where}.data"), shape, f"{where}.data")
             decoded.append(model.check_input(name, array, datatype, where))
         if binary is not None and offset != len(binary):
@@ -153,8 +162,10 @@ class V2Protocol:
             if not isinstance(output, dict) or not isinstance(output.get("name"), str):
                 raise bad_request(f"outputs[{i}]: must be an object with a string name")
             if output["name"] not in names:
-                raise bad_request(f"outputs[{i}]: unknown output {output['name']!r}; this model's outputs are "
-                                  f"{', '.join(map(repr, names))}")
+                raise bad_request(
+                    f"outputs[{i}]: unknown output {output['name']!r}; this model's outputs are "
+                    f"{', '.join(map(repr, names))}"
+                )
             options = _object(output.get("parameters"), f"outputs[{i}].parameters")
             wanted.append((output["name"], options.get("binary_data", all_binary) is True))
         return wanted
