@@ -134,3 +134,14 @@ def test_in_memory_batches_hold_the_same_samples_in_the_same_order_as_collated_o
         assert torch.equal(x, cx) and torch.equal(y, cy) and x.dtype == cx.dtype and y.dtype == cy.dtype
     assert torch.equal(gathered[0][0][2], tensors[0][22]) and gathered[2][1].item() == tensors[1][2].item()
     assert list(batches(TensorDataset(*tensors), [], 4)) == []
+
+
+def test_a_tensor_dataset_subclass_is_fetched_through_its_own_getitem():
+    class Scaled(TensorDataset):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x * 100, y
+
+    tensors = (torch.ones(5, 2), torch.zeros(5, dtype=torch.long))
+    (x, _), *_ = list(batches(Scaled(*tensors), [0, 1, 2], 3))
+    assert torch.equal(x, torch.full((3, 2), 100.0))

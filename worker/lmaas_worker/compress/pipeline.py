@@ -70,6 +70,10 @@ def build_compression(config: CompressConfig, settings: LatencySettings) -> Comp
         card = artifacts.checked_card(config.input_dir)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(INPUT_FIELD, str(error)) from error
+    if card.layout != "lmaas":
+        raise ConfigError(
+            "spec.model", f"the input artifact is a {card.layout} folder, which CompressJob cannot compress yet"
+        )
     recorded = card.dataset
     if config.spec.dataset is not None:
         definition, field_name = config.spec.dataset, "spec.dataset"

@@ -20,7 +20,7 @@ def batches(
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """The samples of `dataset` at `indices`, in that order, `batch_size` at a time (the last batch
     may be short); in pinned memory when `pin_memory` (for copies to an accelerator)."""
-    if not isinstance(dataset, TensorDataset):
+    if type(dataset) is not TensorDataset:  # a subclass may transform samples in __getitem__
         yield from DataLoader(dataset, batch_size=batch_size, sampler=indices, pin_memory=pin_memory)
         return
     order = torch.as_tensor(indices, dtype=torch.long)

@@ -14,10 +14,12 @@ load) is a ConfigError naming the spec field, raised before any process group ex
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     CONFIG_MAPPING,
@@ -63,6 +65,12 @@ def build_causal_lm(
     hf: HuggingFaceModel, tokenizer: PreTrainedTokenizerBase, folder: Path | None, sequence_length: int
 ) -> BuiltModel:
     """The wrapped model `hf` describes, checked against the tokenizer and the block length."""
+    if hf.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        # without the package, transformers would fetch a kernel binary from the Hub and load it
+        raise ConfigError(
+            "spec.model.hf.attnImplementation",
+            "flash_attention_2 needs the flash-attn package in the worker image; lmaas loads no downloaded kernels",
+        )
     options = {"dtype": DTYPES[hf.dtype], "attn_implementation": hf.attn_implementation}
     if hf.config is not None:
         settings = {**hf.config.to_dict(), **_tokenizer_settings(tokenizer)}
@@ -130,7 +138,8 @@ def _from_folder(folder: Path | None, options: dict) -> PreTrainedModel:
         raise ConfigError("spec.model.hf.uri", "the model folder is not mounted (no input directory given)")
     try:
         return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **options)
-    except (*REJECTED_CONFIG, OSError, ImportError) as error:
+    except (*REJECTED_CONFIG, OSError, ImportError, SafetensorError, RuntimeError) as error:
+        # RuntimeError: weights whose shapes the config does not match
         raise ConfigError(
             "spec.model.hf.uri", f"no causal language model could be loaded from {folder}: {_reason(error)}"
         ) from error

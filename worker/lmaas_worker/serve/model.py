@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from lmaas_api.card import ModelCard, read_card
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import ArtifactCodePolicy
 
 from .. import artifacts
@@ -343,6 +344,10 @@ def open_model(
     from .config import resolve_model_name
 
     card = read_card(model_dir)
+    if card.layout != "lmaas":
+        raise ConfigError(
+            "spec.model", f"{model_dir} is a {card.layout} folder, which the lmaas runtime does not serve yet"
+        )
     name = resolve_model_name(configured_name, card, Path(model_dir))
     kinds = {ClassifierModel.task: ClassifierModel, LanguageModel.task: LanguageModel}
     return kinds[card.task](name, Path(model_dir), card, artifact_code)

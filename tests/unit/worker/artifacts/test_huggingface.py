@@ -9,11 +9,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lmaas_api import contract
 from lmaas_api.card import ModelCard
-from lmaas_api.spec import HuggingFaceModel
+from lmaas_api.errors import ConfigError
+from lmaas_api.resource import CustomResource
+from lmaas_api.spec import CompressJobSpec, HuggingFaceModel
 from lmaas_worker.artifacts import huggingface, load, load_float
+from lmaas_worker.compress.config import CompressConfig
+from lmaas_worker.compress.measure import LatencySettings
+from lmaas_worker.compress.pipeline import build_compression
 from lmaas_worker.data import shakespeare
 from lmaas_worker.data.tokenizer import train_tokenizer
 from lmaas_worker.models.causal_lm import build_causal_lm
+from lmaas_worker.serve.model import open_model
 
 GPT2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64}  # tied embeddings and head
 
@@ -97,3 +103,38 @@ def test_a_card_of_another_layout_is_not_written_as_a_hugging_face_folder(traine
     card = ModelCard.model_validate_json((directory / "model.json").read_text()).model_copy(update={"layout": "lmaas"})
     with pytest.raises(ValueError, match="layout 'lmaas'"):
         huggingface.save(tmp_path / "out", module.state_dict(), module.lm.config, tokenizer, card, {})
+
+
+def test_the_runtimes_that_cannot_take_the_folder_yet_refuse_it_by_name(trained, tmp_path):
+
+    directory = trained[0]
+    with pytest.raises(ConfigError, match="huggingface folder, which the lmaas runtime does not serve yet") as served:
+        open_model(directory, None)
+    assert served.value.field == "spec.model"
+    spec = CompressJobSpec.parse({"model": {"uri": "pvc://c/p"}, "steps": [{"quantize": {"scheme": "int8"}}]})
+    resource = CustomResource("CompressJob", "c", "ns", "u", None, spec)
+    config = CompressConfig(resource=resource, output_dir=tmp_path, output_uri=None, input_dir=directory)
+    with pytest.raises(ConfigError, match="huggingface folder, which CompressJob cannot compress yet"):
+        build_compression(config, LatencySettings.from_env())
+
+
+def test_a_truncated_weights_file_is_a_configuration_error_naming_the_uri(trained, tmp_path):
+
+    directory, _, tokenizer, _, _ = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in directory.iterdir():
+        data = path.read_bytes()
+        (broken / path.name).write_bytes(data[:100] if path.name == "model.safetensors" else data)
+    with pytest.raises(ConfigError) as error:
+        build_causal_lm(HuggingFaceModel.model_validate({"uri": "pvc://c/m"}), tokenizer, broken, 64)
+    assert error.value.field == "spec.model.hf.uri"
+
+
+def test_flash_attention_without_its_package_is_refused_rather_than_downloaded(trained):
+
+    tokenizer = trained[2]
+    hf = HuggingFaceModel.model_validate({"config": GPT2, "attnImplementation": "flash_attention_2"})
+    with pytest.raises(ConfigError, match="flash-attn package") as error:
+        build_causal_lm(hf, tokenizer, None, 64)
+    assert error.value.field == "spec.model.hf.attnImplementation"
