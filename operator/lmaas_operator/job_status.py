@@ -42,6 +42,20 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], work: Work) -> tupl
     return None
 
 
+def queued(job: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(phase, reason, message) of a Job that its Kueue queue holds, None otherwise."""
+    queue = jobs.queue_name(job)
+    if queue is None or not jobs.suspended(job):
+        return None
+    namespace = job["metadata"].get("namespace", "")
+    return (
+        "Queued",
+        "Queued",
+        f"waiting for Kueue to admit the Job from LocalQueue {queue} "
+        f"(kubectl get workloads -n {namespace} shows why it waits)",
+    )
+
+
 def failure(condition: dict[str, Any], pods: list[dict[str, Any]], work: Work) -> tuple[str, str]:
     """(reason, message) of a failed Job: the worker's own reason when its exit code failed the Job
     at once (podFailurePolicy), OOMKilled when the restart budget went on running out of memory."""

@@ -14,6 +14,20 @@ IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "E
 CONFIG_REASONS = {"CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff"}
 
 
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+"""The label by which Kueue manages a Job (set through spec.pod.labels)."""
+
+
+def queue_name(job: dict[str, Any] | None) -> str | None:
+    """The Kueue LocalQueue a Job is in, if any."""
+    return ((job or {}).get("metadata", {}).get("labels") or {}).get(QUEUE_LABEL)
+
+
+def suspended(job: dict[str, Any] | None) -> bool:
+    """Whether a Job is suspended (its spec says so, or its Suspended condition before the spec is seen)."""
+    return bool(((job or {}).get("spec") or {}).get("suspend")) or job_condition(job, "Suspended") is not None
+
+
 def job_condition(job: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     for condition in ((job or {}).get("status") or {}).get("conditions") or []:
         if condition.get("type") == kind and condition.get("status") == "True":

@@ -155,6 +155,42 @@ def test_suspend_and_resume(operator, kubectl, kubelet, namespace):
     assert wait_phase(kubectl, "pause", namespace, "Pending")
 
 
+def test_a_job_held_by_a_queue_stays_held_through_an_edit(operator, kubectl, kubelet, namespace):
+    """Kueue (played here by a patch under its own field manager, as its Job controller suspends)
+    holds the Job; an edit of the TrainJob, which re-applies its children, must not start it."""
+    queue = {"labels": {"kueue.x-k8s.io/queue-name": "team-a"}}
+    kubectl.apply(trainjob("queued", pod=queue), namespace=namespace)
+    wait_for(lambda: kubectl.exists("job", "queued", namespace), what="the Job")
+    kubectl(
+        "patch",
+        "job",
+        "queued",
+        "--type=merge",
+        "--field-manager=kueue",
+        "-p",
+        '{"spec":{"suspend":true}}',
+        namespace=namespace,
+    )
+    held = wait_phase(kubectl, "queued", namespace, "Queued")
+    assert "LocalQueue team-a" in held["message"]
+    kubectl(
+        "patch",
+        "trainjob",
+        "queued",
+        "--type=merge",
+        "-p",
+        '{"spec":{"activeDeadlineSeconds":600}}',
+        namespace=namespace,
+    )
+    wait_for(
+        lambda: kubectl.get("job", "queued", namespace)["spec"].get("activeDeadlineSeconds") == 600,
+        what="the edit applied",
+    )
+    assert kubectl.get("job", "queued", namespace)["spec"]["suspend"] is True
+    assert status(kubectl, "queued", namespace)["phase"] == "Queued"
+    wait_for(lambda: not kubelet.pods(namespace, SELECTOR.format("queued")), what="no pods while held")
+
+
 def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(
     operator, kubectl, kubelet, namespace
 ):

@@ -77,6 +77,9 @@ def _phase(resolution: Resolution, job: dict[str, Any] | None, pods: list[dict[s
     ended = job_status.outcome(job, pods, WORK)
     if ended:
         return ended
+    held = job_status.queued(job)
+    if held:
+        return held
     problem = jobs.pod_problem(pods)
     if problem:
         return ("Pending", *problem)

@@ -34,19 +34,33 @@ JOB_DEFAULTS = {"suspend": False, "backoffLimit": 6}
 
 def job_changes(rendered: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
     """The mutable fields in which a live Job differs from the rendered Job, with the rendered
-    values: what a merge patch must set. `suspend` only where the rendered Job sets it: a Job that
-    leaves it out (a CompressJob's) leaves it to a queue such as Kueue, as server-side apply does."""
+    values: what a merge patch must set. `suspend` as server-side apply would carry it out: the
+    rendered value where the rendered Job sets it, the default where the operator owns it
+    on the live Job and no longer sets it, and otherwise left to whoever set it (a queue such as
+    Kueue)."""
 
     def value(spec: dict[str, Any], field: str) -> Any:
         return spec.get(field, JOB_DEFAULTS.get(field))
 
-    fields = [field for field in JOB_MUTABLE if field != "suspend" or "suspend" in rendered["spec"]]
+    fields = [
+        field for field in JOB_MUTABLE if field != "suspend" or "suspend" in rendered["spec"] or owns_suspend(live)
+    ]
     have = live.get("spec") or {}
     return {
         field: value(rendered["spec"], field)
         for field in fields
         if value(rendered["spec"], field) != value(have, field)
     }
+
+
+def owns_suspend(live: dict[str, Any]) -> bool:
+    """Whether the operator owns the live Job's spec.suspend: by its server-side apply, or by a
+    patch of this fallback (an update)."""
+    return any(
+        entry.get("manager") == kube.FIELD_MANAGER
+        and "f:suspend" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in (live.get("metadata") or {}).get("managedFields") or []
+    )
 
 
 def immutable_fields(error: kubernetes.client.ApiException) -> list[str]:

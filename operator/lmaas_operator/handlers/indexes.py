@@ -10,6 +10,7 @@ import kopf
 
 from lmaas_api.crds import GROUP, VERSION
 
+from .. import jobs
 from .bodies import plain
 
 
@@ -78,14 +79,21 @@ def indexed_pod(body: kopf.Body) -> dict[str, Any]:
 
 
 def indexed_workload(body: kopf.Body) -> dict[str, Any]:
-    """A Job or Deployment for an index: generation, a Deployment's replicas and the annotations of
-    its template (the artifact it serves), status."""
+    """A Job or Deployment for an index: generation, the Kueue queue label, a Job's suspend, a
+    Deployment's replicas and the annotations of its template (the artifact it serves), status."""
     meta, spec = body["metadata"], body.get("spec") or {}
     template_annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    queue = {k: v for k, v in (meta.get("labels") or {}).items() if k == jobs.QUEUE_LABEL}
     return {
-        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "generation": meta.get("generation")},
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "generation": meta.get("generation"),
+            **({"labels": queue} if queue else {}),
+        },
         "spec": {
             **({"replicas": spec["replicas"]} if "replicas" in spec else {}),
+            **({"suspend": spec["suspend"]} if "suspend" in spec else {}),
             "template": {"metadata": {"annotations": plain(template_annotations)}},
         },
         "status": plain(body.get("status") or {}),

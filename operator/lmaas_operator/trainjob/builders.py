@@ -117,7 +117,10 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
             "parallelism": high,
             # Rank 0's agent finishing means training finished; the others are then let go.
             "successPolicy": {"rules": [{"succeededIndexes": "0"}]},
-            "suspend": spec.suspend,
+            # Only a suspension is applied: left out, `suspend` belongs to whoever set it (a queue
+            # such as Kueue, whose webhook holds a new Job), and one this operator applied goes
+            # when spec.suspend turns false (server-side apply removes a field its manager drops).
+            **({"suspend": True} if spec.suspend else {}),
         },
         pod_spec={"subdomain": cr.name},
     )

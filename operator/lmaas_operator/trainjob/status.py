@@ -72,8 +72,13 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     ended = job_status.outcome(job, pods, WORK)
     if ended:
         return ended
-    if cr.spec.suspend or jobs.job_condition(job, "Suspended"):
+    if cr.spec.suspend:
         return "Suspended", "Suspended", "spec.suspend is true; resuming continues from the latest checkpoint"
+    held = job_status.queued(job)
+    if held:
+        return held
+    if jobs.suspended(job):
+        return "Suspended", "JobSuspended", f"the Job {cr.name} is suspended, though spec.suspend is false"
     problem = jobs.pod_problem(pods)
     if problem:
         return ("Pending", *problem)

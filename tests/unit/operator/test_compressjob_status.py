@@ -120,3 +120,13 @@ def test_a_failed_producer_fails_the_job_before_it_starts():
         "ProducerFailed",
         "TrainJob/digits failed: OOMKilled",
     )
+
+
+def test_a_job_held_by_its_kueue_queue_is_queued():
+    held = {
+        "metadata": {"name": "small", "namespace": "ml", "labels": {"kueue.x-k8s.io/queue-name": "team-a"}},
+        "spec": {"suspend": True},
+        "status": {},
+    }
+    status = status_of(READY, held)
+    assert (status["phase"], status["reason"]) == ("Queued", "Queued") and "LocalQueue team-a" in status["message"]

@@ -39,10 +39,19 @@ def test_a_live_job_differs_only_in_what_the_spec_changed():
     assert job_changes(rendered, queued) == {}
 
 
-def test_a_trainjobs_job_follows_its_suspend():
+def managed_suspend(manager, operation="Apply"):
+    return [{"manager": manager, "operation": operation, "fieldsV1": {"f:spec": {"f:suspend": {}}}}]
+
+
+def test_a_trainjobs_job_follows_its_suspend_and_leaves_a_queues_alone():
     live = {"spec": {"suspend": False, "backoffLimit": 3, "completions": 2, "parallelism": 2}}
     suspended = stored({**TRAIN, "spec": {**TRAIN["spec"], "suspend": True}})
     assert job_changes(render_train_job(suspended, CONFIG), live) == {"suspend": True}
-    assert job_changes(render_train_job(stored(TRAIN), CONFIG), {"spec": {**live["spec"], "suspend": True}}) == {
-        "suspend": False
-    }
+    running = render_train_job(stored(TRAIN), CONFIG)
+    held = {"spec": {**live["spec"], "suspend": True}}
+    for operation in ("Apply", "Update"):  # suspended by the operator's apply or by this fallback's patch
+        by_lmaas = {**held, "metadata": {"managedFields": managed_suspend("lmaas-operator", operation)}}
+        assert job_changes(running, by_lmaas) == {"suspend": False}
+    by_kueue = {**held, "metadata": {"managedFields": managed_suspend("kueue", "Update")}}
+    assert job_changes(running, by_kueue) == {}
+    assert job_changes(running, held) == {}

@@ -186,7 +186,7 @@ def test_user_env_passes_through_after_the_contract():
     assert env_of(job)["TOKEN"] == {"secretKeyRef": {"name": "s", "key": "k"}}
 
 
-def test_placement_labels_and_kueue_queue_pass_through_and_suspend_maps_to_the_job():
+def test_placement_labels_and_kueue_queue_pass_through_and_only_a_suspension_maps_to_the_job():
     pod = {
         "labels": {"kueue.x-k8s.io/queue-name": "team-a"},
         "annotations": {"note": "x"},
@@ -197,10 +197,11 @@ def test_placement_labels_and_kueue_queue_pass_through_and_suspend_maps_to_the_j
         "schedulerName": "volcano",
         "serviceAccountName": "trainer",
     }
-    job = render_job(stored(with_spec(pod=pod, suspend=True)), CONFIG)
+    job = render_job(stored(with_spec(pod=pod)), CONFIG)
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"  # Kueue reads the Job
     assert job["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
-    assert job["spec"]["suspend"] is True
+    assert "suspend" not in job["spec"]  # the queue's to set
+    assert render_job(stored(with_spec(suspend=True)), CONFIG)["spec"]["suspend"] is True
     pod_spec = job["spec"]["template"]["spec"]
     for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName", "schedulerName", "serviceAccountName"):
         assert pod_spec[key] == pod[key]

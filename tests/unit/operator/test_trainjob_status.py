@@ -189,6 +189,17 @@ def test_suspended_job_is_suspended():
     assert status["phase"] == "Suspended"
 
 
+def test_a_job_held_by_its_kueue_queue_is_queued_and_one_suspended_by_another_hand_says_so():
+    held = job([("Suspended", "JobSuspended", "")])
+    held["metadata"] = {"name": "digits", "namespace": "ml", "labels": {"kueue.x-k8s.io/queue-name": "team-a"}}
+    status = status_of(held)
+    assert (status["phase"], status["reason"]) == ("Queued", "Queued")
+    assert "LocalQueue team-a" in status["message"] and "kubectl get workloads -n ml" in status["message"]
+    status = status_of(job([("Suspended", "JobSuspended", "")]))
+    assert (status["phase"], status["reason"]) == ("Suspended", "JobSuspended")
+    assert "spec.suspend is false" in status["message"]
+
+
 def test_elastic_jobs_show_their_node_range_and_run_at_the_minimum():
     doc = {
         **TRAIN,
