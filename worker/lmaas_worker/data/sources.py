@@ -66,8 +66,8 @@ class Split:
     def training_text(self) -> str:
         """The training split as one text, to train a tokenizer on (no held-out text is in it)."""
         if self.is_chat:
-            return "\n".join(m["content"] for c in self.train for m in c.messages)  # type: ignore[union-attr]
-        return "\n".join(self.train)  # type: ignore[arg-type]
+            return "\n".join(m["content"] for c in self.train for m in c.messages)
+        return "\n".join(self.train)
 
 
 def read_split(definition: TrainJobDataset, path: Path | None) -> Split:
