@@ -87,12 +87,18 @@ def once_per_node(
     """
     key = cache_key(parts)
     failure: ConfigError | None = None
-    if local_rank == 0 and cache.load(key) is None:
-        try:
-            cache.store(key, parts, build())
-            log.info("tokenized data cached in %s", cache.entry(key))
-        except ConfigError as error:
-            failure = error
+    if local_rank == 0:
+        if cache.load(key) is not None:
+            log.info(
+                "tokenized data found in the node's cache: %s (its warnings were logged when it was built)",
+                cache.entry(key),
+            )
+        else:
+            try:
+                cache.store(key, parts, build())
+                log.info("tokenized data cached in %s", cache.entry(key))
+            except ConfigError as error:
+                failure = error
     if dist.is_initialized():
         notes: list[tuple[str, str] | None] = [None] * dist.get_world_size()
         dist.all_gather_object(notes, None if failure is None else (failure.field, str(failure)))

@@ -26,7 +26,8 @@ class TrainConfig(JobConfig[TrainJobSpec]):
     dataset_path: Path | None = None
     """The file of `spec.dataset.uri`; None when the data is a builtin or a factory's."""
     data_cache_dir: Path | None = None
-    """Where this node keeps tokenized data sets (see `data.cache`); None for no data that needs one."""
+    """Where this node keeps tokenized data sets (see `data.cache`): $LMAAS_DATA_CACHE, or
+    `contract.DATA_CACHE_SUBDIR` in the temporary directory."""
 
     @property
     def checkpoint_dir(self) -> Path:
