@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from . import contract
 from .errors import ConfigError
-from .spec import ApiModel, DatasetDefinition, ModelDefinition, TrainJobModel
+from .spec import ApiModel, ModelDefinition, TrainJobDataset, TrainJobModel
 
 TaskName = Literal["classification", "language-modeling"]
 Scheme = Literal["int8", "int4"]
@@ -73,7 +73,7 @@ class InputSpec(ApiModel):
     dtype: str | None = None
 
 
-class RecordedDataset(DatasetDefinition):
+class RecordedDataset(TrainJobDataset):
     """The training data set, so that a consumer can build the same held-out split."""
 
     seed: int | None = None

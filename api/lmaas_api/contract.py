@@ -29,6 +29,15 @@ OUTPUT_DIR_ENV = "LMAAS_OUTPUT_DIR"
 INPUT_DIR_ENV = "LMAAS_INPUT_DIR"
 """Directory of the input artifact (CompressJob, ModelService)."""
 
+DATASET_PATH_ENV = "LMAAS_DATASET_PATH"
+"""The file of a TrainJob's `spec.dataset.uri` (pvc://CLAIM/PATH), as mounted in the pod."""
+
+DATA_CACHE_ENV = "LMAAS_DATA_CACHE"
+"""Directory where a node keeps its tokenized data sets, shared by the node's ranks; unset, a
+directory DATA_CACHE_SUBDIR in the temporary directory (in a pod, the /tmp emptyDir: node-local
+scratch that lives as long as the pod)."""
+DATA_CACHE_SUBDIR = "lmaas-data-cache"
+
 OUTPUT_URI_ENV = "LMAAS_OUTPUT_URI"
 """pvc://CLAIM/PATH that OUTPUT_DIR is, so that the worker can report artifact URIs."""
 

@@ -166,8 +166,21 @@ class TrainJobModel(ModelDefinition):
 
 
 class TrainJobDataset(DatasetDefinition):
+    """A TrainJob's data: a builtin, a factory, or (for a Hugging Face model) a file at `uri`."""
+
+    builtin: Literal["digits", "shakespeare", "shakespeare-chat"] | None = None  # type: ignore[assignment]
+    uri: str | None = None
+    format: Literal["text", "jsonl", "parquet", "chat"] | None = None
+    """How the file at `uri` holds its text (a builtin's format is its own)."""
+    text_field: str | None = None
+    """The field holding each record's text, for jsonl and parquet (see `data.sources`)."""
     sequence_length: int | None = None
     """Tokens per training block of a Hugging Face model's text."""
+
+    @property
+    def label(self) -> str:
+        """How progress lines and logs name the data."""
+        return self.builtin or self.factory or self.uri or ""
 
 
 class TokenizerTraining(ApiModel):

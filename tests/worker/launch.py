@@ -55,6 +55,7 @@ def worker_env(directory: Path, **extra: str) -> dict[str, str]:
         # would connect to dead peers (pytorch/pytorch#135712); pods set the same (see the operator).
         TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1",
         LMAAS_TERMINATION_LOG=str(directory / "termination-log"),
+        LMAAS_DATA_CACHE=str(directory / "data-cache"),  # the node's tokenized data, this test's alone
     )
     env.update(extra)
     return env

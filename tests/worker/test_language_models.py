@@ -15,7 +15,9 @@ from transformers import AutoTokenizer
 
 from lmaas_api import contract
 from lmaas_worker.artifacts import load
-from lmaas_worker.data import text
+from lmaas_worker.data.cache import TokenCache
+from lmaas_worker.data.language import language_data
+from lmaas_worker.data.sources import read_split
 from lmaas_worker.train.launch import launch_training
 
 from .launch import events, launch_job, trainjob, wait_all, worker_env, write_config
@@ -103,14 +105,12 @@ def assert_trained_and_reproduced(tmp_path, lines: list[dict], artifact, world_s
     return metrics
 
 
-def held_out_perplexity(artifact) -> float:
+def held_out_perplexity(artifact, cache) -> float:
     """The held-out perplexity of the artifact as lmaas loads it, on the split its card records."""
     module, card = load(artifact)
     tokenizer = AutoTokenizer.from_pretrained(artifact)
-    data = text.text_datasets(
-        *text.split_text(text.source_text(card.dataset), card.dataset.validation_fraction),
-        tokenizer,
-        card.input.shape[0],
+    data = language_data(
+        read_split(card.dataset, None), tokenizer, card.input.shape[0], TokenCache(cache), 0, "spec.model.hf.uri"
     )
     inputs, targets = data.val.tensors
     with torch.no_grad():
@@ -122,7 +122,7 @@ def held_out_perplexity(artifact) -> float:
 def test_two_agents_train_a_family_with_ddp_and_the_artifact_generates_the_same_anywhere(tmp_path, family):
     lines, artifact = train(tmp_path, language_model_job(family, "ddp"), nnodes=2, nproc=1)
     metrics = assert_trained_and_reproduced(tmp_path, lines, artifact, 2, "ddp")
-    assert held_out_perplexity(artifact) == pytest.approx(metrics["perplexity"], rel=1e-4)
+    assert held_out_perplexity(artifact, tmp_path / "cache") == pytest.approx(metrics["perplexity"], rel=1e-4)
     card = json.loads((artifact / contract.MODEL_CARD_FILE).read_text())
     assert card["layout"] == "huggingface"
     assert card["model"]["hf"]["config"] == {

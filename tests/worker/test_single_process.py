@@ -249,7 +249,7 @@ def test_char_gpt_on_shakespeare_lowers_its_perplexity_under_fsdp(tmp_path):
     from lmaas_worker.data import build_datasets
 
     data = build_datasets(
-        DatasetDefinition(**card.dataset.model_dump(exclude={"seed"})),
+        DatasetDefinition(**card.dataset.model_dump(exclude={"seed"}, exclude_none=True)),
         seed=card.dataset.seed,
         context=card.model.args["context"],
     )

@@ -60,7 +60,9 @@ def digits_job(strategy: str, **hyperparameters) -> dict:
 def recomputed_accuracy(artifact) -> float:
     """The held-out accuracy (in points) of the reloaded artifact, on the split its card names."""
     module, card = load(artifact)
-    data = build_datasets(DatasetDefinition(**card.dataset.model_dump(exclude={"seed"})), seed=card.dataset.seed)
+    data = build_datasets(
+        DatasetDefinition(**card.dataset.model_dump(exclude={"seed"}, exclude_none=True)), seed=card.dataset.seed
+    )
     inputs, labels = data.val.tensors
     with torch.no_grad():
         predictions = module(inputs).argmax(dim=1)

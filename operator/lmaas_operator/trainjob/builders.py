@@ -78,21 +78,26 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     claim, path = pods.output_location(cr, config.artifact_claim)
     volumes = [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}]
     mounts = [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}]
-    model_folder = []
+    inputs = []
+    # what the job reads, each named to the worker by its path: read-only, unless on a claim already mounted
     if spec.model is not None and spec.model.hf is not None and spec.model.hf.uri is not None:
-        # the Hugging Face model folder to train from: read-only, unless on the output's claim
-        model_claim, model_path = pods.parse_pvc_uri(spec.model.hf.uri)
-        model_folder = [{"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(model_claim, model_path)}]
-        if model_claim != claim:
-            volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}})
-            mounts.append({"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{model_claim}", "readOnly": True})
+        inputs.append(("model", contract.INPUT_DIR_ENV, spec.model.hf.uri))
+    if spec.dataset is not None and spec.dataset.uri is not None:
+        inputs.append(("dataset", contract.DATASET_PATH_ENV, spec.dataset.uri))
+    input_env = []
+    for volume, variable, uri in inputs:
+        input_claim, input_path = pods.parse_pvc_uri(uri)
+        input_env.append({"name": variable, "value": contract.volume_path(input_claim, input_path)})
+        if all(v["persistentVolumeClaim"]["claimName"] != input_claim for v in volumes):
+            volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": input_claim, "readOnly": True}})
+            mounts.append({"name": volume, "mountPath": f"{contract.VOLUMES_ROOT}/{input_claim}", "readOnly": True})
     env = [
         *torchrun_env(cr),
         pods.config_env(),
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
         {"name": contract.OUTPUT_URI_ENV, "value": pods.output_uri(cr, config.artifact_claim)},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
-        *model_folder,
+        *input_env,
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(

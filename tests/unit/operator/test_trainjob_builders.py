@@ -159,6 +159,35 @@ def test_a_hugging_face_model_folder_is_mounted_read_only_and_named_to_the_worke
     assert contract.INPUT_DIR_ENV not in env_of(render_job(stored(TRAIN), CONFIG))
 
 
+def test_a_dataset_file_is_mounted_read_only_and_named_to_the_worker():
+    def rendered(model_uri, dataset_uri):
+        dataset = {"uri": dataset_uri, "format": "chat", "sequenceLength": 64}
+        return render_job(stored(with_spec(model={"hf": {"uri": model_uri}}, dataset=dataset)), CONFIG)
+
+    def claims(job):
+        return {
+            v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly", False)
+            for v in job["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+
+    job = rendered("pvc://models/llama", "pvc://corpora/chat/talk.jsonl")
+    assert env_of(job)[contract.DATASET_PATH_ENV] == "/var/lib/lmaas/volumes/corpora/chat/talk.jsonl"
+    assert claims(job) == {"artifacts": False, "models": True, "corpora": True}
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container_of(job)["volumeMounts"]}
+    assert mounts["/var/lib/lmaas/volumes/corpora"] is True
+    assert_valid_kubernetes(job)
+    # a claim holding both the model and the data is mounted once; the output's claim stays writable
+    shared = rendered("pvc://models/llama", "pvc://models/data/talk.jsonl")
+    assert claims(shared) == {"artifacts": False, "models": True}
+    assert env_of(shared)[contract.DATASET_PATH_ENV] == "/var/lib/lmaas/volumes/models/data/talk.jsonl"
+    assert claims(rendered("pvc://models/llama", "pvc://artifacts/data/talk.jsonl")) == {
+        "artifacts": False,
+        "models": True,
+    }
+    assert contract.DATASET_PATH_ENV not in env_of(render_job(stored(TRAIN), CONFIG))
+
+
 def test_image_defaults_to_the_operator_config_and_a_custom_command_replaces_the_trainer():
     assert container_of(render_job(stored(TRAIN), CONFIG))["image"] == "registry.example/lmaas/worker:1"
     assert container_of(render_job(stored(TRAIN), CONFIG))["command"] == ["lmaas", "train", "--launch"]

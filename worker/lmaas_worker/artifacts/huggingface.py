@@ -3,7 +3,7 @@
     config.json, generation_config.json    the model's config, its generation defaults
     model.safetensors                      the weights in the model's dtype (sharded as
                                            model-0000N-of-0000M.safetensors with an index when large)
-    tokenizer.json, tokenizer_config.json  the tokenizer
+    tokenizer.json, tokenizer_config.json  the tokenizer (and chat_template.jinja, its chat template)
     model.json, metrics.json, curves.png   the card (layout "huggingface"), metrics and curves
 
 `AutoModelForCausalLM.from_pretrained(directory)` and `AutoTokenizer.from_pretrained(directory)`

@@ -80,7 +80,7 @@ def build_compression(config: CompressConfig, settings: LatencySettings) -> Comp
     elif recorded is not None and (recorded.builtin or recorded.factory):
         if recorded.factory:
             refuse_unless_allowed(recorded.factory, "dataset.factory", config.spec.artifact_code)
-        definition = DatasetDefinition(**recorded.model_dump(exclude={"seed"}))
+        definition = DatasetDefinition(**recorded.model_dump(exclude={"seed"}, exclude_none=True))
         field_name = "the input artifact's dataset"
     else:
         raise ConfigError("spec.dataset", "the input artifact records no data set; set spec.dataset")

@@ -1,13 +1,9 @@
-"""Text for a Hugging Face causal language model: split, tokenized once, packed into fixed blocks.
+"""Text for a Hugging Face causal language model: documents tokenized and packed into fixed blocks.
 
-The first (1 - validation_fraction) of the text, cut at a line end, trains (its tokenizer is trained
-on it alone); the rest is held out, so no held-out text was seen by the model or the tokenizer.
-Each part is encoded once, followed by the tokenizer's end-of-text token, and cut into consecutive
-blocks of `sequence_length` tokens; a block's targets are the same tokens shifted by one (the last
-target is the first token of the next block). A part's tail shorter than a block is dropped.
-
-Blocks are `TensorDataset`s of (input ids, target ids), int64, which `data.batches` gathers
-without a Python call per sample.
+Each document of a split is encoded, followed by the tokenizer's end-of-text token, the documents
+one after another, and the whole cut into consecutive blocks of `sequence_length` tokens; a block's
+targets are the same tokens shifted by one (the last target is the first token of the next block).
+A split's tail shorter than a block is dropped.
 """
 
 from __future__ import annotations
@@ -19,29 +15,15 @@ from torch.utils.data import TensorDataset
 from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.errors import ConfigError
-from lmaas_api.spec import DatasetDefinition
 
-from . import DataBundle, shakespeare
-
-BUILTIN_TEXTS = {"shakespeare": shakespeare.text}
+from .chat import IGNORE_INDEX
 
 
-def source_text(definition: DatasetDefinition) -> str:
-    return BUILTIN_TEXTS[definition.builtin]()
-
-
-def split_text(text: str, validation_fraction: float) -> tuple[str, str]:
-    """(training text, held-out text): the held-out part is the last `validation_fraction`, from a line start."""
-    cut = text.rfind("\n", 0, int(len(text) * (1 - validation_fraction))) + 1
-    return text[:cut], text[cut:]
-
-
-def token_ids(text: str, tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
-    """The text's token ids, ended by the end-of-text token when the tokenizer has one."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    return torch.tensor(ids, dtype=torch.int64)
+def token_ids(documents: list[str], tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """The documents' token ids, each ended by the end-of-text token when the tokenizer has one."""
+    end = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
+    encoded = tokenizer(documents, add_special_tokens=False)["input_ids"]
+    return torch.tensor([token for ids in encoded for token in ids + end], dtype=torch.int64)
 
 
 def packed(ids: torch.Tensor, sequence_length: int) -> TensorDataset:
@@ -51,33 +33,23 @@ def packed(ids: torch.Tensor, sequence_length: int) -> TensorDataset:
     return TensorDataset(ids[:end].view(blocks, sequence_length), ids[1 : end + 1].view(blocks, sequence_length))
 
 
-def text_datasets(
-    train_text: str, held_out_text: str, tokenizer: PreTrainedTokenizerBase, sequence_length: int
-) -> DataBundle:
-    """The packed training and held-out blocks; a part too short for one block is a ConfigError."""
-    parts = {}
-    for name, text in (("training", train_text), ("held-out", held_out_text)):
-        ids = token_ids(text, tokenizer)
-        if len(ids) <= sequence_length:
-            raise ConfigError(
-                "spec.dataset.sequenceLength",
-                f"the {name} text is {len(ids)} tokens long, too short for "
-                f"one block of {sequence_length} tokens and its targets; "
-                "shorten sequenceLength or change validationFraction",
-            )
-        parts[name] = packed(ids, sequence_length)
-    return DataBundle(
-        train=parts["training"],
-        val=parts["held-out"],
-        task="language-modeling",
-        tokenizer=tokenizer,
-        input_spec={"shape": [sequence_length], "dtype": "int64", "encoding": "token ids of the artifact's tokenizer"},
-    )
+def checked_length(ids: torch.Tensor, sequence_length: int, part: str) -> torch.Tensor:
+    """`ids`, once they make one block at least; else a ConfigError naming sequenceLength."""
+    if len(ids) <= sequence_length:
+        raise ConfigError(
+            "spec.dataset.sequenceLength",
+            f"the {part} text is {len(ids)} tokens long, too short for "
+            f"one block of {sequence_length} tokens and its targets; "
+            "shorten sequenceLength or change validationFraction",
+        )
+    return ids
 
 
 def unigram_perplexity(train: TensorDataset, held_out: TensorDataset, vocab_size: int) -> float:
     """The held-out perplexity of the unigram model of the training targets (add-one smoothed): what a
-    language model must beat to have learnt anything beyond token frequencies."""
-    counts = torch.bincount(train.tensors[1].flatten(), minlength=vocab_size).double() + 1
+    language model must beat to have learnt anything beyond token frequencies. Targets that carry no
+    loss (a conversation's prompt and padding) count on neither side."""
+    train_targets, held_out_targets = (part.tensors[1].flatten() for part in (train, held_out))
+    counts = torch.bincount(train_targets[train_targets != IGNORE_INDEX], minlength=vocab_size).double() + 1
     log_probabilities = counts.log() - math.log(float(counts.sum()))
-    return math.exp(-float(log_probabilities[held_out.tensors[1].flatten()].mean()))
+    return math.exp(-float(log_probabilities[held_out_targets[held_out_targets != IGNORE_INDEX]].mean()))

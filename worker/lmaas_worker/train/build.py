@@ -14,7 +14,10 @@ from torch import nn
 from lmaas_api.errors import ConfigError
 from lmaas_api.spec import TrainJobSpec
 
-from ..data import DataBundle, build_datasets, text
+from ..data import DataBundle, build_datasets
+from ..data.cache import TokenCache
+from ..data.language import language_data
+from ..data.sources import read_split
 from ..data.tokenizer import load_tokenizer, train_tokenizer
 from ..distributed import DistributedContext
 from ..models import BuiltModel, build_model, data_hints
@@ -54,11 +57,12 @@ class Prepared:
     built: BuiltModel
 
 
-def prepare(config: TrainConfig) -> Prepared:
+def prepare(config: TrainConfig, local_rank: int = 0) -> Prepared:
     """Data and model from the config, the model checked against two samples. Needs no process group,
-    so the pod's launcher runs it before torchrun to fail fast on a configuration error."""
+    so the pod's launcher runs it before torchrun to fail fast on a configuration error (and, for a
+    Hugging Face model, to tokenize the data into the node's cache, which the workers then map)."""
     seed_everything(config.spec.hyperparameters.seed)
-    data, built = _language_model(config) if config.spec.model.hf is not None else _network(config.spec)
+    data, built = _language_model(config, local_rank) if config.spec.model.hf is not None else _network(config.spec)
     data = _check_model_fits_data(built.module, data)
     return Prepared(data=data, task=TASKS[data.task], built=built)
 
@@ -74,22 +78,28 @@ def _network(spec: TrainJobSpec) -> tuple[DataBundle, BuiltModel]:
     return data, built
 
 
-def _language_model(config: TrainConfig) -> tuple[DataBundle, BuiltModel]:
-    """A Hugging Face model, its tokenizer, and its text tokenized and packed."""
+def _language_model(config: TrainConfig, local_rank: int) -> tuple[DataBundle, BuiltModel]:
+    """A Hugging Face model, its tokenizer, and its data tokenized into blocks."""
     spec = config.spec
-    train_text, held_out_text = text.split_text(text.source_text(spec.dataset), spec.dataset.validation_fraction)
+    split = read_split(spec.dataset, config.dataset_path)
     if spec.tokenizer is not None:
-        tokenizer = train_tokenizer(train_text, spec.tokenizer.train.vocab_size)
+        tokenizer, tokenizer_field = (
+            train_tokenizer(split.training_text(), spec.tokenizer.train.vocab_size),
+            "spec.tokenizer",
+        )
     else:
-        tokenizer = load_tokenizer(config.model_dir, "spec.model.hf.uri")
+        tokenizer, tokenizer_field = load_tokenizer(config.model_dir, "spec.model.hf.uri"), "spec.model.hf.uri"
+    data = language_data(
+        split, tokenizer, spec.dataset.sequence_length, TokenCache(config.data_cache_dir), local_rank, tokenizer_field
+    )
     torch.manual_seed(spec.hyperparameters.seed)  # every rank builds the same initial weights
     built = build_causal_lm(spec.model.hf, tokenizer, config.model_dir, spec.dataset.sequence_length)
-    return text.text_datasets(train_text, held_out_text, tokenizer, spec.dataset.sequence_length), built
+    return data, built
 
 
 def build_job(config: TrainConfig, context: DistributedContext) -> Job:
     spec = config.spec
-    ready = prepare(config)
+    ready = prepare(config, context.local_rank)
     data, built = ready.data, ready.built
     parameters = sum(p.numel() for p in built.module.parameters())
     log.info(

@@ -4,7 +4,8 @@ A builtin or factory model is written in the dense layout; a Hugging Face model 
 folder (`artifacts.huggingface`), with two more figures in its metrics (`language_model_figures`):
 the held-out perplexity of the unigram model of the training tokens, which a language model must
 beat to have learnt more than token frequencies, and a sample, the greedy continuation of the start
-of the held-out text, which the artifact reproduces wherever it is loaded.
+of the held-out text (of a conversation: its tokens up to the assistant's first reply), which the
+artifact reproduces wherever it is loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lmaas_api import contract
 from lmaas_api.card import InputSpec, ModelCard, Producer, RecordedDataset
 
 from ..artifacts import dense, huggingface
+from ..data.chat import IGNORE_INDEX
 from ..data.text import unigram_perplexity
 from ..models.causal_lm import greedy_continuation
 from ..progress import utc_now
@@ -65,7 +67,11 @@ def language_model_figures(job: Job) -> dict[str, Any]:
     tokenizer = job.data.tokenizer
     if tokenizer is None:
         return {}
-    prompt = tokenizer.decode(job.data.val.tensors[0][0, :SAMPLE_PROMPT_TOKENS].tolist())
+    inputs, targets = (t[0] for t in job.data.val.tensors)
+    learnt = (targets != IGNORE_INDEX).nonzero()
+    # a target at position i is the token after input i: a conversation's prompt ends at the first learnt one
+    end = SAMPLE_PROMPT_TOKENS if int(learnt[0]) == 0 else int(learnt[0]) + 1
+    prompt = tokenizer.decode(inputs[:end].tolist())
     continuation = greedy_continuation(
         job.model, tokenizer(prompt, add_special_tokens=False)["input_ids"], SAMPLE_TOKENS, tokenizer.eos_token_id
     )

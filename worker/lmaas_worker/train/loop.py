@@ -149,7 +149,7 @@ class Trainer:
             totalEpochs=self.plan.total_epochs,
             step=self.step,
             totalSteps=self.plan.total_steps,
-            message=f"training {spec.model.label} on {spec.dataset.builtin or spec.dataset.factory} "
+            message=f"training {spec.model.label} on {spec.dataset.label} "
             f"with {spec.strategy} on {self.context.world_size} rank(s), backend {self.context.backend}",
         )
         if checkpoint is not None:

@@ -3,6 +3,7 @@
 classification: cross-entropy over class logits (batch, classes); metric accuracy, reported in
 points (0-100, as CompressJob's maxAccuracyDrop counts them). language-modeling: next-token
 cross-entropy over logits (batch, time, vocab); metric perplexity, exp of the mean per-token loss.
+A language-modeling target of `IGNORE_INDEX` (a conversation's prompt, padding) counts nowhere.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
+
+from ..data.chat import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -23,21 +26,23 @@ class Task:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean loss of a batch."""
         if self.name == "language-modeling":
-            return F.cross_entropy(output.flatten(0, 1).float(), target.flatten())
+            return F.cross_entropy(output.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE_INDEX)
         return F.cross_entropy(output.float(), target)
 
     def batch_totals(self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """[loss sum, hits, count] of a batch, counting sample i `weight[i]` times (0 for padding)."""
         weight = weight.to(torch.float64)
         if self.name == "language-modeling":
-            per_token = F.cross_entropy(output.flatten(0, 1).float(), target.flatten(), reduction="none")
+            per_token = F.cross_entropy(
+                output.flatten(0, 1).float(), target.flatten(), reduction="none", ignore_index=IGNORE_INDEX
+            )
             per_sample = per_token.view(target.shape).sum(dim=1).to(torch.float64)
-            tokens = float(target.shape[1])
+            tokens = (target != IGNORE_INDEX).sum(dim=1).to(torch.float64)
             return torch.stack(
                 [
                     (per_sample * weight).sum(),
                     torch.zeros((), dtype=torch.float64, device=weight.device),
-                    weight.sum() * tokens,
+                    (tokens * weight).sum(),
                 ]
             )
         per_sample = F.cross_entropy(output.float(), target, reduction="none").to(torch.float64)

@@ -58,6 +58,7 @@ def trained(tmp_path_factory):
 def test_the_folder_holds_the_model_its_tokenizer_and_lmaas_files(trained):
     directory, _, _, size, _ = trained
     assert sorted(p.name for p in directory.iterdir()) == [
+        "chat_template.jinja",
         "config.json",
         "curves.png",
         "generation_config.json",

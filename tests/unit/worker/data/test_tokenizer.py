@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from lmaas_api.errors import ConfigError
 from lmaas_worker.data import shakespeare
-from lmaas_worker.data.tokenizer import END_OF_TEXT, PADDING, load_tokenizer, train_tokenizer
+from lmaas_worker.data.tokenizer import CHAT_TEMPLATE, END_OF_TEXT, PADDING, load_tokenizer, train_tokenizer
 
 TRAIN_IN_A_PROCESS = (
     "import sys; from lmaas_worker.data import shakespeare; "
@@ -53,6 +53,7 @@ def test_a_saved_tokenizer_loads_back_with_its_special_tokens(tokenizer, tmp_pat
     for loaded in (load_tokenizer(tmp_path, "spec.model.hf.uri"), AutoTokenizer.from_pretrained(tmp_path)):
         assert loaded("To be, or not to be")["input_ids"] == tokenizer("To be, or not to be")["input_ids"]
         assert (loaded.eos_token, loaded.pad_token, len(loaded)) == (END_OF_TEXT, PADDING, 700)
+        assert loaded.chat_template == CHAT_TEMPLATE
 
 
 def test_a_folder_without_a_tokenizer_is_a_configuration_error_naming_the_field(tmp_path):

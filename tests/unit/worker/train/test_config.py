@@ -74,3 +74,19 @@ def test_a_hugging_face_model_folder_is_where_the_operator_mounted_it(tmp_path):
     assert error.value.field == "spec.model.hf.uri" and "$LMAAS_INPUT_DIR" in str(error.value)
     path.write_text(json.dumps(RESOURCE))
     assert load_train_config(path, tmp_path / "out", environ={"LMAAS_INPUT_DIR": "/x"}).model_dir is None
+
+
+def test_a_data_file_and_the_node_cache_are_where_the_pod_says(tmp_path):
+    path = tmp_path / "config.json"
+    dataset = {"uri": "pvc://corpora/talk.jsonl", "format": "chat", "sequenceLength": 64}
+    path.write_text(
+        json.dumps({**RESOURCE, "spec": {"model": {"hf": {"uri": "pvc://models/llama"}}, "dataset": dataset}})
+    )
+    mounted = {"LMAAS_INPUT_DIR": "/m", "LMAAS_DATASET_PATH": "/var/lib/lmaas/volumes/corpora/talk.jsonl"}
+    config = load_train_config(path, tmp_path / "out", environ={**mounted, "LMAAS_DATA_CACHE": str(tmp_path / "c")})
+    assert str(config.dataset_path) == "/var/lib/lmaas/volumes/corpora/talk.jsonl"
+    assert config.data_cache_dir == tmp_path / "c"
+    assert config.data_cache_dir != load_train_config(path, tmp_path / "out", environ=mounted).data_cache_dir
+    with pytest.raises(ConfigError) as error:
+        load_train_config(path, tmp_path / "out", environ={"LMAAS_INPUT_DIR": "/m"})
+    assert error.value.field == "spec.dataset.uri" and "$LMAAS_DATASET_PATH" in str(error.value)
