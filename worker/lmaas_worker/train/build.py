@@ -19,6 +19,7 @@ from ..data.tokenizer import load_tokenizer, train_tokenizer
 from ..distributed import DistributedContext
 from ..models import BuiltModel, build_model, data_hints
 from ..models.causal_lm import build_causal_lm
+from ..models.lora import add_lora
 from .config import TrainConfig
 from .optim import build_optimizer
 from .parallel import parallelize
@@ -84,6 +85,8 @@ def _language_model(config: TrainConfig) -> tuple[DataBundle, BuiltModel]:
         tokenizer = load_tokenizer(config.model_dir, "spec.model.hf.uri")
     torch.manual_seed(spec.hyperparameters.seed)  # every rank builds the same initial weights
     built = build_causal_lm(spec.model.hf, tokenizer, config.model_dir, spec.dataset.sequence_length)
+    if spec.peft is not None:
+        built = add_lora(built, spec.peft.lora)
     return text.text_datasets(train_text, held_out_text, tokenizer, spec.dataset.sequence_length), built
 
 
@@ -92,16 +95,19 @@ def build_job(config: TrainConfig, context: DistributedContext) -> Job:
     ready = prepare(config)
     data, built = ready.data, ready.built
     parameters = sum(p.numel() for p in built.module.parameters())
+    trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
     log.info(
-        "model %s with %s parameters; data: %d training and %d validation samples (%s)",
+        "model %s with %s parameters (%s trained); data: %d training and %d validation samples (%s)",
         spec.model.label,
         f"{parameters:,}",
+        f"{trainable:,}",
         len(data.train),
         len(data.val),
         data.task,
     )
     model = parallelize(built.module, spec.strategy, context)
-    optimizer = build_optimizer(model.parameters(), spec.hyperparameters)
+    # frozen parameters (a LoRA run's base model) get no optimizer state
+    optimizer = build_optimizer((p for p in model.parameters() if p.requires_grad), spec.hyperparameters)
     return Job(
         config=config,
         data=data,

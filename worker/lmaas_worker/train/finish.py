@@ -1,7 +1,8 @@
 """The artifact of a TrainJob: its model card, metrics, curves and weights (rank 0 only).
 
 A builtin or factory model is written in the dense layout; a Hugging Face model as a Hugging Face
-folder (`artifacts.huggingface`), with two more figures in its metrics (`language_model_figures`):
+folder (`artifacts.huggingface`), or, trained with LoRA adapters, as the adapter folder peft writes
+(`artifacts.adapter`); either with two more figures in its metrics (`language_model_figures`):
 the held-out perplexity of the unigram model of the training tokens, which a language model must
 beat to have learnt more than token frequencies, and a sample, the greedy continuation of the start
 of the held-out text, which the artifact reproduces wherever it is loaded.
@@ -12,14 +13,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import peft
 import tokenizers
 import torch
 import transformers
 
 from lmaas_api import contract
-from lmaas_api.card import InputSpec, ModelCard, Producer, RecordedDataset
+from lmaas_api.card import Adapter, InputSpec, Layout, ModelCard, Producer, RecordedDataset
+from lmaas_api.spec import TrainJobSpec
 
-from ..artifacts import dense, huggingface
+from ..artifacts import adapter, dense, huggingface
 from ..data.text import unigram_perplexity
 from ..models.causal_lm import greedy_continuation
 from ..progress import utc_now
@@ -36,7 +39,7 @@ def model_card(job: Job) -> ModelCard:
     hf = spec.model.hf
     return ModelCard(
         format=contract.ARTIFACT_FORMAT,
-        layout="lmaas" if hf is None else "huggingface",
+        layout=_layout(spec),
         model=job.built.definition,
         task=data.task,
         input=InputSpec.model_validate(data.input_spec),
@@ -49,13 +52,37 @@ def model_card(job: Job) -> ModelCard:
         dataset=RecordedDataset(**spec.dataset.model_dump(exclude={"sequence_length"}), seed=spec.hyperparameters.seed),
         producer=Producer.model_validate(job.config.producer),
         created_at=utc_now(),
-        framework={"torch": torch.__version__}
-        if hf is None
-        else {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
+        framework=_framework(spec),
+        adapter=None if spec.peft is None else _adapter(job, spec),
+    )
+
+
+def _layout(spec: TrainJobSpec) -> Layout:
+    if spec.model.hf is None:
+        return "lmaas"
+    return "huggingface" if spec.peft is None else "peft"
+
+
+def _framework(spec: TrainJobSpec) -> dict[str, str]:
+    """The versions of the libraries that made the model and can load it."""
+    modules = [torch]
+    if spec.model.hf is not None:
+        modules += [transformers, tokenizers] + ([peft] if spec.peft is not None else [])
+    return {module.__name__: module.__version__ for module in modules}
+
+
+def _adapter(job: Job, spec: TrainJobSpec) -> Adapter:
+    lora, hf, lm = spec.peft.lora, spec.model.hf, job.built.module.lm
+    return Adapter(
+        method="lora",
+        r=lora.r,
+        alpha=lora.alpha,
+        dropout=lora.dropout,
+        target_modules=sorted(lm.peft_config[lm.active_adapter].target_modules),
+        trainable_parameters=sum(p.numel() for p in job.built.module.parameters() if p.requires_grad),
+        base_uri=hf.uri,
+        base_path=adapter.BASE_FOLDER if hf.uri is None else None,
+        merged_path=adapter.MERGED_FOLDER if spec.peft.merge_adapter else None,
     )
 
 
@@ -80,7 +107,11 @@ def write_artifact(
 ) -> dict[str, Any]:
     """Write the artifact; returns the `artifact` object of the `done` line."""
     card = model_card(job)
-    if card.layout == "huggingface":
+    if card.layout == "peft":
+        size = adapter.save(
+            job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card, metrics, history
+        )
+    elif card.layout == "huggingface":
         size = huggingface.save(
             job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card, metrics, history
         )
