@@ -33,6 +33,7 @@ from .files import atomic_directory
 from .writing import write_metadata
 
 WEIGHTS_FILE = "adapter_model.safetensors"
+PEFT_README = "README.md"
 BASE_FOLDER = "base"
 MERGED_FOLDER = "merged"
 
@@ -58,6 +59,7 @@ def save(
         model.peft_config[model.active_adapter].base_model_name_or_path = adapter.base_uri
         # the embeddings are never resized, and "auto" would look the base up on the Hub
         model.save_pretrained(temporary, save_embedding_layers=False)
+        (temporary / PEFT_README).unlink()  # an unfilled template of a Hub model card; lmaas's card is model.json
         tokenizer.save_pretrained(temporary)
         if adapter.base_path is not None:
             base = _adapted(config, adapter, state).unload()
