@@ -1,7 +1,8 @@
 """`lmaas train` with LoRA adapters (`spec.peft`) under real torchrun on CPU (gloo), with real
 transformers and peft: a tiny llama built from a config and saved as a base folder is fine-tuned
-from `spec.model.hf.uri` under fsdp and ddp across two agents. Its artifact is the adapter peft
-writes, which peft loads onto the base in a fresh process; the base never changes. Nothing is mocked."""
+from `spec.model.hf.uri` under fsdp and ddp across two agents (and, in one process, a llama built
+from a config). Its artifact is the adapter peft writes, which peft loads onto the base in a fresh
+process; the base never changes. Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lmaas_worker.data import shakespeare, text
 from lmaas_worker.data.tokenizer import train_tokenizer
 from lmaas_worker.train.launch import launch_training
 
-from .launch import events, launch_job, trainjob, wait_all, worker_env, write_config
+from .launch import events, launch_job, run_single, trainjob, wait_all, worker_env, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -211,6 +212,25 @@ def test_ddp_on_two_agents_checkpoints_only_the_adapters_and_a_resumed_run_ends_
     again = load_file(artifact / ADAPTER_WEIGHTS)
     assert again.keys() == finished.keys()
     assert all(torch.allclose(again[name], finished[name], rtol=0, atol=1e-6) for name in finished)
+
+
+def test_a_base_built_from_a_config_is_written_beside_its_adapter(tmp_path):
+    resource = trainjob(
+        "lora-from-config",
+        model={"hf": {"config": BASE}},
+        tokenizer={"train": {"vocabSize": 512}},
+        peft={"lora": {}},
+        dataset={"builtin": "shakespeare", "sequenceLength": 32, "validationFraction": 0.1},
+        hyperparameters={"maxSteps": 4, "batchSize": 8, "learningRate": 0.05, "seed": 5},
+    )
+    code, lines, stderr = run_single(tmp_path, write_config(tmp_path, resource), tmp_path / "out")
+    assert code == 0, stderr[-3000:]
+    artifact = tmp_path / "out" / contract.ARTIFACT_SUBDIR
+    card = json.loads((artifact / contract.MODEL_CARD_FILE).read_text())
+    assert (card["adapter"]["baseUri"], card["adapter"]["basePath"]) == (None, "base")
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (artifact / "base").iterdir()}
+    sample = lines[-1]["artifact"]["metrics"]["sample"]
+    assert generated_on_the_base(tmp_path, artifact / "base", artifact, sample["prompt"], 24) == sample["greedy"]
 
 
 BAD_TARGETS = {
