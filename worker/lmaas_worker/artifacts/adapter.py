@@ -76,9 +76,9 @@ def save(
 
 def _adapted(config: PretrainedConfig, adapter: Adapter, state: dict[str, torch.Tensor]) -> PeftModelForCausalLM:
     """The base model with the adapters `adapter` describes, holding the tensors of `state`."""
-    spec = LoraSpec(r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout, target_modules=adapter.target_modules)
+    lora = LoraSpec(r=adapter.r, alpha=adapter.alpha, dropout=adapter.dropout, target_modules=adapter.target_modules)
     with torch.device("meta"):  # no storage of its own: it holds the state's tensors
-        model = get_peft_model(AutoModelForCausalLM.from_config(config), lora_config(spec))
+        model = get_peft_model(AutoModelForCausalLM.from_config(config), lora_config(lora))
     model.load_state_dict(
         {name.removeprefix(PREFIX): tensor for name, tensor in state.items()}, strict=True, assign=True
     )

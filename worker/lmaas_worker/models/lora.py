@@ -33,7 +33,7 @@ def lora_config(lora: LoraSpec) -> LoraConfig:
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules) if lora.target_modules else None,
+        target_modules=lora.target_modules,
     )
 
 

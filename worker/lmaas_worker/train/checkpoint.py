@@ -189,6 +189,27 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict[str, 
     return {"state": state, "param_groups": groups}
 
 
+def check_fits(model: nn.Module, model_state: dict[str, torch.Tensor], checkpoint: Checkpoint) -> None:
+    """Raise a ConfigError unless `model_state` (rank 0's, read from `checkpoint`) is exactly the
+    trainable state of `model`. Rank 0 alone calls it, before the state is scattered."""
+    expected = set(get_model_state_dict(model, options=StateDictOptions(ignore_frozen_params=True)))
+    missing, unexpected = sorted(expected - set(model_state)), sorted(set(model_state) - expected)
+    if missing or unexpected:
+        raise ConfigError(
+            "spec.checkpoint.resume",
+            f"the checkpoint {checkpoint.path.name} holds the state of another model (missing "
+            f"{_few(missing)}; unexpected {_few(unexpected)}) and cannot be resumed: set checkpoint.resume "
+            "to false to start afresh (which removes the checkpoints), or remove them from the output",
+        )
+
+
+def _few(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+
+
 # --- collective: every rank calls these -------------------------------------------------------
 
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -206,30 +227,8 @@ def gather_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def gather_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """What a checkpoint holds, on rank 0: the model's trainable state and the optimizer's."""
-    return get_model_state_dict(model, options=_GATHER_TRAINABLE), get_optimizer_state_dict(
-        model, optimizer, options=_GATHER
-    )
-
-
-def check_fits(model: nn.Module, model_state: dict[str, torch.Tensor], checkpoint: Checkpoint) -> None:
-    """Raise a ConfigError unless `model_state` (rank 0's, read from `checkpoint`) is exactly the
-    trainable state of `model`. Needs no other rank."""
-    expected = set(get_model_state_dict(model, options=StateDictOptions(ignore_frozen_params=True)))
-    missing, unexpected = sorted(expected - set(model_state)), sorted(set(model_state) - expected)
-    if missing or unexpected:
-        raise ConfigError(
-            "spec.checkpoint.resume",
-            f"the checkpoint {checkpoint.path.name} holds the state of another model (missing "
-            f"{_few(missing)}; unexpected {_few(unexpected)}) and cannot be resumed: set checkpoint.resume "
-            "to false to start afresh (which removes the checkpoints), or remove them from the output",
-        )
-
-
-def _few(names: list[str]) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:3])
-    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+    model_state = get_model_state_dict(model, options=_GATHER_TRAINABLE)
+    return model_state, get_optimizer_state_dict(model, optimizer, options=_GATHER)
 
 
 def scatter_state(
