@@ -2,7 +2,8 @@
 transformers and peft: a tiny llama built from a config and saved as a base folder is fine-tuned
 from `spec.model.hf.uri` under fsdp and ddp across two agents (and, in one process, a llama built
 from a config). Its artifact is the adapter peft writes, which peft loads onto the base in a fresh
-process; the base never changes. Nothing is mocked."""
+process; the base never changes; checkpoints hold the adapters alone, and a run resumed from one
+ends as an unbroken run does. Nothing is mocked."""
 
 from __future__ import annotations
 
@@ -185,10 +186,11 @@ def test_fsdp_on_two_agents_trains_only_the_adapters_and_writes_them_with_the_me
     assert all(0.4 * sum(held) < h < 0.6 * sum(held) for h in held)
 
 
-def test_ddp_on_two_agents_checkpoints_only_the_adapters_and_a_resumed_run_ends_where_an_unbroken_one_does(
-    tmp_path, base
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_agents_checkpoint_only_the_adapters_and_a_resumed_run_ends_where_an_unbroken_one_does(
+    tmp_path, base, strategy
 ):
-    resource = lora_job("ddp", {}, checkpoint={"everySteps": 15, "keep": 5})
+    resource = lora_job(strategy, {}, checkpoint={"everySteps": 15, "keep": 5})
     output = tmp_path / "out"
     lines = train(tmp_path, base, resource, output)
     done = lines[-1]
