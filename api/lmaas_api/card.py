@@ -13,7 +13,9 @@ keys are refused, as in the CRDs, except in `input`, which a user's data set may
 the state of the module that `model` rebuilds (dense, or compressed as `compression` says); or
 "huggingface", a Hugging Face folder (`config.json`, safetensors weights, tokenizer files,
 `generation_config.json`) that transformers' `from_pretrained` loads, `model` recording the
-`spec.model.hf` it was trained from.
+`spec.model.hf` it was trained from; or "peft", the adapter folder peft writes
+(`adapter_config.json`, `adapter_model.safetensors`) with the tokenizer files, which peft's
+`PeftModel.from_pretrained(base, directory)` loads onto the base model that `adapter` locates.
 
 This module imports neither kopf nor torch.
 """
@@ -35,7 +37,7 @@ from .spec import ApiModel, ModelDefinition, TrainJobDataset, TrainJobModel
 
 TaskName = Literal["classification", "language-modeling"]
 Scheme = Literal["int8", "int4"]
-Layout = Literal["lmaas", "huggingface"]
+Layout = Literal["lmaas", "huggingface", "peft"]
 COMPRESSED_FORMAT: Final = "lmaas.compressed/v1"
 """The `format` of a card's `compression` section: the layout of `model.safetensors` it describes."""
 
@@ -141,6 +143,25 @@ class Source(ApiModel):
     model: ModelDefinition | None = None
 
 
+class Adapter(ApiModel):
+    """A LoRA adapter (layout "peft"): how it was made, and where the model it adapts is."""
+
+    method: Literal["lora"]
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
+    """The layer names peft matched (its choice for the model family when the spec named none)."""
+    trainable_parameters: int
+    base_uri: str | None = None
+    """pvc://CLAIM/PATH of the Hugging Face folder the adapter applies to (the spec's model.hf.uri)."""
+    base_path: str | None = None
+    """The folder inside the artifact holding the base model, when it exists nowhere else (a model
+    built from model.hf.config)."""
+    merged_path: str | None = None
+    """The folder inside the artifact holding the model with the adapter merged in (spec.peft.mergeAdapter)."""
+
+
 class ModelCard(ApiModel):
     format: ArtifactFormat
     layout: Layout = "lmaas"
@@ -164,6 +185,8 @@ class ModelCard(ApiModel):
     compression: Compression | None = None
     """Set when `model.safetensors` holds the compressed layout; null for plain float32 weights."""
     source: Source | None = None
+    adapter: Adapter | None = None
+    """Set when the directory holds a peft adapter (layout "peft"); `model` is then its base model's."""
     name: str | None = None
     """The name a server gives the model (hand-written cards; lmaas names it after its producer)."""
 

@@ -193,6 +193,23 @@ class TokenizerSpec(ApiModel):
     train: TokenizerTraining
 
 
+class LoraSpec(ApiModel):
+    """LoRA adapters (peft): rank-r matrices beside each targeted layer, trained while the model is frozen."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0
+    target_modules: list[str] | None = None
+    """Names of the layers to adapt; None: peft's choice for the model family."""
+
+
+class PeftSpec(ApiModel):
+    """Parameter-efficient fine-tuning of a Hugging Face model: only the adapters train and are written."""
+
+    lora: LoraSpec
+    merge_adapter: bool = False
+
+
 class Hyperparameters(ApiModel):
     epochs: int = 1
     max_steps: int | None = None
@@ -220,6 +237,7 @@ class CheckpointPolicy(ApiModel):
 class TrainJobSpec(ApiModel):
     model: TrainJobModel | None = None
     tokenizer: TokenizerSpec | None = None
+    peft: PeftSpec | None = None
     dataset: TrainJobDataset | None = None
     command: list[str] | None = None
     image: str | None = None

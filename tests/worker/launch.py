@@ -121,14 +121,15 @@ def torchrun_command(
 
 
 def launch_job(
-    directory: Path, config: Path, output: Path, nnodes: int, nproc: int, max_restarts: int = 0
+    directory: Path, config: Path, output: Path, nnodes: int, nproc: int, max_restarts: int = 0, **env: str
 ) -> list[Launched]:
-    """Start `nnodes` torchrun agents of `nproc` processes each, as an Indexed Job's pods would."""
+    """Start `nnodes` torchrun agents of `nproc` processes each, as an Indexed Job's pods would, with
+    `env` added to their environment."""
     port = free_port()
     return [
         launch(
             torchrun_command(nnodes, nproc, node, port, config, output, max_restarts),
-            worker_env(directory),
+            worker_env(directory, **env),
             directory / f"agent-{node}.stderr",
         )
         for node in range(nnodes)

@@ -11,8 +11,8 @@ import torch
 from transformers import AutoTokenizer
 
 from lmaas_api import contract
+from lmaas_worker.data import IGNORE_INDEX
 from lmaas_worker.data.cache import KEY_FILE, TokenCache
-from lmaas_worker.data.chat import IGNORE_INDEX
 from lmaas_worker.data.tokenizer import CHAT_TEMPLATE, TURN_END
 
 from .launch import events, launch_job, trainjob, wait_all, write_config

@@ -129,5 +129,29 @@ def test_a_hugging_face_card_records_the_model_it_was_trained_from_and_its_layou
     assert read_card(tmp_path) == card
     assert read_card(write(tmp_path, card_json())).layout == "lmaas"  # a card that does not say
     write(tmp_path, card_json(layout="onnx"))
-    with pytest.raises(ConfigError, match="layout: Input should be 'lmaas' or 'huggingface'"):
+    with pytest.raises(ConfigError, match="layout: Input should be 'lmaas', 'huggingface' or 'peft'"):
         read_card(tmp_path)
+
+
+def test_an_adapter_card_says_how_the_adapter_was_made_and_where_its_base_is(tmp_path):
+    hf = {"config": None, "uri": "pvc://models/llama", "dtype": "float32"}
+    adapter = {
+        "method": "lora",
+        "r": 8,
+        "alpha": 16,
+        "dropout": 0.05,
+        "targetModules": ["q_proj", "v_proj"],
+        "trainableParameters": 7168,
+        "baseUri": "pvc://models/llama",
+    }
+    card = read_card(
+        write(tmp_path, card_json(layout="peft", task="language-modeling", model={"hf": hf}, adapter=adapter))
+    )
+    assert card.adapter.base_uri == "pvc://models/llama" and card.adapter.target_modules == ["q_proj", "v_proj"]
+    assert card.adapter.base_path is None and card.adapter.merged_path is None
+    write(tmp_path, card.to_json())
+    assert read_card(tmp_path) == card
+    write(tmp_path, card_json(layout="peft", adapter={**adapter, "method": "prefix-tuning", "r": "eight"}))
+    with pytest.raises(ConfigError) as error:
+        read_card(tmp_path)
+    assert "adapter.method: Input should be 'lora'" in str(error.value) and "adapter.r: " in str(error.value)

@@ -15,9 +15,11 @@ One module per layout of the weights, each with its writer and its loaders:
   compression writes), with the integer codes in `quantize`, the int8 kernels in `int8_backend`
   and the layers they apply to in `layers`;
 - `huggingface`: a Hugging Face model folder (config, safetensors weights, tokenizer) with the
-  card and metrics beside it (what training a `spec.model.hf` writes; the card's layout says so).
+  card and metrics beside it (what training a `spec.model.hf` writes; the card's layout says so);
+- `adapter`: the adapter folder peft writes, with the card and metrics beside it (what training a
+  `spec.model.hf` with `spec.peft` writes); it loads onto its base model with peft, not with `load`.
 
-Each layout module has `save`, and `load` and `load_float` for a directory and its card;
+Each layout module has `save`, and all but `adapter` have `load` and `load_float` for a directory and its card;
 `loading.load(path, artifact_code=...)` picks the layout from the card and returns
 `(module in eval mode, card)`:
 

@@ -18,9 +18,10 @@ from torch import nn
 
 from lmaas_api import contract
 from lmaas_api.card import ModelCard, read_card
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import ArtifactCodePolicy
 
-from . import compressed, dense, huggingface
+from . import compressed, dense
 from .files import refuse_pickles
 
 
@@ -56,7 +57,16 @@ def load_float(
 
 
 def _format(path: str | os.PathLike[str], card: ModelCard) -> ModuleType:
+    if card.layout == "peft":
+        raise ConfigError(
+            str(Path(path) / contract.MODEL_CARD_FILE),
+            "a LoRA adapter is no model by itself: load it onto its base model (the card's adapter says "
+            "where that is) with peft's PeftModel.from_pretrained",
+        )
     if card.layout == "huggingface":
+        # Imported here: transformers takes seconds to import, which other layouts do not pay.
+        from . import huggingface
+
         return huggingface
     if card.compression is not None:
         return compressed

@@ -19,11 +19,10 @@ blocks), which returns a DataBundle holding the tokenizer (`tokenizer`) that enc
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.errors import ConfigError
 from lmaas_api.spec import DatasetDefinition
@@ -31,7 +30,14 @@ from lmaas_api.spec import DatasetDefinition
 from ..factory import call_builder, import_factory
 from . import digits, shakespeare
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 TASKS = ("classification", "language-modeling")
+
+
+IGNORE_INDEX = -100
+"""A language-modeling target that carries no loss (torch's cross-entropy ignore_index)."""
 
 
 @dataclass(frozen=True)

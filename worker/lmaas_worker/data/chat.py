@@ -22,12 +22,10 @@ from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.errors import ConfigError
 
+from . import IGNORE_INDEX
 from .sources import Conversation
 
 log = logging.getLogger(__name__)
-
-IGNORE_INDEX = -100
-"""A target that carries no loss (torch's cross-entropy ignore_index)."""
 
 
 def rendered(

@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.errors import ConfigError
 
-from .chat import IGNORE_INDEX
+from . import IGNORE_INDEX
 
 
 def token_ids(documents: list[str], tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:

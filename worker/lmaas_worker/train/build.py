@@ -15,13 +15,8 @@ from lmaas_api.errors import ConfigError
 from lmaas_api.spec import TrainJobSpec
 
 from ..data import DataBundle, build_datasets
-from ..data.cache import TokenCache
-from ..data.language import language_data
-from ..data.sources import read_split
-from ..data.tokenizer import load_tokenizer, train_tokenizer
 from ..distributed import DistributedContext
 from ..models import BuiltModel, build_model, data_hints
-from ..models.causal_lm import build_causal_lm
 from .config import TrainConfig
 from .optim import build_optimizer
 from .parallel import parallelize
@@ -62,7 +57,13 @@ def prepare(config: TrainConfig, local_rank: int = 0) -> Prepared:
     so the pod's launcher runs it before torchrun to fail fast on a configuration error (and, for a
     Hugging Face model, to tokenize the data into the node's cache, which the workers then map)."""
     seed_everything(config.spec.hyperparameters.seed)
-    data, built = _language_model(config, local_rank) if config.spec.model.hf is not None else _network(config.spec)
+    if config.spec.model.hf is not None:
+        # Imported here: transformers and peft take seconds to import, which a network's job does not pay.
+        from .language import build_language_model
+
+        data, built = build_language_model(config, local_rank)
+    else:
+        data, built = _network(config.spec)
     data = _check_model_fits_data(built.module, data)
     return Prepared(data=data, task=TASKS[data.task], built=built)
 
@@ -78,40 +79,24 @@ def _network(spec: TrainJobSpec) -> tuple[DataBundle, BuiltModel]:
     return data, built
 
 
-def _language_model(config: TrainConfig, local_rank: int) -> tuple[DataBundle, BuiltModel]:
-    """A Hugging Face model, its tokenizer, and its data tokenized into blocks."""
-    spec = config.spec
-    split = read_split(spec.dataset, config.dataset_path)
-    if spec.tokenizer is not None:
-        tokenizer, tokenizer_field = (
-            train_tokenizer(split.training_text(), spec.tokenizer.train.vocab_size),
-            "spec.tokenizer",
-        )
-    else:
-        tokenizer, tokenizer_field = load_tokenizer(config.model_dir, "spec.model.hf.uri"), "spec.model.hf.uri"
-    data = language_data(
-        split, tokenizer, spec.dataset.sequence_length, TokenCache(config.data_cache_dir), local_rank, tokenizer_field
-    )
-    torch.manual_seed(spec.hyperparameters.seed)  # every rank builds the same initial weights
-    built = build_causal_lm(spec.model.hf, tokenizer, config.model_dir, spec.dataset.sequence_length)
-    return data, built
-
-
 def build_job(config: TrainConfig, context: DistributedContext) -> Job:
     spec = config.spec
     ready = prepare(config, context.local_rank)
     data, built = ready.data, ready.built
     parameters = sum(p.numel() for p in built.module.parameters())
+    trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
     log.info(
-        "model %s with %s parameters; data: %d training and %d validation samples (%s)",
+        "model %s with %s parameters (%s trained); data: %d training and %d validation samples (%s)",
         spec.model.label,
         f"{parameters:,}",
+        f"{trainable:,}",
         len(data.train),
         len(data.val),
         data.task,
     )
     model = parallelize(built.module, spec.strategy, context)
-    optimizer = build_optimizer(model.parameters(), spec.hyperparameters)
+    # frozen parameters (a LoRA run's base model) get no optimizer state
+    optimizer = build_optimizer((p for p in model.parameters() if p.requires_grad), spec.hyperparameters)
     return Job(
         config=config,
         data=data,

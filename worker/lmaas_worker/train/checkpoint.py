@@ -2,7 +2,9 @@
 
 Layout under `$LMAAS_OUTPUT_DIR/checkpoints/`:
 
-    step-00000100/model.safetensors      full fp32 model state (fsdp gathers it on rank 0)
+    step-00000100/model.safetensors      the model's trainable state, in full (fsdp gathers it on
+                                         rank 0): every parameter that requires a gradient, and the
+                                         buffers
     step-00000100/optimizer.safetensors  every tensor of the optimizer state ("state::<param>::<name>")
     step-00000100/state.json             the rest: step, epoch, position in the epoch (in samples of
                                          its global order, see `plan`), world size and the one the
@@ -15,6 +17,11 @@ configuration error that names `spec.checkpoint.resume`.
 A checkpoint is written into a hidden temporary directory, every file and the directory are
 fsynced, and only then renamed to `step-NNNNNNNN` (`artifacts.files.atomic_directory`): a directory
 with that name is complete. The newest `keep` are kept. Nothing is ever pickled.
+
+Frozen parameters are left out: a LoRA run's base model (see `lmaas_worker.models.lora`) never
+changes, and every attempt builds it again from its spec, so its checkpoints hold only the adapters
+(and their optimizer state), whatever the size of the base. Resuming checks that a checkpoint holds
+exactly the trainable state of the model being resumed (`check_fits`).
 
 Only rank 0 touches the files. Saving gathers full state dicts on rank 0
 (`get_model_state_dict`/`get_optimizer_state_dict` with `full_state_dict=True, cpu_offload=True`);
@@ -182,10 +189,35 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict[str, 
     return {"state": state, "param_groups": groups}
 
 
+def check_fits(model: nn.Module, model_state: dict[str, torch.Tensor], checkpoint: Checkpoint) -> None:
+    """Raise a ConfigError unless `model_state` (rank 0's, read from `checkpoint`) is exactly the
+    trainable state of `model`. Rank 0 alone calls it, before the state is scattered."""
+    expected = set(get_model_state_dict(model, options=StateDictOptions(ignore_frozen_params=True)))
+    missing, unexpected = sorted(expected - set(model_state)), sorted(set(model_state) - expected)
+    if missing or unexpected:
+        raise ConfigError(
+            "spec.checkpoint.resume",
+            f"the checkpoint {checkpoint.path.name} holds the state of another model (missing "
+            f"{_few(missing)}; unexpected {_few(unexpected)}) and cannot be resumed: set checkpoint.resume "
+            "to false to start afresh (which removes the checkpoints), or remove them from the output",
+        )
+
+
+def _few(names: list[str]) -> str:
+    if not names:
+        return "none"
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
+
+
 # --- collective: every rank calls these -------------------------------------------------------
 
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
+_GATHER_TRAINABLE = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
 _SCATTER = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+# Not strict, so that the frozen parameters a checkpoint leaves out keep their values; `check_fits`
+# has made sure by then that nothing else is left out.
+_SCATTER_TRAINABLE = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
 
 
 def gather_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -194,7 +226,9 @@ def gather_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def gather_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    return gather_model_state(model), get_optimizer_state_dict(model, optimizer, options=_GATHER)
+    """What a checkpoint holds, on rank 0: the model's trainable state and the optimizer's."""
+    model_state = get_model_state_dict(model, options=_GATHER_TRAINABLE)
+    return model_state, get_optimizer_state_dict(model, optimizer, options=_GATHER)
 
 
 def scatter_state(
@@ -203,6 +237,7 @@ def scatter_state(
     model_state: dict[str, torch.Tensor],
     optimizer_state: dict[str, Any],
 ) -> None:
-    """Load rank 0's full state dicts into every rank (other ranks pass empty dicts)."""
-    set_model_state_dict(model, model_state, options=_SCATTER)
+    """Load rank 0's full state dicts, as `gather_state` made them, into every rank (other ranks pass
+    empty dicts)."""
+    set_model_state_dict(model, model_state, options=_SCATTER_TRAINABLE)
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=_SCATTER)

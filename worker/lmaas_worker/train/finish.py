@@ -1,36 +1,27 @@
 """The artifact of a TrainJob: its model card, metrics, curves and weights (rank 0 only).
 
 A builtin or factory model is written in the dense layout; a Hugging Face model as a Hugging Face
-folder (`artifacts.huggingface`), with two more figures in its metrics (`language_model_figures`):
-the held-out perplexity of the unigram model of the training tokens, which a language model must
-beat to have learnt more than token frequencies, and a sample, the greedy continuation of the start
-of the held-out text (of a conversation: its tokens up to the assistant's first reply), which the
-artifact reproduces wherever it is loaded.
+folder (`artifacts.huggingface`), or, trained with LoRA adapters, as the adapter folder peft writes
+(`artifacts.adapter`); either with two more figures in its metrics (`train.language`).
 """
 
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import Any
 
-import tokenizers
 import torch
-import transformers
 
 from lmaas_api import contract
-from lmaas_api.card import InputSpec, ModelCard, Producer, RecordedDataset
+from lmaas_api.card import InputSpec, Layout, ModelCard, Producer, RecordedDataset
+from lmaas_api.spec import TrainJobSpec
 
-from ..artifacts import dense, huggingface
-from ..data.chat import IGNORE_INDEX
-from ..data.text import unigram_perplexity
-from ..models.causal_lm import greedy_continuation
+from ..artifacts import dense
 from ..progress import utc_now
 from .build import Job
 
 log = logging.getLogger(__name__)
-
-SAMPLE_PROMPT_TOKENS = 16
-SAMPLE_TOKENS = 24
 
 
 def model_card(job: Job) -> ModelCard:
@@ -38,7 +29,7 @@ def model_card(job: Job) -> ModelCard:
     hf = spec.model.hf
     return ModelCard(
         format=contract.ARTIFACT_FORMAT,
-        layout="lmaas" if hf is None else "huggingface",
+        layout=_layout(spec),
         model=job.built.definition,
         task=data.task,
         input=InputSpec.model_validate(data.input_spec),
@@ -51,34 +42,26 @@ def model_card(job: Job) -> ModelCard:
         dataset=RecordedDataset(**spec.dataset.model_dump(exclude={"sequence_length"}), seed=spec.hyperparameters.seed),
         producer=Producer.model_validate(job.config.producer),
         created_at=utc_now(),
-        framework={"torch": torch.__version__}
-        if hf is None
-        else {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
+        framework=_framework(spec),
+        adapter=None if spec.peft is None else _language().adapter_card(job),
     )
+
+
+def _layout(spec: TrainJobSpec) -> Layout:
+    if spec.model.hf is None:
+        return "lmaas"
+    return "huggingface" if spec.peft is None else "peft"
+
+
+def _framework(spec: TrainJobSpec) -> dict[str, str]:
+    """The versions of the libraries that made the model and can load it."""
+    modules = [torch, *(_language().libraries(spec) if spec.model.hf is not None else [])]
+    return {module.__name__: module.__version__ for module in modules}
 
 
 def language_model_figures(job: Job) -> dict[str, Any]:
-    """The unigram baseline and the greedy sample of a Hugging Face model ({} for other models).
-    Every rank calls it: a sharded model computes the sample together."""
-    tokenizer = job.data.tokenizer
-    if tokenizer is None:
-        return {}
-    inputs, targets = (t[0] for t in job.data.val.tensors)
-    learnt = (targets != IGNORE_INDEX).nonzero()
-    # a target at position i is the token after input i: a conversation's prompt ends at the first learnt one
-    end = SAMPLE_PROMPT_TOKENS if int(learnt[0]) == 0 else int(learnt[0]) + 1
-    prompt = tokenizer.decode(inputs[:end].tolist())
-    continuation = greedy_continuation(
-        job.model, tokenizer(prompt, add_special_tokens=False)["input_ids"], SAMPLE_TOKENS, tokenizer.eos_token_id
-    )
-    return {
-        "unigramPerplexity": unigram_perplexity(job.data.train, job.data.val, len(tokenizer)),
-        "sample": {"prompt": prompt, "greedy": tokenizer.decode(continuation)},
-    }
+    """The two figures a language model's metrics add (train.language.figures); {} for other models."""
+    return {} if job.config.spec.model.hf is None else _language().figures(job)
 
 
 def write_artifact(
@@ -86,12 +69,10 @@ def write_artifact(
 ) -> dict[str, Any]:
     """Write the artifact; returns the `artifact` object of the `done` line."""
     card = model_card(job)
-    if card.layout == "huggingface":
-        size = huggingface.save(
-            job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card, metrics, history
-        )
-    else:
+    if card.layout == "lmaas":
         size = dense.save(job.config.artifact_dir, state, card, metrics, history)
+    else:
+        size = _language().save(job, state, card, metrics, history)
     log.info("artifact written to %s (%d bytes of weights)", job.config.artifact_dir, size)
     return {
         "path": contract.ARTIFACT_SUBDIR,
@@ -99,3 +80,10 @@ def write_artifact(
         "sizeBytes": size,
         "metrics": metrics,
     }
+
+
+def _language() -> ModuleType:
+    """train.language, imported on first use (only a language model's job uses it)."""
+    from . import language
+
+    return language

@@ -29,7 +29,7 @@ from ..data.batches import batches as batches_of
 from ..distributed import DistributedContext
 from ..progress import Progress, utc_now
 from .build import Job
-from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state
+from .checkpoint import CheckpointStore, check_fits, gather_model_state, gather_state, scatter_state
 from .evaluate import evaluate
 from .finish import language_model_figures, write_artifact
 from .optim import lr_factor, set_learning_rate
@@ -401,6 +401,7 @@ class Trainer:
                 latest = self.store.latest()
                 if latest is not None:
                     model_state, optimizer_state, sidecar = self.store.read(latest)
+                    check_fits(self.job.model, model_state, latest)
                     found = [{"step": latest.step, "name": latest.path.name, "state": sidecar}]
             except Exception as error:
                 failure = error

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from ..data.chat import IGNORE_INDEX
+from ..data import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

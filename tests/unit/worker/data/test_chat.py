@@ -8,8 +8,8 @@ import torch
 from transformers import AutoTokenizer
 
 from lmaas_api.errors import ConfigError
-from lmaas_worker.data import shakespeare
-from lmaas_worker.data.chat import IGNORE_INDEX, chat_blocks
+from lmaas_worker.data import IGNORE_INDEX, shakespeare
+from lmaas_worker.data.chat import chat_blocks
 from lmaas_worker.data.sources import Conversation
 from lmaas_worker.data.tokenizer import TURN_END, TURN_START, train_tokenizer
 

@@ -1,14 +1,18 @@
-"""lmaas_worker.train.checkpoint: atomic safetensors checkpoints, the newest K kept."""
+"""lmaas_worker.train.checkpoint: atomic safetensors checkpoints of the trainable state, the newest K kept."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from lmaas_api.errors import ConfigError
 from lmaas_worker.train.checkpoint import (
+    Checkpoint,
     CheckpointStore,
+    check_fits,
     flatten_optimizer_state,
+    gather_state,
     unflatten_optimizer_state,
 )
 
@@ -119,3 +123,38 @@ def test_a_checkpoint_of_another_format_is_a_configuration_error_naming_resume(t
         store.read(store.latest())
     assert raised.value.field == "spec.checkpoint.resume"
     assert "step-00000020 was written by another version of lmaas (format 'lmaas.checkpoint/v1'" in str(raised.value)
+
+
+def partly_frozen():
+    """A network whose first layer is frozen, as a LoRA run's base model is; its norm has buffers."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    net[0].requires_grad_(False)
+    return net, torch.optim.AdamW(p for p in net.parameters() if p.requires_grad)
+
+
+def test_a_checkpoint_holds_what_training_changes_and_no_frozen_parameter():
+    net, optimizer = partly_frozen()
+    net(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    model, optimizer_state = gather_state(net, optimizer)
+    norm = {"1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"}
+    assert set(model) == norm | {"2.weight", "2.bias"}
+    assert set(optimizer_state["state"]) == {"1.weight", "1.bias", "2.weight", "2.bias"}
+    check_fits(net, model, Checkpoint(1, Path("step-00000001")))
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda state: state.pop("2.weight"), "missing 2.weight; unexpected none"),
+        (lambda state: state.update({"0.weight": torch.zeros(4, 3)}), "missing none; unexpected 0.weight"),
+    ],
+    ids=["a trained parameter left out", "a frozen parameter held"],
+)
+def test_a_checkpoint_that_does_not_hold_exactly_the_trainable_state_is_refused_naming_resume(change, named):
+    net, optimizer = partly_frozen()
+    model, _ = gather_state(net, optimizer)
+    change(model)
+    with pytest.raises(ConfigError, match=f"step-00000007 holds the state of another model \\({named}\\)") as error:
+        check_fits(net, model, Checkpoint(7, Path("checkpoints/step-00000007")))
+    assert error.value.field == "spec.checkpoint.resume"
