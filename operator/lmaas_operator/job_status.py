@@ -43,17 +43,26 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], work: Work) -> tupl
 
 
 def queued(job: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(phase, reason, message) of a Job that its Kueue queue holds, None otherwise."""
+    """(phase, reason, message) of a Job that its Kueue queue holds, None otherwise: Preempted
+    when Kueue took it back from a running job (the job runs again, from its latest checkpoint
+    for a TrainJob, when admitted again), Queued while it waits, with Kueue's reason from the Job's
+    Workload (which quota is short, in which flavor)."""
     queue = jobs.queue_name(job)
     if queue is None or not jobs.suspended(job):
         return None
+    workload = job.get("kueueWorkload") or {}
+    conditions = {c["type"]: c for c in workload.get("conditions") or [] if c.get("status") == "True"}
+    if "Preempted" in conditions:
+        said = conditions["Preempted"].get("message") or conditions["Preempted"].get("reason")
+        return (
+            "Preempted",
+            "Preempted",
+            f"Kueue preempted the Job ({said}); it runs again when LocalQueue {queue} admits it",
+        )
     namespace = job["metadata"].get("namespace", "")
-    return (
-        "Queued",
-        "Queued",
-        f"waiting for Kueue to admit the Job from LocalQueue {queue} "
-        f"(kubectl get workloads -n {namespace} shows why it waits)",
-    )
+    waiting = [c.get("message") for c in workload.get("conditions") or [] if c["type"] == "QuotaReserved"]
+    why = f": {waiting[0]}" if waiting and waiting[0] else f" (kubectl get workloads -n {namespace} shows why it waits)"
+    return "Queued", "Queued", f"waiting for Kueue to admit the Job from LocalQueue {queue}{why}"
 
 
 def failure(condition: dict[str, Any], pods: list[dict[str, Any]], work: Work) -> tuple[str, str]:

@@ -124,8 +124,8 @@ class Kubelet:
                     # InternalIP only: the API server would try a Hostname address first, and none resolves.
                     "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                     "daemonEndpoints": {"kubeletEndpoint": {"Port": self._server.server_address[1]}},
-                    "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
-                    "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+                    "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250", "nvidia.com/gpu": "4"},
+                    "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250", "nvidia.com/gpu": "4"},
                     "conditions": [
                         {
                             "type": "Ready",

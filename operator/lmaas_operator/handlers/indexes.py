@@ -44,6 +44,24 @@ def index_kind(kind: str, plural: str, label: str, workload: tuple[str, str, str
     kopf.index(GROUP, VERSION, plural, id=plural)(index_resource)
 
 
+QUEUE_WORKLOADS = "queue_workloads"
+"""The id of the index of Kueue's Workloads, by (namespace, name of the Job they stand for)."""
+
+
+def index_queue_workloads() -> None:
+    """Index Kueue's Workloads of Jobs (what a queued TrainJob's or CompressJob's status says why it
+    waits with). Without Kueue installed the index stays empty; kopf serves it once its CRD comes."""
+
+    async def index_workload(namespace, body, **_):
+        return {
+            (namespace, owner["name"]): indexed_queue_workload(body)
+            for owner in body["metadata"].get("ownerReferences") or []
+            if owner.get("kind") == "Job" and owner.get("apiVersion") == "batch/v1"
+        }
+
+    kopf.index("kueue.x-k8s.io", "v1beta2", "workloads", id=QUEUE_WORKLOADS)(index_workload)
+
+
 def first(index: kopf.Index, key: Any) -> Any:
     """The one value an index holds under `key`, or None."""
     return next(iter(index.get(key, [])), None)
@@ -97,4 +115,19 @@ def indexed_workload(body: kopf.Body) -> dict[str, Any]:
             "template": {"metadata": {"annotations": plain(template_annotations)}},
         },
         "status": plain(body.get("status") or {}),
+    }
+
+
+def indexed_queue_workload(body: kopf.Body) -> dict[str, Any]:
+    """A Kueue Workload for an index: its name, LocalQueue, the ClusterQueue that admitted it and
+    its conditions."""
+    status = body.get("status") or {}
+    return {
+        "name": body["metadata"]["name"],
+        "queueName": (body.get("spec") or {}).get("queueName"),
+        "clusterQueue": (status.get("admission") or {}).get("clusterQueue"),
+        "conditions": [
+            {k: condition.get(k) for k in ("type", "status", "reason", "message")}
+            for condition in status.get("conditions") or []
+        ],
     }

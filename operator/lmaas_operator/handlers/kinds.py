@@ -31,7 +31,7 @@ from ..references import Lookup, Resolution
 from .apply import ChildRejected, apply_children
 from .bodies import parse_resource, plain
 from .finished import collect_finished_job, ran_to_the_end
-from .indexes import first, index_kind, pods_index, workloads_index
+from .indexes import QUEUE_WORKLOADS, first, index_kind, index_queue_workloads, pods_index, workloads_index
 from .restore import child_to_restore, deleted, mark_compared, not_compared, restore
 from .status import keep_observed_generation, rejected_status, still_rejected
 from .timers import status_timer
@@ -116,14 +116,15 @@ def producers(namespace: str, indexes: dict[str, Any]) -> Lookup:
 
 
 def observe(kind: Kind, body: kopf.Body, indexes: dict[str, Any]) -> Observed:
+    """The resource with its Job or Deployment and pods as indexed; a Job that a Kueue queue
+    holds carries its Workload under `kueueWorkload` (what job_status.queued reads)."""
     cr = parse_resource(body)
     key = (cr.namespace, cr.name)
-    return Observed(
-        cr,
-        plain(body.get("status") or {}),
-        first(indexes[workloads_index(kind.name)], key),
-        list(indexes[pods_index(kind.name)].get(key, [])),
-    )
+    workload = first(indexes[workloads_index(kind.name)], key)
+    queue_workload = first(indexes[QUEUE_WORKLOADS], key) if kind.workload == JOB else None
+    if workload is not None and queue_workload is not None:
+        workload = {**workload, "kueueWorkload": queue_workload}
+    return Observed(cr, plain(body.get("status") or {}), workload, list(indexes[pods_index(kind.name)].get(key, [])))
 
 
 def wanted_children(
@@ -204,6 +205,9 @@ def handle(
         status = keep_observed_generation(status, observed.previous)
     if status != observed.previous:
         patch["status"] = status
+
+
+index_queue_workloads()  # one index, read by every kind whose workload is a Job (observe)
 
 
 def register(kind: Kind) -> tuple[Callable[..., None], Callable[..., None]]:

@@ -21,6 +21,7 @@ INDEXES = {
     "trainjob_pods": {},
     "compressjob_workloads": {},
     "compressjob_pods": {},
+    "queue_workloads": {},
 }
 
 

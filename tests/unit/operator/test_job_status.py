@@ -7,7 +7,8 @@ import pytest
 
 from lmaas_api import contract
 from lmaas_operator.compressjob.status import WORK as COMPRESS
-from lmaas_operator.job_status import outcome, run_fields
+from lmaas_operator.handlers.indexes import indexed_queue_workload
+from lmaas_operator.job_status import outcome, queued, run_fields
 from lmaas_operator.trainjob.status import WORK as TRAIN
 
 BOTH = pytest.mark.parametrize("work", [TRAIN, COMPRESS], ids=["trainjob", "compressjob"])
@@ -107,3 +108,50 @@ def test_a_finished_resource_keeps_its_completion_time_when_its_job_is_gone():
         "completionTime": "2026-11-29T09:30:00Z",
     }
     assert run_fields(None, "Failed", {}, "2026-11-29T10:00:00Z")["completionTime"] == "2026-11-29T10:00:00Z"
+
+
+def kueue_workload(*conditions):
+    """A Workload as Kueue writes it, through the operator's index."""
+    return indexed_queue_workload(
+        {
+            "metadata": {"name": "job-digits-1a2b3", "ownerReferences": [{"kind": "Job", "name": "digits"}]},
+            "spec": {"queueName": "team-a"},
+            "status": {
+                "conditions": [
+                    {"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": "2026-12-06T09:00:00Z"}
+                    for t, s, r, m in conditions
+                ]
+            },
+        }
+    )
+
+
+def held_job(workload=None, queue="team-a", suspend=True):
+    job = {
+        "metadata": {"name": "digits", "namespace": "ml", "labels": {"kueue.x-k8s.io/queue-name": queue}},
+        "spec": {"suspend": suspend},
+        "status": {},
+    }
+    return {**job, "kueueWorkload": workload} if workload else job
+
+
+def test_a_queued_job_says_why_in_kueues_words_and_a_preempted_one_says_so():
+    short = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor gpus"
+    phase, reason, message = queued(held_job(kueue_workload(("QuotaReserved", "False", "Pending", short))))
+    assert (phase, reason) == ("Queued", "Queued") and message.endswith(short) and "LocalQueue team-a" in message
+    phase, _, message = queued(held_job())  # its Workload not seen yet
+    assert phase == "Queued" and "kubectl get workloads -n ml" in message
+    preempted = kueue_workload(
+        (
+            "Evicted",
+            "True",
+            "Preempted",
+            "Preempted to accommodate a workload due to prioritization in the ClusterQueue",
+        ),
+        ("Preempted", "True", "InClusterQueue", "Preempted to accommodate a workload (UID: 1)"),
+        ("QuotaReserved", "False", "Pending", short),
+    )
+    phase, reason, message = queued(held_job(preempted))
+    assert (phase, reason) == ("Preempted", "Preempted") and "Preempted to accommodate" in message
+    assert queued(held_job(kueue_workload(("Admitted", "True", "Admitted", "")), suspend=False)) is None
+    assert queued({**held_job(), "metadata": {"name": "digits"}}) is None  # no queue: not Kueue's
