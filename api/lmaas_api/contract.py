@@ -92,12 +92,19 @@ PROGRESS_KEYS = (
     "evalMetric",
     "evalValue",
     "samplesPerSecond",
+    "tokensPerSecond",
+    "learningRate",
+    "etaSeconds",
     "checkpoint",
     "artifact",
     "message",
 )
 """Every progress line on stdout is one JSON object with exactly these keys (null when not
-applicable). `event` is one of PROGRESS_EVENTS."""
+applicable). `event` is one of PROGRESS_EVENTS. tokensPerSecond (a language model's: its blocks
+times their length, a conversation's padding included), learningRate and etaSeconds (the seconds
+left at the last interval's pace, evaluations and checkpoints included) came later: the operator
+also reads lines without them, from an older worker."""
+PROGRESS_ADDED_KEYS = ("tokensPerSecond", "learningRate", "etaSeconds")
 PROGRESS_EVENTS = ("start", "progress", "eval", "checkpoint", "resume", "done", "error")
 
 # --- artifacts ----------------------------------------------------------------------------

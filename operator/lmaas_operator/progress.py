@@ -22,6 +22,14 @@ LOG_READ_INTERVAL = 10.0
 TAIL_LINES = 200
 
 
+def duration(seconds: float) -> str:
+    """A time left or taken as people read it: 45s, 12m05s, 3h07m."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
 def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
     """Progress events among log lines (other lines are logs for people and are skipped)."""
     events = []
@@ -35,7 +43,9 @@ def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
             continue
         if (
             isinstance(event, dict)
-            and set(event) == set(contract.PROGRESS_KEYS)
+            and set(contract.PROGRESS_KEYS) - set(contract.PROGRESS_ADDED_KEYS)
+            <= set(event)
+            <= set(contract.PROGRESS_KEYS)
             and event["event"] in contract.PROGRESS_EVENTS
         ):
             events.append(event)

@@ -133,6 +133,15 @@ def test_two_agents_train_a_family_with_ddp_and_the_artifact_generates_the_same_
         "pad_token_id": 1,
     }  # as the tokenizer set them
     assert card["input"]["shape"] == [32] and card["dataset"]["builtin"] == "shakespeare"
+    progress = [line for line in lines if line["event"] == "progress"]
+    assert progress and all(
+        line["tokensPerSecond"] == pytest.approx(32 * line["samplesPerSecond"])
+        and line["learningRate"] > 0
+        and line["etaSeconds"] >= 0
+        for line in progress
+    )
+    assert progress[-1]["etaSeconds"] < progress[0]["etaSeconds"]
+    assert metrics["tokensPerSecond"] == pytest.approx(32 * metrics["samplesPerSecond"])
 
 
 def test_fsdp_on_two_processes_trains_a_model_sharded_per_decoder_layer(tmp_path):

@@ -12,17 +12,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..progress import duration
+
 LOG_EVERY_SECONDS = 10.0
 BAR_WIDTH = 24
 
 
 def _label(body: dict[str, Any]) -> str:
     return f"{body['kind']}/{body['metadata']['name']}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class Display:
@@ -79,11 +76,15 @@ class Display:
         parts = [f"  {label} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}"]
         if progress.get("loss") is not None:
             parts.append(f"loss {progress['loss']:.4g}")
-        if progress.get("samplesPerSecond"):
+        if progress.get("tokensPerSecond"):
+            parts.append(f"{progress['tokensPerSecond']:.0f} tokens/s")
+        elif progress.get("samplesPerSecond"):
             parts.append(f"{progress['samplesPerSecond']:.0f} samples/s")
         elapsed = time.monotonic() - self._started.get(label, time.monotonic())
-        if 0 < fraction < 1 and elapsed > 0:
-            parts.append(f"ETA {_duration(elapsed * (1 - fraction) / fraction)}")
+        if 0 < fraction < 1 and progress.get("etaSeconds") is not None:
+            parts.append(f"ETA {duration(progress['etaSeconds'])}")
+        elif 0 < fraction < 1 and elapsed > 0:
+            parts.append(f"ETA {duration(elapsed * (1 - fraction) / fraction)}")
         return "  ".join(parts)
 
     def summary(self, bodies: list[dict[str, Any]], volume_dir) -> str:
@@ -102,7 +103,7 @@ class Display:
             elif status.get("url"):
                 where = status["url"]
             rows.append(
-                (label, status.get("phase") or "-", _duration(self.durations.get(label, 0)), key_figures(body), where)
+                (label, status.get("phase") or "-", duration(self.durations.get(label, 0)), key_figures(body), where)
             )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         text = "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)

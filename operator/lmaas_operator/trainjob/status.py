@@ -13,6 +13,7 @@ from lmaas_api import contract
 
 from .. import job_status, jobs
 from ..conditions import phase_conditions
+from ..progress import duration
 from .builders import CONTAINER, TrainJob
 
 CONDITION_TYPES = ("Running", "Suspended", "Succeeded", "Failed")
@@ -117,6 +118,9 @@ def _progress(
                 "evalMetric",
                 "evalValue",
                 "samplesPerSecond",
+                "tokensPerSecond",
+                "learningRate",
+                "etaSeconds",
             ):
                 if event.get(key) is not None:
                     progress[key] = event[key]
@@ -137,6 +141,8 @@ def _summary(progress: dict[str, Any]) -> str:
     step, total = progress.get("step"), progress.get("totalSteps")
     if step is None:
         return ""
-    if total:
-        return f"{step}/{total} ({100 * step // total}%)"
-    return str(step)
+    if not total:
+        return str(step)
+    eta = progress.get("etaSeconds")
+    left = f", ETA {duration(eta)}" if eta and step < total else ""
+    return f"{step}/{total} ({100 * step // total}%){left}"

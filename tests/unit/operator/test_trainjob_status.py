@@ -3,6 +3,7 @@
 import json
 
 from lmaas_api import contract
+from lmaas_operator.progress import parse_events
 from lmaas_operator.trainjob.status import compute_status
 from tests.unit.operator.builders import stored
 
@@ -70,6 +71,27 @@ def test_all_nodes_running_is_running_with_progress_from_rank_0():
     assert status["progress"]["updatedAt"] == "2026-11-29T09:30:00Z"
     running = [c for c in status["conditions"] if c["type"] == "Running"][0]
     assert running["status"] == "True"
+
+
+def test_a_language_models_progress_tells_tokens_the_learning_rate_and_the_time_left():
+    line = {"step": 120, "totalSteps": 400, "loss": 3.2, "samplesPerSecond": 40.0, "tokensPerSecond": 10240.0}
+    events = [event("progress", epoch=1, totalEpochs=3, learningRate=0.0003, etaSeconds=754.2, **line)]
+    progress = status_of(job(active=2), [pod("digits-0-x", "Running"), pod("digits-1-y", "Running")], events)[
+        "progress"
+    ]
+    assert (progress["tokensPerSecond"], progress["learningRate"], progress["etaSeconds"]) == (10240.0, 0.0003, 754.2)
+    assert progress["summary"] == "120/400 (30%), ETA 12m34s"
+    done = status_of(job(active=2), [], [*events, event("done", step=400, totalSteps=400, etaSeconds=0.0)])
+    assert done["progress"]["summary"] == "400/400 (100%)"
+
+
+def test_progress_lines_of_an_older_worker_without_the_newer_keys_are_read():
+    older = {k: None for k in contract.PROGRESS_KEYS if k not in contract.PROGRESS_ADDED_KEYS}
+    lines = [
+        json.dumps({**older, "event": "progress", "step": 3}),
+        json.dumps({**older, "event": "progress", "bogus": 1}),
+    ]
+    assert [e["step"] for e in parse_events(lines)] == [3]
 
 
 def test_progress_survives_a_refresh_without_new_lines_and_checkpoints_are_tracked():

@@ -111,6 +111,9 @@ class Trainer:
         self.last_checkpoint_step: int | None = None
         self.resumed_from: int | None = None
         self.samples = 0  # samples trained on by all ranks in this attempt
+        shape = job.data.input_spec.get("shape") or [1]
+        self.tokens_per_sample = int(shape[0]) if job.data.task == "language-modeling" else None
+        """A language model's block length: its throughput is told in tokens too."""
         self.train_seconds = 0.0
         """Wall time of the training loop in this attempt, less evaluation and checkpoint pauses."""
         self.training_peak: dict[str, int] | None = None
@@ -271,6 +274,12 @@ class Trainer:
             "rate": None,
         }
 
+    def _tokens(self, samples_per_second: float | None) -> float | None:
+        """A language model's throughput in tokens (blocks times their length); None for other models."""
+        if samples_per_second is None or self.tokens_per_sample is None:
+            return None
+        return samples_per_second * self.tokens_per_sample
+
     def _pause(self, started: float) -> None:
         """Leave the time since `started` (an evaluation, a checkpoint) out of the throughput."""
         self._interval["paused"] += time.perf_counter() - started
@@ -286,6 +295,7 @@ class Trainer:
         seconds = now - interval["since"] - interval["paused"]
         samples = interval["samples"] * self.context.world_size  # every rank trains as many samples
         loss = interval["loss"].double()
+        wall = now - interval["since"]  # pauses included: they take as long in the steps left
         self._pending_log = {
             "work": dist.all_reduce(loss, async_op=True),
             "loss": loss,
@@ -294,6 +304,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.report_epoch,
             "learningRate": interval["rate"],
+            "eta": wall / interval["steps"] * (self.plan.total_steps - self.step) if interval["steps"] else None,
         }
         self.samples += samples
         self.train_seconds += seconds
@@ -316,6 +327,9 @@ class Trainer:
             totalSteps=self.plan.total_steps,
             loss=self.last_loss,
             samplesPerSecond=pending["rate"],
+            tokensPerSecond=self._tokens(pending["rate"]),
+            learningRate=pending["learningRate"][1] if pending["learningRate"] else None,
+            etaSeconds=pending["eta"],
         )
 
     def _evaluate(self) -> None:
@@ -466,6 +480,7 @@ class Trainer:
             "epochs": self.plan.total_epochs,
             "samplesSeen": self.samples_seen,
             "samplesPerSecond": rate,
+            **({"tokensPerSecond": self._tokens(rate)} if self.tokens_per_sample else {}),
             "trainSeconds": self.train_seconds,
             "wallSeconds": wall_seconds,
             "worldSize": self.context.world_size,
@@ -495,6 +510,8 @@ class Trainer:
             evalMetric=self.last_eval["metric"],
             evalValue=self.last_eval["value"],
             samplesPerSecond=rate,
+            tokensPerSecond=self._tokens(rate),
+            etaSeconds=0.0,
             artifact=artifact,
             message=f"trained {self.step} steps; held-out {self.last_eval['metric']} {self.last_eval['value']:.4f}",
         )
