@@ -43,15 +43,24 @@ def outcome(job: dict[str, Any], pods: list[dict[str, Any]], work: Work) -> tupl
 
 
 def queued(job: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(phase, reason, message) of a Job that its Kueue queue holds, None otherwise: Preempted
-    when Kueue took it back from a running job (the job runs again, from its latest checkpoint
-    for a TrainJob, when admitted again), Queued while it waits, with Kueue's reason from the Job's
-    Workload (which quota is short, in which flavor)."""
-    queue = jobs.queue_name(job)
+    """(phase, reason, message) of a Job that Kueue holds, None otherwise. A Job is Kueue's when it
+    carries the queue label or Kueue made a Workload for it (a default LocalQueue, or
+    manageJobsWithoutQueueName). Preempted when Kueue took it back from a running job (it runs
+    again, from its latest checkpoint for a TrainJob, once admitted again); Queued while it waits,
+    in Kueue's words from the Job's Workload (which quota is short, in which flavor), or because its
+    Workload is deactivated."""
+    workload = job.get("kueueWorkload") or {}
+    queue = jobs.queue_name(job) or workload.get("queueName")
     if queue is None or not jobs.suspended(job):
         return None
-    workload = job.get("kueueWorkload") or {}
     conditions = {c["type"]: c for c in workload.get("conditions") or [] if c.get("status") == "True"}
+    name = workload.get("name", "")
+    if workload.get("active") is False:
+        return (
+            "Queued",
+            "Deactivated",
+            f"its Kueue Workload {name} is deactivated (spec.active false): Kueue admits it again once that is true",
+        )
     if "Preempted" in conditions:
         said = conditions["Preempted"].get("message") or conditions["Preempted"].get("reason")
         return (
@@ -60,8 +69,14 @@ def queued(job: dict[str, Any]) -> tuple[str, str, str] | None:
             f"Kueue preempted the Job ({said}); it runs again when LocalQueue {queue} admits it",
         )
     namespace = job["metadata"].get("namespace", "")
+    evicted = conditions.get("Evicted")
     waiting = [c.get("message") for c in workload.get("conditions") or [] if c["type"] == "QuotaReserved"]
-    why = f": {waiting[0]}" if waiting and waiting[0] else f" (kubectl get workloads -n {namespace} shows why it waits)"
+    if evicted:
+        why = f": evicted ({evicted.get('reason')}: {evicted.get('message')})"
+    elif waiting and waiting[0]:
+        why = f": {waiting[0]}"
+    else:
+        why = f" (kubectl get workloads -n {namespace} shows why it waits)"
     return "Queued", "Queued", f"waiting for Kueue to admit the Job from LocalQueue {queue}{why}"
 
 

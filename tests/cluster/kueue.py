@@ -85,20 +85,9 @@ def module_dir() -> Path:
     return Path(json.loads(out)["Dir"])
 
 
-def loopback_client(url: str, ca_bundle: str) -> dict[str, Any]:
-    return {"url": url, "caBundle": ca_bundle}
-
-
-def crds(module: Path, base_url: str, ca_bundle: str) -> list[dict[str, Any]]:
-    """Kueue's CRDs, their conversion webhook (if any) on loopback."""
-    docs = []
-    for path in sorted((module / "config/components/crd/bases").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text())
-        conversion = doc["spec"].get("conversion") or {}
-        if conversion.get("strategy") == "Webhook":
-            conversion["webhook"]["clientConfig"] = loopback_client(f"{base_url}/convert", ca_bundle)
-        docs.append(doc)
-    return docs
+def crds(module: Path) -> list[dict[str, Any]]:
+    """Kueue's CRDs (the bases: no conversion webhook, v1beta2 stored and served)."""
+    return [yaml.safe_load(path.read_text()) for path in sorted((module / "config/components/crd/bases").glob("*.yaml"))]
 
 
 def webhook_configurations(module: Path, base_url: str, ca_bundle: str) -> list[dict[str, Any]]:
@@ -113,7 +102,7 @@ def webhook_configurations(module: Path, base_url: str, ca_bundle: str) -> list[
             if {group for rule in hook["rules"] for group in rule["apiGroups"]} <= WEBHOOK_GROUPS
         ]
         for hook in kept:
-            hook["clientConfig"] = loopback_client(base_url + hook["clientConfig"]["service"]["path"], ca_bundle)
+            hook["clientConfig"] = {"url": base_url + hook["clientConfig"]["service"]["path"], "caBundle": ca_bundle}
         doc["metadata"]["name"] = "lmaas-test-kueue-" + doc["metadata"]["name"]
         docs.append({**doc, "webhooks": kept})
     return docs
@@ -140,6 +129,13 @@ class Kueue:
         self.stop()
 
     def start(self) -> Kueue:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Kueue:
         binary, module = build(), module_dir()
         self.dir.mkdir(exist_ok=True)
         pki = self.cluster.dir / "pki"
@@ -168,7 +164,7 @@ class Kueue:
         config_file = self.dir / "config.yaml"
         config_file.write_text(json.dumps(config))
         self._apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}])
-        definitions = crds(module, base_url, ca_bundle)
+        definitions = crds(module)
         self._apply(definitions)
         names = [f"crd/{doc['metadata']['name']}" for doc in definitions]
         self._kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
@@ -193,6 +189,8 @@ class Kueue:
         if self.proc is not None:
             self.proc.stop()
             self.proc = None
+        for name in ("tls.crt", "tls.key"):
+            (METRICS_CERTS / name).unlink(missing_ok=True)
 
     def _start_process(self) -> None:
         assert self.proc is not None

@@ -6,14 +6,17 @@ as its own process so that a test can kill it."""
 import json
 
 import pytest
+import yaml
 
 from lmaas_api import contract
+from lmaas_operator.config import OperatorConfig
+from lmaas_operator.trainjob.builders import render_job
 from tests.cluster.kueue import Kueue
 from tests.integration.conftest import wait_for
+from tests.unit.operator.builders import stored
 
 pytestmark = pytest.mark.integration
 SELECTOR = "lmaas.io/trainjob={}"
-GPU_JOB = {"requests": {"cpu": "100m", "nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,7 @@ def queue(kueue, kubectl, namespace):
     return "team-a"
 
 
-def trainjob(name, queue, priority=None):
+def trainjob(name, queue, priority=None, gpus=1):
     labels = {"kueue.x-k8s.io/queue-name": queue}
     if priority:
         labels["kueue.x-k8s.io/priority-class"] = priority
@@ -92,7 +95,10 @@ def trainjob(name, queue, priority=None):
             "model": {"builtin": "mlp"},
             "dataset": {"builtin": "digits"},
             "nodes": 1,
-            "resources": GPU_JOB,
+            "resources": {
+                "requests": {"cpu": "100m", "nvidia.com/gpu": str(gpus)},
+                "limits": {"nvidia.com/gpu": str(gpus)},
+            },
             "pod": {"labels": labels},
         },
     }
@@ -129,6 +135,13 @@ def admitted(kubectl, name, namespace):
 
 def suspended(kubectl, name, namespace):
     return kubectl.get("job", name, namespace)["spec"]["suspend"] is True
+
+
+def never_resumed(kubectl, name, namespace):
+    """Whether the Job controller never resumed the Job (Kueue suspends a Job that started against
+    its will again at once: only the Job's Events keep the start)."""
+    said = [message for _, message in kubectl.events("Job", name, namespace)]
+    return not [m for m in said if "resumed" in m.lower() or m.startswith("Created pod")]
 
 
 def done(name):
@@ -182,6 +195,7 @@ def test_a_second_gpu_job_waits_for_quota_through_an_edit_and_a_restart_and_runs
     restarted = operators().start()
     wait_for(lambda: restarted.reconciles("reconcile_trainjob") >= 2, timeout=60, what="the restarted operator resumed")
     assert suspended(kubectl, "second", namespace) and not admitted(kubectl, "second", namespace)
+    assert never_resumed(kubectl, "second", namespace), kubectl.events("Job", "second", namespace)
     assert not kubelet.pods(namespace, SELECTOR.format("second"))
     assert status(kubectl, "second", namespace)["phase"] == "Queued"
 
@@ -215,4 +229,37 @@ def test_a_higher_priority_job_preempts_a_lower_one_which_runs_again_after_it(
     wait_phase(kubectl, "high", namespace, "Succeeded")
     (again,) = kubelet.wait_for_pods(namespace, SELECTOR.format("low"), 1, timeout=60)
     kubelet.run(again)
-    wait_phase(kubectl, "low", namespace, "Running")
+    resumed = wait_phase(kubectl, "low", namespace, "Running")
+    assert resumed["restarts"] == 0, resumed  # a preemption spends none of spec.maxRestarts
+
+
+def test_a_queued_job_that_an_earlier_lmaas_applied_suspend_to_stays_held_when_the_operator_starts(
+    queue, operators, kubectl, kubelet, namespace
+):
+    """An earlier lmaas always applied `suspend: false`; Kueue's webhook held the Job all the same
+    (a webhook's change is the applier's in managedFields). The operator, which now leaves suspend
+    out, must not let server-side apply remove the field it owned and so start the Job."""
+    doc = trainjob("older", queue, gpus=2)  # more GPUs than the queue has: never admitted
+    kubectl.apply(doc, namespace=namespace)
+    uid = kubectl.get("trainjob", "older", namespace)["metadata"]["uid"]
+    job = render_job(
+        stored(doc, namespace=namespace, uid=uid), OperatorConfig(worker_image="lmaas/worker:test", peering_priority=1)
+    )
+    job["spec"]["suspend"] = False
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=lmaas-operator",
+        "-f",
+        "-",
+        input=yaml.safe_dump(job),
+        namespace=namespace,
+    )
+    assert suspended(kubectl, "older", namespace)  # Kueue's webhook
+    operators().start()
+    held = wait_phase(kubectl, "older", namespace, "Queued")
+    wait_for(lambda: status(kubectl, "older", namespace).get("observedGeneration") == 1, what="the operator applied")
+    assert suspended(kubectl, "older", namespace) and never_resumed(kubectl, "older", namespace), kubectl.events(
+        "Job", "older", namespace
+    )
+    assert "nvidia.com/gpu" in status(kubectl, "older", namespace)["message"], held

@@ -28,13 +28,17 @@ def build():
     Path(sys.argv[1]).parent.joinpath(f"built-by-{os.environ['LOCAL_RANK']}").touch()
     return {"train": torch.arange(10) * 7}
 
+def report(fields):  # a file per rank: two ranks' lines on one stdout can run together
+    Path(sys.argv[1]).parent.joinpath(f"report-{os.environ['RANK']}.json").write_text(json.dumps(fields))
+
 dist.init_process_group("gloo")
 try:
     arrays = once_per_node(TokenCache(Path(sys.argv[1])), {"case": sys.argv[2]}, build, int(os.environ["LOCAL_RANK"]))
 except ConfigError as error:
-    print(json.dumps({"rank": dist.get_rank(), "error": str(error)}), flush=True)
+    report({"rank": dist.get_rank(), "error": str(error)})
+    dist.destroy_process_group()  # as the worker does: a process group left open can abort the exit
     sys.exit(78)
-print(json.dumps({"rank": dist.get_rank(), "train": arrays["train"].tolist()}), flush=True)
+report({"rank": dist.get_rank(), "train": arrays["train"].tolist()})
 dist.destroy_process_group()
 """
 
@@ -46,7 +50,7 @@ def run_two_ranks(tmp_path, case: str):
     command = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2", str(script), str(cache), case]
     agent = launch(command, worker_env(tmp_path), tmp_path / f"{case}.stderr")
     (code,) = wait_all([agent], timeout=120)
-    reports = sorted((json.loads(line) for line in agent.stdout if line.startswith("{")), key=lambda r: r["rank"])
+    reports = sorted((json.loads(p.read_text()) for p in tmp_path.glob("report-*.json")), key=lambda r: r["rank"])
     return code, reports, cache, agent
 
 

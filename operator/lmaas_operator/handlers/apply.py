@@ -9,7 +9,7 @@ from typing import Any
 
 import kubernetes
 
-from .. import kube
+from .. import jobs, kube
 
 
 class ChildRejected(Exception):
@@ -53,6 +53,20 @@ def job_changes(rendered: dict[str, Any], live: dict[str, Any]) -> dict[str, Any
     }
 
 
+def keeping_a_queues_suspend(child: dict[str, Any]) -> dict[str, Any]:
+    """A Job in a Kueue queue whose `suspend` an earlier lmaas applied (it always wrote the field)
+    keeps the value it has now: left out, server-side apply would remove the field its only manager
+    dropped, and a Job that Kueue's webhook holds would start (the webhook's change is not recorded
+    as Kueue's). One read of the Job, only for a queued Job whose rendered spec leaves suspend out."""
+    if child["kind"] != "Job" or "suspend" in child["spec"] or jobs.queue_name(child) is None:
+        return child
+    meta = child["metadata"]
+    live = kube.get(child["apiVersion"], "Job", meta["name"], meta["namespace"])
+    if live is None or not owns_suspend(live):
+        return child
+    return {**child, "spec": {**child["spec"], "suspend": bool(live["spec"].get("suspend", False))}}
+
+
 def owns_suspend(live: dict[str, Any]) -> bool:
     """Whether the operator owns the live Job's spec.suspend: by its server-side apply, or by a
     patch of this fallback (an update)."""
@@ -79,6 +93,7 @@ def apply_child(child: dict[str, Any], logger: logging.Logger) -> dict[str, Any]
     keeps (made by an earlier lmaas, or before the operator's worker image changed) runs on as it
     is, and only its mutable fields follow the spec: refusing the whole apply would fail a running
     job. A Job of the same name that is not this resource's (left by a deleted one) is refused."""
+    child = keeping_a_queues_suspend(child)
     try:
         return kube.apply(child)
     except kubernetes.client.ApiException as error:

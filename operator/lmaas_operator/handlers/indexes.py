@@ -54,7 +54,7 @@ def index_queue_workloads() -> None:
 
     async def index_workload(namespace, body, **_):
         return {
-            (namespace, owner["name"]): indexed_queue_workload(body)
+            (namespace, owner["name"]): {**indexed_queue_workload(body), "jobUid": owner.get("uid")}
             for owner in body["metadata"].get("ownerReferences") or []
             if owner.get("kind") == "Job" and owner.get("apiVersion") == "batch/v1"
         }
@@ -106,6 +106,7 @@ def indexed_workload(body: kopf.Body) -> dict[str, Any]:
         "metadata": {
             "name": meta["name"],
             "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
             "generation": meta.get("generation"),
             **({"labels": queue} if queue else {}),
         },
@@ -119,12 +120,13 @@ def indexed_workload(body: kopf.Body) -> dict[str, Any]:
 
 
 def indexed_queue_workload(body: kopf.Body) -> dict[str, Any]:
-    """A Kueue Workload for an index: its name, LocalQueue, the ClusterQueue that admitted it and
-    its conditions."""
-    status = body.get("status") or {}
+    """A Kueue Workload for an index: its name, LocalQueue, whether it is active, the ClusterQueue
+    that admitted it and its conditions."""
+    status, spec = body.get("status") or {}, body.get("spec") or {}
     return {
         "name": body["metadata"]["name"],
-        "queueName": (body.get("spec") or {}).get("queueName"),
+        "queueName": spec.get("queueName"),
+        "active": spec.get("active", True),
         "clusterQueue": (status.get("admission") or {}).get("clusterQueue"),
         "conditions": [
             {k: condition.get(k) for k in ("type", "status", "reason", "message")}

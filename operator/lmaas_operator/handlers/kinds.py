@@ -122,7 +122,7 @@ def observe(kind: Kind, body: kopf.Body, indexes: dict[str, Any]) -> Observed:
     key = (cr.namespace, cr.name)
     workload = first(indexes[workloads_index(kind.name)], key)
     queue_workload = first(indexes[QUEUE_WORKLOADS], key) if kind.workload == JOB else None
-    if workload is not None and queue_workload is not None:
+    if workload is not None and queue_workload is not None and queue_workload["jobUid"] == workload["metadata"]["uid"]:
         workload = {**workload, "kueueWorkload": queue_workload}
     return Observed(cr, plain(body.get("status") or {}), workload, list(indexes[pods_index(kind.name)].get(key, [])))
 
@@ -161,7 +161,9 @@ def apply_changed(
         cr.name,
         f" for the model {model.uri}" if model else "",
     )
-    return dataclasses.replace(observed, workload=next(c for c in stored if c["kind"] == kind.workload.kind))
+    workload = next(c for c in stored if c["kind"] == kind.workload.kind)
+    held = (observed.workload or {}).get("kueueWorkload")
+    return dataclasses.replace(observed, workload={**workload, "kueueWorkload": held} if held else workload)
 
 
 def progress_lines(kind: Kind, observed: Observed, memo: kopf.Memo, logger: logging.Logger) -> list[dict[str, Any]]:

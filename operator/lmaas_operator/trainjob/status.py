@@ -73,7 +73,7 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     ended = job_status.outcome(job, pods, WORK)
     if ended:
         return ended
-    if cr.spec.suspend:
+    if cr.spec.suspend and "kueueWorkload" not in job:  # with one, Kueue decides: its words below
         return "Suspended", "Suspended", "spec.suspend is true; resuming continues from the latest checkpoint"
     held = job_status.queued(job)
     if held:

@@ -110,12 +110,12 @@ def test_a_finished_resource_keeps_its_completion_time_when_its_job_is_gone():
     assert run_fields(None, "Failed", {}, "2026-11-29T10:00:00Z")["completionTime"] == "2026-11-29T10:00:00Z"
 
 
-def kueue_workload(*conditions):
+def kueue_workload(*conditions, active=True):
     """A Workload as Kueue writes it, through the operator's index."""
     return indexed_queue_workload(
         {
             "metadata": {"name": "job-digits-1a2b3", "ownerReferences": [{"kind": "Job", "name": "digits"}]},
-            "spec": {"queueName": "team-a"},
+            "spec": {"queueName": "team-a", "active": active},
             "status": {
                 "conditions": [
                     {"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": "2026-12-06T09:00:00Z"}
@@ -155,3 +155,16 @@ def test_a_queued_job_says_why_in_kueues_words_and_a_preempted_one_says_so():
     assert (phase, reason) == ("Preempted", "Preempted") and "Preempted to accommodate" in message
     assert queued(held_job(kueue_workload(("Admitted", "True", "Admitted", "")), suspend=False)) is None
     assert queued({**held_job(), "metadata": {"name": "digits"}}) is None  # no queue: not Kueue's
+
+
+def test_a_deactivated_workload_and_a_queue_kueue_chose_without_the_label_are_said_so():
+    short = "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor gpus"
+    deactivated = kueue_workload(("QuotaReserved", "False", "Pending", short), active=False)
+    phase, reason, message = queued(held_job(deactivated))
+    assert (phase, reason) == ("Queued", "Deactivated") and "job-digits-1a2b3 is deactivated" in message
+    unlabelled = {
+        **held_job(kueue_workload(("QuotaReserved", "False", "Pending", short))),
+        "metadata": {"name": "digits"},
+    }
+    phase, _, message = queued(unlabelled)  # Kueue's default LocalQueue, or manageJobsWithoutQueueName
+    assert phase == "Queued" and "LocalQueue team-a" in message and message.endswith(short)
