@@ -26,6 +26,7 @@ from tests.unit.operator.builders import projected_config, stored
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "trainjob.yaml"
+LANGUAGE_MODEL = REPO / "manifests" / "samples" / "llm" / "pretrain.yaml"
 
 
 def pod_process_env(
@@ -130,3 +131,24 @@ def test_a_spec_only_the_worker_can_refuse_fails_every_pod_with_the_reserved_sta
         summary = json.loads((tmp_path / f"termination-log-{index}").read_text())
         assert summary["event"] == "error"
         assert summary["message"].startswith("ConfigError: spec.model: the model gives 3 class scores")
+
+
+def test_the_rendered_pods_of_the_language_model_sample_train_a_hugging_face_model(tmp_path):
+    """The pretrain sample (a Llama from a config, a tokenizer trained on the text, two nodes), four
+    epochs: the pod's launcher tokenizes into the node's cache before torchrun, and rank 0 writes a
+    Hugging Face folder."""
+    doc = yaml.safe_load(LANGUAGE_MODEL.read_text())
+    doc["spec"]["hyperparameters"]["epochs"] = 4
+    outputs = run_pods(tmp_path, doc)
+    for code, _out, err in outputs:
+        assert code == 0, err[-3000:]
+    artifact = (
+        tmp_path / "volumes" / "lmaas-artifacts" / "trainjobs" / "ml" / "llama-shakespeare" / contract.ARTIFACT_SUBDIR
+    )
+    assert {"config.json", "model.safetensors", "tokenizer.json", contract.MODEL_CARD_FILE} <= {
+        p.name for p in artifact.iterdir()
+    }
+    summaries = [json.loads(p.read_text()) for p in tmp_path.glob("termination-log-*") if p.read_text().strip()]
+    (done,) = [s for s in summaries if s["event"] == "done"]
+    metrics = done["artifact"]["metrics"]
+    assert metrics["perplexity"] < metrics["unigramPerplexity"]

@@ -91,7 +91,11 @@ def rendered_pod_templates() -> list[tuple[str, dict]]:
     config = OperatorConfig(worker_image="lmaas/worker:test", peering_priority=1)
     model = Resolution("ready", "ProducerSucceeded", "", uri="pvc://lmaas-artifacts/x/artifact", producer="TrainJob/x")
     found = []
-    for sample in sorted(SAMPLES.glob("*.yaml")) + sorted((SAMPLES / "quickstart").glob("*.yaml")):
+    for sample in [
+        *sorted(SAMPLES.glob("*.yaml")),
+        *sorted((SAMPLES / "quickstart").glob("*.yaml")),
+        *sorted((SAMPLES / "llm").glob("*.yaml")),
+    ]:
         doc = yaml.safe_load(sample.read_text())
         cr = stored(doc, namespace="ns", uid=str(uuid.uuid4()))
         if doc["kind"] == "TrainJob":
