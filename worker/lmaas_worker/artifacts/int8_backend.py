@@ -114,8 +114,9 @@ class Int8Linear(nn.Module):
             self.register_buffer("weight", dequantize_int8(qweight, scale.to(torch.float32)))
             return
         self.kernel = kernel or default_kernel()
-        self.register_buffer("weight_int8", qweight.contiguous())
-        self.register_buffer("weight_scale", scale.to(torch.float32).contiguous())
+        # copies: what it was given may be a view of a mapped weights file, which it must not keep mapped
+        self.register_buffer("weight_int8", qweight.clone(memory_format=torch.contiguous_format))
+        self.register_buffer("weight_scale", scale.to(torch.float32, copy=True))
         self._packed = None
         if self.kernel == "fbgemm":
             try:
