@@ -192,8 +192,11 @@ def decode(
 
 
 def _read(file: Any, name: str) -> torch.Tensor:
-    """Tensor `name` of an open `model.safetensors`, copied out of the mapped file by numpy."""
+    """Tensor `name` of an open `model.safetensors`, copied out of the mapped file by numpy (by
+    torch for a dtype numpy lacks, bfloat16)."""
     mapped = file.get_tensor(name)
+    if mapped.dtype == torch.bfloat16:
+        return mapped.clone()
     tensor = torch.empty(mapped.shape, dtype=mapped.dtype)
     np.copyto(tensor.numpy(), mapped.numpy())
     return tensor

@@ -240,3 +240,17 @@ def test_a_compressed_file_without_the_models_tensors_is_refused_naming_them(tmp
     save_file(tensors, directory / "model.safetensors")
     with pytest.raises(ValueError, match=re.escape(named)):
         artifacts.load(directory)
+
+
+def test_plain_tensors_are_copied_out_of_the_file_whatever_their_dtype(tmp_path):
+    from lmaas_worker.artifacts.compressed import _read
+
+    tensors = {
+        "f": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "b": torch.tensor([1.5, -2.0], dtype=torch.bfloat16),
+    }
+    save_file(tensors, tmp_path / "w.safetensors")
+    with safe_open(tmp_path / "w.safetensors", framework="pt") as file:
+        for name, expected in tensors.items():
+            got = _read(file, name)
+            assert got.dtype == expected.dtype and torch.equal(got, expected)
