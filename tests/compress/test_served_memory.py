@@ -61,7 +61,7 @@ print(json.dumps({key: after[key] - before[key] for key in after}))
 
 INT8 = Quantization(scheme="int8")
 FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-RUNS = 2
+RUNS = 3
 
 
 def served_mib(artifact, allocator: dict[str, str] | None = None) -> dict[str, float]:
