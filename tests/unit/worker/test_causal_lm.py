@@ -94,7 +94,7 @@ def test_dtype_attention_and_gradient_checkpointing_reach_the_model(tokenizer):
     )
     lm = built.module.lm
     assert {p.dtype for p in lm.parameters()} == {torch.bfloat16}
-    assert lm.config._attn_implementation == "eager" and lm.is_gradient_checkpointing
+    assert lm.config._attn_implementation == "eager" and lm.is_activation_checkpointing
 
 
 def test_a_model_from_a_folder_keeps_its_weights(tokenizer, tmp_path):

@@ -91,7 +91,10 @@ def build_causal_lm(
         )
     if hf.gradient_checkpointing:
         try:
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.25's name
+                lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         except ValueError as error:
             raise ConfigError("spec.model.hf.gradientCheckpointing", str(error)) from error
     return BuiltModel(CausalLM(lm), TrainJobModel(hf=hf))
