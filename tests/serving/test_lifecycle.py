@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import torch
 
-from lmaas_operator import cli
+from lmaas_cli import main as cli
 from lmaas_worker.data import digits
 
 from . import artifacts
@@ -135,7 +135,7 @@ def test_a_missing_artifact_exits_78_naming_it(tmp_path, capfd, in_process_loggi
 def test_settings_come_from_the_modelservice_and_flags_win(start_server, tmp_path, digits_dir):
     resource = {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService",
                 "metadata": {"name": "from-config", "namespace": "ns", "uid": "u-1"},
-                "spec": {"model": {"fromTrainJob": "digits"}, "port": 9, "threads": 1,
+                "spec": {"model": {"fromTrainJob": "digits"}, "port": 9000, "threads": 1,
                          "batching": {"maxBatchSize": 4, "maxLatencyMs": 2}}}
     config = tmp_path / "config.json"
     config.write_text(json.dumps(resource))
