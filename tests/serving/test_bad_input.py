@@ -48,13 +48,15 @@ def test_wrong_shapes_and_values_name_what_is_wrong(digits_server, path, body, w
     (_v2({"name": "input", "shape": [2, 64], "datatype": "FP32", "data": ROW}), ["64 values", "[2, 64]"]),
     (_v2({"name": "input", "shape": [1, 64], "datatype": "INT64", "data": [1] * 64}), ["INT64", "expects FP32"]),
     (_v2({"name": "input", "shape": [1, 64], "datatype": "BYTES", "data": ["x"] * 64}), ["BYTES", "not supported"]),
-    (_v2({"name": "input", "shape": [1, 64], "datatype": "FP8", "data": ROW}), ["unknown datatype 'FP8'"]),
+    (_v2({"name": "input", "shape": [1, 64], "datatype": "FP8", "data": ROW}), ["inputs[0].datatype must be",
+                                                                              '"FP8"']),
     (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [True] * 64}), ["must be numbers"]),
     (_v2({"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": ROW}), ["unknown input 'pixels'",
                                                                                  "'input'"]),
-    (_v2({"name": "input", "shape": [1, -64], "datatype": "FP32", "data": ROW}), ["shape must be a list of non-neg"]),
+    (_v2({"name": "input", "shape": [1, -64], "datatype": "FP32", "data": ROW}), ["inputs[0].shape[1] must be >= 0",
+                                                                                "-64"]),
     (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32"}), ['missing field "data"']),
-    ({"inputs": []}, ['"inputs" must be a non-empty list']),
+    ({"inputs": []}, ["inputs must be a non-empty list"]),
     ({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}] * 2}, ["takes 1 input"]),
     ({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}], "outputs": [{"name": "x"}]},
      ["unknown output 'x'"]),
@@ -139,6 +141,7 @@ def test_oversized_chunked_body_is_413(digits_server):
 @pytest.mark.parametrize("options, word", [
     ({"steps": 0}, "steps"), ({"steps": 10_000}, "steps"), ({"method": "shap"}, "method"),
     ({"target": 10}, "target"), ({"target": [1, 2]}, "target"), ({"baseline": [0.0] * 3}, "baseline"),
+    ({"steps": "64"}, "steps must be an integer"), ({"target": "3"}, "target must be a class index"),
 ])
 def test_explain_options_are_checked(digits_server, options, word):
     reply = digits_server.post("/v1/models/digits:explain", {"instances": [ROW], **options})
@@ -150,7 +153,7 @@ def test_explain_options_are_checked(digits_server, options, word):
     (["x" * 17], ["17 tokens", "context of 16"]),
     ([[0, 1, 9999]], ["token id 9999", "vocabulary"]),
     ([""], ["at least one token"]),
-    ("To be", ["list of instances"]),
+    ("To be", ["instances must be a list", '"To be"']),
 ])
 def test_language_model_input_mistakes(lm_server, instances, words):
     reply = lm_server.post("/v1/models/chars:predict", {"instances": instances})

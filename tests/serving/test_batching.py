@@ -44,7 +44,7 @@ async def _concurrently(port: int, calls: list[tuple[str, dict]]) -> list[tuple[
 def _batches(server) -> tuple[float, float, float]:
     """(forward passes, of which with one row, rows) so far."""
     text = server.metrics()
-    return (metric_value(text, "lmaas_batch_size_count"), metric_value(text, "lmaas_batch_size_bucket", le="1"),
+    return (metric_value(text, "lmaas_batch_size_count"), metric_value(text, "lmaas_batch_size_bucket", le="1.0"),
             metric_value(text, "lmaas_batch_size_sum"))
 
 
@@ -85,7 +85,7 @@ def test_concurrent_requests_of_all_dialects_share_forward_passes(slow_server, s
     assert passes <= 8, f"24 concurrent requests took {passes} forward passes: not batched"
     assert passes - single >= 1, "no forward pass held more than one row"
     text = server.metrics()
-    assert metric_value(text, "lmaas_batch_size_bucket", le="8") == metric_value(text, "lmaas_batch_size_count"), \
+    assert metric_value(text, "lmaas_batch_size_bucket", le="8.0") == metric_value(text, "lmaas_batch_size_count"), \
         "a batch exceeded --max-batch-size"
 
 
