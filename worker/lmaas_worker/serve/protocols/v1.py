@@ -87,15 +87,16 @@ class V1Protocol:
         self.plane = plane
 
     def endpoints(self) -> list[Endpoint]:
+        # The router tries the routes under /v1/models in this order: inference first.
         return [
-            Endpoint("GET", "/v1/models", self.list_models, "KServe V1: the served models", ModelList),
-            Endpoint("GET", "/v1/models/{model:[^/:]+}", self.model_ready, "KServe V1: is the model ready",
-                     ModelReady, public=True, answers_not_ready=True),
             Endpoint("POST", "/v1/models/{model:[^/:]+}:predict", self.predict, "KServe V1 predict",
                      V1PredictResponse, V1PredictRequest, answers_not_ready=True, inference=True),
             Endpoint("POST", "/v1/models/{model:[^/:]+}:explain", self.explain,
                      "KServe V1 explain: per-feature attributions of the predicted (or given) class",
                      ExplainResponse, ExplainRequest, answers_not_ready=True),
+            Endpoint("GET", "/v1/models", self.list_models, "KServe V1: the served models", ModelList),
+            Endpoint("GET", "/v1/models/{model:[^/:]+}", self.model_ready, "KServe V1: is the model ready",
+                     ModelReady, public=True, answers_not_ready=True),
         ]
 
     async def list_models(self, call: Call) -> Reply:

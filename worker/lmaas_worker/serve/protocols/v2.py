@@ -135,17 +135,18 @@ class V2Protocol:
         self.server = ServerMetadata(name="lmaas", version=server_version(), extensions=EXTENSIONS)
 
     def endpoints(self) -> list[Endpoint]:
+        # The router tries the routes under /v2/models in this order: inference first.
         return [
+            Endpoint("POST", "/v2/models/{model}/infer", self.infer,
+                     "V2 inference with typed tensors (binary tensor data extension supported)", InferResponse,
+                     InferRequest, answers_not_ready=True, inference=True, binary_header=HEADER_LENGTH),
+            Endpoint("GET", "/v2/models/{model}", self.model_metadata, "V2 model metadata", ModelMetadata),
+            Endpoint("GET", "/v2/models/{model}/ready", self.model_ready, "V2 model readiness", ModelReady,
+                     public=True, answers_not_ready=True),
             Endpoint("GET", "/v2", self.server_metadata, "V2 server metadata", ServerMetadata),
             Endpoint("GET", "/v2/health/live", self.live, "V2 liveness", Live, public=True),
             Endpoint("GET", "/v2/health/ready", self.ready, "V2 readiness: loaded, warmed up and not draining",
                      Ready, public=True, answers_not_ready=True),
-            Endpoint("GET", "/v2/models/{model}", self.model_metadata, "V2 model metadata", ModelMetadata),
-            Endpoint("GET", "/v2/models/{model}/ready", self.model_ready, "V2 model readiness", ModelReady,
-                     public=True, answers_not_ready=True),
-            Endpoint("POST", "/v2/models/{model}/infer", self.infer,
-                     "V2 inference with typed tensors (binary tensor data extension supported)", InferResponse,
-                     InferRequest, answers_not_ready=True, inference=True, binary_header=HEADER_LENGTH),
         ]
 
     async def server_metadata(self, call: Call) -> Reply:
