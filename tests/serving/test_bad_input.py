@@ -78,6 +78,14 @@ def test_v2_binary_part_that_does_not_fit_is_400(digits_server):
     assert reply.status == 400 and "binary_data_size" in reply.error
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "100000"])
+def test_v2_binary_header_that_does_not_fit_the_body_is_400(digits_server, value):
+    reply = digits_server.post("/v2/models/digits/infer", _v2({"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                                               "data": ROW}),
+                               headers={"Inference-Header-Content-Length": value})
+    assert reply.status == 400 and "Inference-Header-Content-Length" in reply.error, reply.body
+
+
 @pytest.mark.parametrize("method, path", [
     ("POST", "/v1/models/mnist:predict"), ("POST", "/v2/models/mnist/infer"), ("GET", "/v2/models/mnist"),
     ("GET", "/v2/models/mnist/ready"), ("GET", "/v1/models/mnist"), ("POST", "/v1/models/mnist:explain"),
