@@ -8,5 +8,7 @@
   resource file read and validated;
 - `contract`: what a pod is given (env, paths) and what a worker answers (exit codes, progress
   lines, the termination log, the artifact's files);
+- `clock`: the one form of a time in statuses and progress lines (RFC 3339, UTC);
+- `card`: the model card of an artifact, typed, read and written the same way by every role;
 - `errors`: the one configuration error, naming its field.
 """

@@ -3,7 +3,10 @@
 Both sides import these names, so a pod the operator renders is a pod the worker understands.
 Neither kopf nor torch is imported here.
 """
+
 from __future__ import annotations
+
+from typing import Final
 
 # --- what the operator gives a worker pod -------------------------------------------------
 
@@ -70,8 +73,19 @@ reads it from the pod status, so that no worker needs API access. Kubernetes kee
 bytes of it: the summary must fit."""
 
 PROGRESS_KEYS = (
-    "event", "time", "epoch", "totalEpochs", "step", "totalSteps", "loss",
-    "evalMetric", "evalValue", "samplesPerSecond", "checkpoint", "artifact", "message",
+    "event",
+    "time",
+    "epoch",
+    "totalEpochs",
+    "step",
+    "totalSteps",
+    "loss",
+    "evalMetric",
+    "evalValue",
+    "samplesPerSecond",
+    "checkpoint",
+    "artifact",
+    "message",
 )
 """Every progress line on stdout is one JSON object with exactly these keys (null when not
 applicable). `event` is one of PROGRESS_EVENTS."""
@@ -79,7 +93,7 @@ PROGRESS_EVENTS = ("start", "progress", "eval", "checkpoint", "resume", "done", 
 
 # --- artifacts ----------------------------------------------------------------------------
 
-ARTIFACT_FORMAT = "lmaas.artifact/v1"
+ARTIFACT_FORMAT: Final = "lmaas.artifact/v1"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_CARD_FILE = "model.json"
 METRICS_FILE = "metrics.json"

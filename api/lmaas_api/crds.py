@@ -1,4 +1,5 @@
 """The CRDs in crds/ are the API's single source of truth; this module finds and reads them."""
+
 from __future__ import annotations
 
 import functools

@@ -6,6 +6,7 @@ it, so that a Job fails at once instead of spending its restart budget; the `lma
 it without a traceback. Every other exception propagates unchanged: a crash, which torchrun and
 the Job may retry.
 """
+
 from __future__ import annotations
 
 

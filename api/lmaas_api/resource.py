@@ -3,13 +3,15 @@
 `CustomResource.from_body` reads a stored object (the operator's view); `read_resource` reads a
 resource file and validates it as the API server would (a worker's `--config`, a hand-written file).
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -37,10 +39,10 @@ class CustomResource(Generic[SpecT]):
     spec: SpecT
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> CustomResource[Any]:
+    def from_body(cls, body: Mapping[str, Any]) -> CustomResource[ApiModel]:
         """Parse a stored object (its spec already defaulted by the API server)."""
         meta = body["metadata"]
-        return cls(
+        return CustomResource(
             kind=body["kind"],
             name=meta["name"],
             namespace=meta["namespace"],
@@ -52,15 +54,24 @@ class CustomResource(Generic[SpecT]):
     @property
     def producer(self) -> dict[str, Any]:
         """Who made an artifact, for its model card: the identity fields this resource has."""
-        producer = {"kind": self.kind, "name": self.name, "namespace": self.namespace, "uid": self.uid,
-                    "generation": self.generation}
+        producer = {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+            "generation": self.generation,
+        }
         return {key: value for key, value in producer.items() if value not in (None, "")}
 
     def owner_reference(self) -> dict[str, Any]:
         """Makes a child garbage-collected with this resource."""
         return {
-            "apiVersion": API_VERSION, "kind": self.kind, "name": self.name, "uid": self.uid,
-            "controller": True, "blockOwnerDeletion": True,
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
         }
 
     def as_document(self, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -70,7 +81,8 @@ class CustomResource(Generic[SpecT]):
         that moves with every edit would make the template move with it."""
         spec = {key: value for key, value in self.spec.to_dict().items() if key not in leave_out}
         return {
-            "apiVersion": API_VERSION, "kind": self.kind,
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid},
             "spec": spec,
         }
@@ -97,8 +109,14 @@ def read_resource(config_path: str | os.PathLike[str] | None, kind: str) -> Cust
         first_error = error.errors()[0]
         raise ConfigError("spec." + ".".join(str(p) for p in first_error["loc"]), str(error)) from error
     metadata = document.get("metadata") or {}
-    return CustomResource(kind=kind, name=metadata.get("name", ""), namespace=metadata.get("namespace", ""),
-                          uid=metadata.get("uid", ""), generation=metadata.get("generation"), spec=spec)
+    return CustomResource(
+        kind=kind,
+        name=metadata.get("name", ""),
+        namespace=metadata.get("namespace", ""),
+        uid=metadata.get("uid", ""),
+        generation=metadata.get("generation"),
+        spec=spec,
+    )
 
 
 def _read_document(config_path: str | os.PathLike[str] | None, kind: str) -> dict[str, Any]:

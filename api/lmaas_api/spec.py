@@ -6,6 +6,7 @@ with `TrainJobSpec.parse(...)` and work with attributes from then on.
 
 This module imports neither kopf nor torch: the operator, the worker and `lmaas run` share it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class ApiModel(BaseModel):
 
 
 # --- shared pieces -------------------------------------------------------------------------
+
 
 class KeyRef(ApiModel):
     name: str
@@ -129,6 +131,55 @@ class ArtifactCodePolicy:
 
 # --- TrainJob ------------------------------------------------------------------------------
 
+
+class HuggingFaceConfig(ApiModel):
+    """A transformers model config as `config.json` holds it: snake_case keys, any that transformers
+    knows for the `model_type` (they are kept as given, beyond the two named here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_type: str = Field(alias="model_type")
+    vocab_size: int | None = Field(default=None, alias="vocab_size")
+
+
+class HuggingFaceModel(ApiModel):
+    """A transformers causal language model: from a config (randomly initialised) or a model folder."""
+
+    config: HuggingFaceConfig | None = None
+    uri: str | None = None
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    attn_implementation: Literal["sdpa", "eager", "flex_attention", "flash_attention_2"] = "sdpa"
+    gradient_checkpointing: bool = False
+
+
+class TrainJobModel(ModelDefinition):
+    """What a TrainJob trains: a builtin, a factory, or a Hugging Face causal language model."""
+
+    hf: HuggingFaceModel | None = None
+
+    @property
+    def label(self) -> str:
+        """How progress lines and logs name the model."""
+        if self.hf is not None:
+            return f"hf {self.hf.config.model_type}" if self.hf.config else f"hf {self.hf.uri}"
+        return self.builtin or self.factory or ""
+
+
+class TrainJobDataset(DatasetDefinition):
+    sequence_length: int | None = None
+    """Tokens per training block of a Hugging Face model's text."""
+
+
+class TokenizerTraining(ApiModel):
+    vocab_size: int
+
+
+class TokenizerSpec(ApiModel):
+    """The tokenizer of a model from a config: trained on the training split."""
+
+    train: TokenizerTraining
+
+
 class Hyperparameters(ApiModel):
     epochs: int = 1
     max_steps: int | None = None
@@ -154,8 +205,9 @@ class CheckpointPolicy(ApiModel):
 
 
 class TrainJobSpec(ApiModel):
-    model: ModelDefinition | None = None
-    dataset: DatasetDefinition | None = None
+    model: TrainJobModel | None = None
+    tokenizer: TokenizerSpec | None = None
+    dataset: TrainJobDataset | None = None
     command: list[str] | None = None
     image: str | None = None
     env: list[EnvVar] | None = None
@@ -181,12 +233,13 @@ class TrainJobSpec(ApiModel):
     @property
     def node_range(self) -> tuple[int, int]:
         """(fewest, most) nodes; equal unless the job is elastic."""
-        if self.elastic:
+        if self.min_nodes is not None and self.max_nodes is not None:
             return (self.min_nodes, self.max_nodes)
         return (self.nodes or 1, self.nodes or 1)
 
 
 # --- CompressJob ---------------------------------------------------------------------------
+
 
 class PruneStep(ApiModel):
     sparsity: float
@@ -242,12 +295,16 @@ class CompressJobSpec(ApiModel):
     @property
     def artifact_code(self) -> ArtifactCodePolicy:
         """What the input's and the steps' model cards may name: the distill students' factories."""
-        students = frozenset(step.distill.student.factory for step in self.steps
-                             if step.distill is not None and step.distill.student.factory)
+        students = frozenset(
+            step.distill.student.factory
+            for step in self.steps
+            if step.distill is not None and step.distill.student.factory
+        )
         return ArtifactCodePolicy(students, self.trust_artifact_code)
 
 
 # --- ModelService --------------------------------------------------------------------------
+
 
 class Autoscaling(ApiModel):
     min_replicas: int = 1

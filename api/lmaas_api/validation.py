@@ -5,6 +5,7 @@
 (`x-kubernetes-validations`, with `oldSelf` when an update is checked). Messages name the field
 as the API server does, e.g. ``spec.nodes: Invalid value: 0: should be greater than or equal to 1``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
 
 from .crds import API_VERSION, load_crds
 
@@ -47,9 +49,17 @@ def validate(obj: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str
     name = (obj.get("metadata") or {}).get("name", "")
     crd = load_crds().get(kind)
     if obj.get("apiVersion") != API_VERSION or crd is None:
-        raise InvalidResource(kind or "<no kind>", name, [FieldError(
-            "apiVersion", f'Unsupported value: "{obj.get("apiVersion")}/{kind}": '
-            f"supported kinds of {API_VERSION} are {', '.join(load_crds())}")])
+        raise InvalidResource(
+            kind or "<no kind>",
+            name,
+            [
+                FieldError(
+                    "apiVersion",
+                    f'Unsupported value: "{obj.get("apiVersion")}/{kind}": '
+                    f"supported kinds of {API_VERSION} are {', '.join(load_crds())}",
+                )
+            ],
+        )
     obj = copy.deepcopy(obj)
     apply_defaults(crd.schema, obj)
     errors = []
@@ -208,8 +218,10 @@ def _typed(schema: dict[str, Any], value: Any) -> Any:
         return float(value)
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
-        return {k: _typed(schema.get("properties", {}).get(k) or (extra if isinstance(extra, dict) else {}), v)
-                for k, v in value.items()}
+        return {
+            k: _typed(schema.get("properties", {}).get(k) or (extra if isinstance(extra, dict) else {}), v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_typed(schema.get("items") or {}, item) for item in value]
     return value
@@ -231,15 +243,19 @@ def check_rules(schema: dict[str, Any], value: Any, old: Any, path: str) -> list
         is_transition = "oldSelf" in rule["rule"]
         if is_transition and old is None:
             continue
-        activation = {"self": celpy.json_to_cel(_typed(schema, value))}
+        activation = {"self": json_to_cel(_typed(schema, value))}
         if is_transition:
-            activation["oldSelf"] = celpy.json_to_cel(_typed(schema, old))
+            activation["oldSelf"] = json_to_cel(_typed(schema, old))
         result = _program(rule["rule"]).evaluate(activation)
         if isinstance(result, celpy.celtypes.BoolType) and result:
             continue
         if not isinstance(result, celpy.celtypes.BoolType):
             # The API server rejects a rule that errors at run time too, and says so.
-            errors.append(FieldError(path or "<root>", f"Invalid value: {_show(value)}: rule {rule['rule']!r} failed: {result}"))
+            errors.append(
+                FieldError(
+                    path or "<root>", f"Invalid value: {_show(value)}: rule {rule['rule']!r} failed: {str(result)}"
+                )
+            )
             continue
         if "messageExpression" in rule:
             message = str(_program(rule["messageExpression"]).evaluate(activation))

@@ -1,4 +1,5 @@
 """`python -m lmaas_cli ARGS`: the same as `lmaas ARGS`."""
+
 import sys
 
 from .main import main

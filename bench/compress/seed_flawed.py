@@ -8,6 +8,7 @@ what they really give. Never used by lmaas itself.
 3. "Distillation" that trains the teacher some more and copies its weights into the student: the
    student must have the teacher's architecture, so nothing gets smaller.
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from lmaas_worker.compress.layers import weight_layers
+from lmaas_worker.artifacts.layers import weight_layers
 from lmaas_worker.compress.training import train_epochs
 
 
@@ -30,8 +31,9 @@ def prune_signed_threshold(module: nn.Module, sparsity: float) -> dict[str, torc
     return masks
 
 
-def fine_tune_with_masks(module: nn.Module, masks: dict[str, torch.Tensor], data, task, epochs: int, lr: float,
-                         seed: int) -> None:
+def fine_tune_with_masks(
+    module: nn.Module, masks: dict[str, torch.Tensor], data, task, epochs: int, lr: float, seed: int
+) -> None:
     layers = dict(weight_layers(module))
 
     def reapply() -> None:
@@ -39,8 +41,16 @@ def fine_tune_with_masks(module: nn.Module, masks: dict[str, torch.Tensor], data
             for name, mask in masks.items():
                 layers[name].weight.mul_(mask)
 
-    train_epochs(module, data, epochs=epochs, learning_rate=lr, batch_size=64, seed=seed,
-                 batch_loss=lambda m, x, y: task.loss(m(x), y), after_step=reapply)
+    train_epochs(
+        module,
+        data,
+        epochs=epochs,
+        learning_rate=lr,
+        batch_size=64,
+        seed=seed,
+        batch_loss=lambda m, x, y: task.loss(m(x), y),
+        after_step=reapply,
+    )
 
 
 def round_in_float(module: nn.Module) -> None:
@@ -55,8 +65,15 @@ def copy_trained_teacher(teacher: nn.Module, data, task, epochs: int, lr: float,
     """Train the teacher further, then "distil" by copying its weights into a same-shaped student."""
     trained = copy.deepcopy(teacher)
     trained.requires_grad_(True)
-    train_epochs(trained, data, epochs=epochs, learning_rate=lr, batch_size=64, seed=seed,
-                 batch_loss=lambda m, x, y: task.loss(m(x), y))
+    train_epochs(
+        trained,
+        data,
+        epochs=epochs,
+        learning_rate=lr,
+        batch_size=64,
+        seed=seed,
+        batch_loss=lambda m, x, y: task.loss(m(x), y),
+    )
     student = copy.deepcopy(teacher)
     student.load_state_dict(trained.state_dict())
     return student.eval()

@@ -4,15 +4,16 @@
     python -m bench.compress.served_memory ARTIFACT                       # one artifact, as JSON on stdout
 
 Each artifact is served as `lmaas serve` does (`open_model(...).load()`, then the warm-up at batch
-1 and 32) in a process of its own, which has imported everything a load imports (the compression
-package included) before measuring. Figures are growths over that point, in MiB, from
-/proc/self/status (Linux): `loadedMiB` and `servedMiB` the resident set (VmRSS) after the load and
-after the warm-up, `peakMiB` its high-water mark (VmHWM, restarted after the imports), `anonMiB`
-the anonymous part (RssAnon: tensors and heap, without the shared libraries' pages and the mapped
-weights file). They include what a model of its kind costs once per process (kernel libraries'
-pages, first-call setup), as a served process pays it. The allocator is the environment's: run it
-once as is and once with MALLOC_MMAP_THRESHOLD_=131072 to see glibc's part.
+1 and 32) in a process of its own, which has imported everything a load imports (every artifact
+format, with `lmaas_worker.serve.model`) before measuring. Figures are growths over that point, in
+MiB, from /proc/self/status (Linux): `loadedMiB` and `servedMiB` the resident set (VmRSS) after the
+load and after the warm-up, `peakMiB` its high-water mark (VmHWM, restarted after the imports),
+`anonMiB` the anonymous part (RssAnon: tensors and heap, without the shared libraries' pages and
+the mapped weights file). They include what a model of its kind costs once per process (kernel
+libraries' pages, first-call setup), as a served process pays it. The allocator is the
+environment's: run it once as is and once with MALLOC_MMAP_THRESHOLD_=131072 to see glibc's part.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import lmaas_worker.compress.storage  # noqa: F401  what an int8 load imports, imported on both sides
 from lmaas_worker.serve.model import open_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,22 +44,34 @@ def measure(artifact: Path) -> dict[str, float | str]:
     loaded = process_mib()
     model.warm_up(WARM_UP_BATCH)
     served = process_mib()
-    return {"artifact": str(artifact), "loadedMiB": round(loaded["VmRSS"] - before["VmRSS"], 2),
-            "servedMiB": round(served["VmRSS"] - before["VmRSS"], 2),
-            "peakMiB": round(served["VmHWM"] - before["VmHWM"], 2),
-            "anonMiB": round(served["RssAnon"] - before["RssAnon"], 2)}
+    return {
+        "artifact": str(artifact),
+        "loadedMiB": round(loaded["VmRSS"] - before["VmRSS"], 2),
+        "servedMiB": round(served["VmRSS"] - before["VmRSS"], 2),
+        "peakMiB": round(served["VmHWM"] - before["VmHWM"], 2),
+        "anonMiB": round(served["RssAnon"] - before["RssAnon"], 2),
+    }
 
 
 def measure_fresh(artifact: Path) -> dict[str, float | str]:
-    result = subprocess.run([sys.executable, "-m", "bench.compress.served_memory", str(artifact)], cwd=REPO,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.compress.served_memory", str(artifact)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
 def table(float32: dict[str, float | str], int8: dict[str, float | str]) -> str:
     lines = ["| MiB | float32 | int8 | int8 / float32 |", "|---|---|---|---|"]
-    for key, name in (("loadedMiB", "loaded (VmRSS)"), ("servedMiB", "served (VmRSS)"),
-                      ("peakMiB", "peak (VmHWM)"), ("anonMiB", "served, anonymous (RssAnon)")):
+    for key, name in (
+        ("loadedMiB", "loaded (VmRSS)"),
+        ("servedMiB", "served (VmRSS)"),
+        ("peakMiB", "peak (VmHWM)"),
+        ("anonMiB", "served, anonymous (RssAnon)"),
+    ):
         before, after = float(float32[key]), float(int8[key])
         lines.append(f"| {name} | {before:.2f} | {after:.2f} | {after / before:.2f} |")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ beyond this is what the comparison prices.
 
     python -m bench.operator.baseline --namespace NS [--workers 16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import kubernetes
 
-from lmaas_operator import kube
 from lmaas_api.crds import GROUP, VERSION, load_crds
+from lmaas_api.resource import CustomResource
+from lmaas_operator import kube
 from lmaas_operator.compressjob.builders import render_children as compressjob_children
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children as modelservice_children
 from lmaas_operator.references import resolve_model
-from lmaas_api.resource import CustomResource
 from lmaas_operator.trainjob.builders import render_children as trainjob_children
 
 FIRST_PHASE = {"TrainJob": "Pending", "CompressJob": "Pending", "ModelService": "Deploying"}
@@ -39,8 +40,8 @@ def children(cr: CustomResource, config: OperatorConfig) -> list[dict]:
     if resolution.state != "ready":
         raise ValueError(f"the baseline reads only uri: models; {cr.kind} {cr.name} has {cr.spec.model}")
     if cr.kind == "CompressJob":
-        return compressjob_children(cr, config, resolution.uri)
-    return modelservice_children(cr, config.worker_image, resolution)
+        return compressjob_children(cr, config, resolution)
+    return modelservice_children(cr, config, resolution)
 
 
 @functools.cache
@@ -53,22 +54,36 @@ def reconcile(body: dict, plural: str, config: OperatorConfig) -> None:
     for child in children(cr, config):
         kube.apply(child)
     custom_objects().patch_namespaced_custom_object_status(
-        GROUP, VERSION, cr.namespace, plural, cr.name,
-        {"status": {"phase": FIRST_PHASE[cr.kind], "observedGeneration": body["metadata"]["generation"]}})
+        GROUP,
+        VERSION,
+        cr.namespace,
+        plural,
+        cr.name,
+        {"status": {"phase": FIRST_PHASE[cr.kind], "observedGeneration": body["metadata"]["generation"]}},
+    )
 
 
 def watch(plural: str, namespace: str, pool: ThreadPoolExecutor, config: OperatorConfig) -> None:
     custom = custom_objects()
     handled: dict[str, int] = {}
     while True:
-        for event in kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION,
-                                                    namespace, plural, deserialize=False, timeout_seconds=300):
+        for event in kubernetes.watch.Watch().stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            deserialize=False,
+            timeout_seconds=300,
+        ):
             body = event["object"]
             meta = body["metadata"]
             if event["type"] == "DELETED":
                 handled.pop(meta["name"], None)
-            elif handled.get(meta["name"]) != meta["generation"] and \
-                    (body.get("status") or {}).get("observedGeneration") != meta["generation"]:
+            elif (
+                handled.get(meta["name"]) != meta["generation"]
+                and (body.get("status") or {}).get("observedGeneration") != meta["generation"]
+            ):
                 handled[meta["name"]] = meta["generation"]
                 pool.submit(reconcile, body, plural, config).add_done_callback(report)
 
@@ -85,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = OperatorConfig.from_env()
     pool = ThreadPoolExecutor(args.workers)
-    watchers = [threading.Thread(target=watch, args=(crd.plural, args.namespace, pool, config), daemon=True)
-                for crd in load_crds().values()]
+    watchers = [
+        threading.Thread(target=watch, args=(crd.plural, args.namespace, pool, config), daemon=True)
+        for crd in load_crds().values()
+    ]
     for watcher in watchers:
         watcher.start()
     for watcher in watchers:

@@ -12,6 +12,7 @@ profiled and weighs pure-Python and C functions alike, which a tracing profiler 
 prints the packages and functions that take the most samples by their own time, and the
 functions of lmaas and kopf with their callees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,24 @@ class Sampler:
             raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
         self.output = output
         self._process = subprocess.Popen(
-            [executable, "record", "--pid", str(pid), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking", "--gil",
-             "--format", "raw", "--output", str(output)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                executable,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(SAMPLES_PER_SECOND),
+                "--nonblocking",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self) -> None:
         self._process.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
@@ -63,8 +79,9 @@ def package(frame: str) -> str:
 OURS = ("lmaas_operator/", "kopf/")  # whose functions are listed with their callees
 
 
-def costs(stacks: list[tuple[list[str], int]]) -> tuple[int, collections.Counter, collections.Counter,
-                                                         collections.Counter]:
+def costs(
+    stacks: list[tuple[list[str], int]],
+) -> tuple[int, collections.Counter, collections.Counter, collections.Counter]:
     """Total samples; samples per function and per package running itself; samples per function
     of OURS on the stack (counted once per sample, however deep its recursion)."""
     total, own, packages, inclusive = 0, collections.Counter(), collections.Counter(), collections.Counter()
@@ -81,8 +98,11 @@ def costs(stacks: list[tuple[list[str], int]]) -> tuple[int, collections.Counter
 def report(path: Path, top: int = 25) -> str:
     total, own, packages, inclusive = costs(folded(path))
     lines = [f"{path.name}: {total} samples ({total / SAMPLES_PER_SECOND:.1f} s holding the GIL)"]
-    for title, counter in (("package, own time", packages), ("function, own time", own),
-                           ("function of lmaas or kopf, with callees", inclusive)):
+    for title, counter in (
+        ("package, own time", packages),
+        ("function, own time", own),
+        ("function of lmaas or kopf, with callees", inclusive),
+    ):
         lines.append(f"\n  by {title}:")
         lines += [f"  {count / total:6.1%}  {frame}" for frame, count in counter.most_common(top)]
     return "\n".join(lines)

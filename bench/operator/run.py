@@ -14,6 +14,7 @@ Each figure is the median over the runs, with the lowest and highest.
 
     python -m bench.operator [--counts 200 1000] [--repeats N] [--workers N] [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,9 @@ def raw_watch(list_function, *args, stop: threading.Event, what: str, **kwargs):
     """Watch events as plain dicts (no model classes: the benchmark shares the CPUs it measures)."""
     while not stop.is_set():
         try:
-            for event in kubernetes.watch.Watch().stream(list_function, *args, deserialize=False,
-                                                        timeout_seconds=30, **kwargs):
+            for event in kubernetes.watch.Watch().stream(
+                list_function, *args, deserialize=False, timeout_seconds=30, **kwargs
+            ):
                 if stop.is_set():
                     return
                 yield event
@@ -106,10 +108,16 @@ class ChildWatch:
         self.seen: dict[tuple[str, str], float] = {}
         self.with_status: set[tuple[str, str]] = set()  # resources whose status has a phase
         self._stop = threading.Event()
-        core, batch, apps = (kubernetes.client.CoreV1Api(api), kubernetes.client.BatchV1Api(api),
-                             kubernetes.client.AppsV1Api(api))
-        lists = {"service": core.list_namespaced_service,
-                 "job": batch.list_namespaced_job, "deployment": apps.list_namespaced_deployment}
+        core, batch, apps = (
+            kubernetes.client.CoreV1Api(api),
+            kubernetes.client.BatchV1Api(api),
+            kubernetes.client.AppsV1Api(api),
+        )
+        lists = {
+            "service": core.list_namespaced_service,
+            "job": batch.list_namespaced_job,
+            "deployment": apps.list_namespaced_deployment,
+        }
         for kind, list_function in lists.items():
             threading.Thread(target=self._watch, args=(kind, list_function, namespace), daemon=True).start()
         custom = kubernetes.client.CustomObjectsApi(api)
@@ -119,8 +127,9 @@ class ChildWatch:
     def _watch_writes(self, kind, custom, plural, namespace) -> None:
         """When the controller first wrote to each resource (its first change after creation), and
         which have a status phase (from the watch, not by listing them all again and again)."""
-        for event in raw_watch(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural,
-                               stop=self._stop, what=plural):
+        for event in raw_watch(
+            custom.list_namespaced_custom_object, GROUP, VERSION, namespace, plural, stop=self._stop, what=plural
+        ):
             key = (kind, event["object"]["metadata"]["name"])
             if event["type"] == "MODIFIED":
                 self.seen.setdefault(key, time.monotonic())
@@ -128,8 +137,13 @@ class ChildWatch:
                 self.with_status.add(key)
 
     def _watch(self, kind, list_function, namespace) -> None:
-        for event in raw_watch(list_function, namespace, stop=self._stop, what=f"{kind}s",
-                               label_selector="app.kubernetes.io/managed-by=lmaas-operator"):
+        for event in raw_watch(
+            list_function,
+            namespace,
+            stop=self._stop,
+            what=f"{kind}s",
+            label_selector="app.kubernetes.io/managed-by=lmaas-operator",
+        ):
             self.seen.setdefault((kind, event["object"]["metadata"]["name"]), time.monotonic())
 
     def stop(self) -> None:
@@ -174,11 +188,21 @@ def start_controller(controller: str, cluster: TestCluster, namespace: str, log:
     """`lmaas operator` (namespaced, no peering, its metrics on a free port), or the bare
     controller of bench/operator/baseline.py; the metrics URL or ''."""
     metrics_port = free_port()
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "LMAAS_PEERING": "", "LMAAS_LIVENESS_ENDPOINT": "",
-           "LMAAS_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}", "LMAAS_LOG_FORMAT": "plain",
-           "LMAAS_LOG_LEVEL": "WARNING", "LMAAS_NAMESPACE": namespace}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "LMAAS_PEERING": "",
+        "LMAAS_LIVENESS_ENDPOINT": "",
+        "LMAAS_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
+        "LMAAS_LOG_FORMAT": "plain",
+        "LMAAS_LOG_LEVEL": "WARNING",
+        "LMAAS_NAMESPACE": namespace,
+    }
     if controller == "lmaas":
-        command, url = [str(Path(sys.executable).parent / "lmaas"), "operator"], f"http://127.0.0.1:{metrics_port}/metrics"
+        command, url = (
+            [str(Path(sys.executable).parent / "lmaas"), "operator"],
+            f"http://127.0.0.1:{metrics_port}/metrics",
+        )
     else:
         command, url = [sys.executable, "-m", "bench.operator.baseline", "--namespace", namespace], ""
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -199,8 +223,9 @@ def run_on_fresh_control_plane(controller: str, count: int, workers: int, profil
             kubelet.stop()
 
 
-def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count: int, workers: int,
-             profile: Path | None) -> dict:
+def run_once(
+    cluster: TestCluster, api, kubelet: Kubelet, controller: str, count: int, workers: int, profile: Path | None
+) -> dict:
     core = kubernetes.client.CoreV1Api(api)
     custom = kubernetes.client.CustomObjectsApi(api)
     namespace = f"scale-{controller}-{count}-{uuid.uuid4().hex[:4]}"
@@ -248,8 +273,11 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
     cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in processes.items()}
     requests_after = api_requests(cluster)
     requests = {key: value - requests_before.get(key, 0.0) for key, value in requests_after.items()}
-    requests = {key: round(value / count, 2) for key, value in sorted(requests.items(), key=lambda kv: -kv[1])
-                if value >= count / 10}
+    requests = {
+        key: round(value / count, 2)
+        for key, value in sorted(requests.items(), key=lambda kv: -kv[1])
+        if value >= count / 10
+    }
     if sampler:
         sampler.stop()
     stop.set()
@@ -257,15 +285,22 @@ def run_once(cluster: TestCluster, api, kubelet: Kubelet, controller: str, count
     process.terminate()
     process.wait(timeout=60)
     return {
-        "controller": controller, "resources": count, "profiled": bool(profile), "settleSeconds": settled,
-        "reconciled": len(latencies), "withStatus": len(statuses),
-        "createBurstSeconds": round(burst, 1), "allDoneSeconds": round(finished, 1),
+        "controller": controller,
+        "resources": count,
+        "profiled": bool(profile),
+        "settleSeconds": settled,
+        "reconciled": len(latencies),
+        "withStatus": len(statuses),
+        "createBurstSeconds": round(burst, 1),
+        "allDoneSeconds": round(finished, 1),
         "p50ChildrenSeconds": round(statistics.median(latencies), 2) if latencies else None,
         "p99ChildrenSeconds": round(percentile(latencies, 99), 2) if latencies else None,
         "p50FirstWriteSeconds": round(statistics.median(first_write), 2) if first_write else None,
         "p99FirstWriteSeconds": round(percentile(first_write, 99), 2) if first_write else None,
-        "peakRssMiB": round(rss), "cpuSeconds": cpu,
-        "apiRequestsPerResource": round(sum(requests.values()), 1), "apiRequestsPerResourceBy": requests,
+        "peakRssMiB": round(rss),
+        "cpuSeconds": cpu,
+        "apiRequestsPerResource": round(sum(requests.values()), 1),
+        "apiRequestsPerResourceBy": requests,
         "meanHandlerSeconds": handlers,
     }
 
@@ -284,17 +319,27 @@ def summary(rows: list[dict]) -> list[dict]:
                 continue
             figures = {
                 key: spread([r[key] for r in runs if r[key] is not None])
-                for key in ("allDoneSeconds", "p50ChildrenSeconds", "p99ChildrenSeconds", "peakRssMiB",
-                            "apiRequestsPerResource")
+                for key in (
+                    "allDoneSeconds",
+                    "p50ChildrenSeconds",
+                    "p99ChildrenSeconds",
+                    "peakRssMiB",
+                    "apiRequestsPerResource",
+                )
                 if any(r[key] is not None for r in runs)
             }
-            table.append({
-                "resources": count, "controller": controller, "runs": len(runs),
-                "reconciled": min(r["reconciled"] for r in runs), "withStatus": min(r["withStatus"] for r in runs),
-                **figures,
-                "controllerCpuSeconds": spread([r["cpuSeconds"]["controller"] for r in runs]),
-                "apiServerCpuSeconds": spread([r["cpuSeconds"]["kube-apiserver"] for r in runs]),
-            })
+            table.append(
+                {
+                    "resources": count,
+                    "controller": controller,
+                    "runs": len(runs),
+                    "reconciled": min(r["reconciled"] for r in runs),
+                    "withStatus": min(r["withStatus"] for r in runs),
+                    **figures,
+                    "controllerCpuSeconds": spread([r["cpuSeconds"]["controller"] for r in runs]),
+                    "apiServerCpuSeconds": spread([r["cpuSeconds"]["kube-apiserver"] for r in runs]),
+                }
+            )
     return table
 
 
@@ -311,15 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each controller at each size (alternating)")
     parser.add_argument("--controllers", nargs="+", choices=CONTROLLERS, default=list(CONTROLLERS))
     parser.add_argument("--workers", type=int, default=8, help="client threads creating the resources")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample each controller with py-spy (bench/operator/profile.py); its times are no figures")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample each controller with py-spy (bench/operator/profile.py); its times are no figures",
+    )
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = []
     for count in args.counts:
         for repeat in range(1, args.repeats + 1):
             # Alternate which goes first, so that neither always runs while the machine is fresher.
-            for controller in args.controllers[::-1 if repeat % 2 == 0 else 1]:
+            for controller in args.controllers[:: -1 if repeat % 2 == 0 else 1]:
                 print(f"{count} resources, {controller}, run {repeat} ...", flush=True)
                 profile = RESULTS / f"profile-{controller}-{count}-{repeat}.txt" if args.profile else None
                 rows.append({"run": repeat, **run_on_fresh_control_plane(controller, count, args.workers, profile)})
@@ -328,20 +376,26 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "operator.json").write_text(json.dumps({"runs": rows, "summary": table}, indent=2) + "\n")
     print()
     print("Median (lowest-highest) over the runs; each run on a control plane of its own.")
-    print("| resources | controller | runs | reconciled | with status | all done | p50 create→children "
-          "| p99 create→children | peak RSS | controller CPU | API server CPU | API requests / resource |")
+    print(
+        "| resources | controller | runs | reconciled | with status | all done | p50 create→children "
+        "| p99 create→children | peak RSS | controller CPU | API server CPU | API requests / resource |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in table:
-        print(f"| {r['resources']} | {r['controller']} | {r['runs']} | {r['reconciled']} | {r['withStatus']} | "
-              f"{shown(r['allDoneSeconds'], ' s')} | {shown(r.get('p50ChildrenSeconds'), ' s')} | "
-              f"{shown(r.get('p99ChildrenSeconds'), ' s')} | {shown(r['peakRssMiB'], ' MiB')} | "
-              f"{shown(r['controllerCpuSeconds'], ' s')} | {shown(r['apiServerCpuSeconds'], ' s')} | "
-              f"{shown(r['apiRequestsPerResource'])} |")
+        print(
+            f"| {r['resources']} | {r['controller']} | {r['runs']} | {r['reconciled']} | {r['withStatus']} | "
+            f"{shown(r['allDoneSeconds'], ' s')} | {shown(r.get('p50ChildrenSeconds'), ' s')} | "
+            f"{shown(r.get('p99ChildrenSeconds'), ' s')} | {shown(r['peakRssMiB'], ' MiB')} | "
+            f"{shown(r['controllerCpuSeconds'], ' s')} | {shown(r['apiServerCpuSeconds'], ' s')} | "
+            f"{shown(r['apiRequestsPerResource'])} |"
+        )
     for count in dict.fromkeys(r["resources"] for r in table):
         pair = {r["controller"]: r for r in table if r["resources"] == count}
         if len(pair) == 2 and "p99ChildrenSeconds" in pair["lmaas"] and "p99ChildrenSeconds" in pair["baseline"]:
-            ratio = {q: pair["lmaas"][key]["median"] / pair["baseline"][key]["median"]
-                     for q, key in (("p99", "p99ChildrenSeconds"), ("p50", "p50ChildrenSeconds"))}
+            ratio = {
+                q: pair["lmaas"][key]["median"] / pair["baseline"][key]["median"]
+                for q, key in (("p99", "p99ChildrenSeconds"), ("p50", "p50ChildrenSeconds"))
+            }
             print(f"{count} resources: lmaas / baseline, medians: p99 {ratio['p99']:.2f}, p50 {ratio['p50']:.2f}")
     if args.profile:
         print("\nProfiles (py-spy; the runs' times are slowed by the sampling):")

@@ -7,6 +7,7 @@ points and in validation images, and writes bench/results/quickstart.json.
 
     python -m bench.quickstart [--seeds 42 1 2 3 4] [--threads 1 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,25 @@ def run_once(seed: int, threads: int, workdir: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     runs = folder / "runs"
     # a CompressJob that misses its bound fails `lmaas run`; its status says by how much
-    subprocess.run([str(LMAAS), "run", "-f", str(folder / "pipeline.yaml"), "--dir", str(runs)], env=env,
-                   stdout=subprocess.DEVNULL)
-    got = subprocess.run([str(LMAAS), "get", "compressjobs", "digits-small", "-o", "json", "--dir", str(runs)],
-                         env=env, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [str(LMAAS), "run", "-f", str(folder / "pipeline.yaml"), "--dir", str(runs)], env=env, stdout=subprocess.DEVNULL
+    )
+    got = subprocess.run(
+        [str(LMAAS), "get", "compressjobs", "digits-small", "-o", "json", "--dir", str(runs)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     status = json.loads(got.stdout)["status"]
     report = status.get("report") or {}
-    return {"seed": seed, "threads": threads, "phase": status["phase"], "delta": report.get("accuracyDelta"),
-            "accuracy": [step["accuracy"] for step in report.get("steps", [])]}
+    return {
+        "seed": seed,
+        "threads": threads,
+        "phase": status["phase"],
+        "delta": report.get("accuracyDelta"),
+        "accuracy": [step["accuracy"] for step in report.get("steps", [])],
+    }
 
 
 def main() -> None:
@@ -69,11 +81,15 @@ def main() -> None:
     deltas = [row["delta"] for row in rows]
     worst = min(deltas)
     validation_images = len(digits.load().val)
-    print(f"accuracy delta over {len(rows)} runs: median {statistics.median(deltas):+.3f}, "
-          f"range {worst:+.3f} to {max(deltas):+.3f} points (bound -{bound})")
+    print(
+        f"accuracy delta over {len(rows)} runs: median {statistics.median(deltas):+.3f}, "
+        f"range {worst:+.3f} to {max(deltas):+.3f} points (bound -{bound})"
+    )
     margin = bound + worst
-    print(f"worst run's margin to the bound: {margin:.3f} points = {margin * validation_images / 100:.1f} "
-          f"of {validation_images} validation images")
+    print(
+        f"worst run's margin to the bound: {margin:.3f} points = {margin * validation_images / 100:.1f} "
+        f"of {validation_images} validation images"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quickstart.json").write_text(json.dumps({"bound": bound, "rows": rows}, indent=1))
 

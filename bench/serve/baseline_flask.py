@@ -15,6 +15,7 @@ the model and sets its own torch threads. Requests run in other threads than the
 torch.set_num_threads, which binds OpenMP in its own thread only: hence OMP_NUM_THREADS as well
 (run.py sets it for every server).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,13 @@ sys.path[:0] = [str(REPO / "worker"), str(REPO / "operator")]  # lmaas' code, no
 import torch  # noqa: E402
 from flask import Flask, jsonify, request  # noqa: E402
 
-from lmaas_worker.artifacts import load_model  # noqa: E402
+from lmaas_worker import artifacts  # noqa: E402
 
 
 def create_app(model_dir: str, torch_threads: int | None = None) -> Flask:
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    module, _ = load_model(model_dir)
+    module, _ = artifacts.load(model_dir)
     app = Flask(__name__)
 
     @app.post("/predict")

@@ -4,11 +4,12 @@ Run with the interpreter of KServe's own virtual environment (see setup_baseline
 
     /tmp/kserve-venv/bin/python bench/serve/baseline_kserve.py --model-dir DIR --http_port 8081 --model_name digits
 
-The model is loaded with lmaas' own `load_model`, so it is the very module lmaas serves; the
+The model is loaded with lmaas' own `artifacts.load`, so it is the very module lmaas serves; the
 predict method is what a KServe user writes for a torch classifier (V1 `instances` in,
 class indices out). All other settings are KServe's defaults unless given on the command line
 (KServe parses its own flags, e.g. --enable_latency_logging, --enable_grpc, --workers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ sys.path[:0] = [str(REPO / "worker"), str(REPO / "operator")]  # lmaas' code, no
 import torch  # noqa: E402
 from kserve import Model, ModelServer  # noqa: E402
 
-from lmaas_worker.artifacts import load_model  # noqa: E402
+from lmaas_worker import artifacts  # noqa: E402
 
 
 class TorchClassifier(Model):
@@ -32,7 +33,7 @@ class TorchClassifier(Model):
         self.load()
 
     def load(self) -> bool:
-        self.module, _ = load_model(self.model_dir)
+        self.module, _ = artifacts.load(self.model_dir)
         self.ready = True
         return self.ready
 

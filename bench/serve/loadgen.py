@@ -12,6 +12,7 @@ prints one JSON object: requests, errors, seconds, requests_per_second, p50_ms, 
 statuses (count per status code), connections (TCP connections opened: the concurrency when the
 server keeps them alive, one per request when it closes each).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,16 @@ class _Slot:
     as it would for a real client of that server.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, request: bytes, budget: _Budget,
-                 latencies: list[float], statuses: dict[int, int]):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        request: bytes,
+        budget: _Budget,
+        latencies: list[float],
+        statuses: dict[int, int],
+    ):
         self.loop = loop
         self.host, self.port = host, port
         self.request = request
@@ -59,8 +68,9 @@ class _Slot:
         self.connections = 0
 
     async def connect(self) -> None:
-        await asyncio.wait_for(self.loop.create_connection(lambda: _Connection(self), self.host, self.port),
-                               CONNECT_TIMEOUT_S)
+        await asyncio.wait_for(
+            self.loop.create_connection(lambda: _Connection(self), self.host, self.port), CONNECT_TIMEOUT_S
+        )
 
     def next_request(self, connection: _Connection | None) -> None:
         """Send the next request on `connection`, or on a new one when it is None."""
@@ -161,8 +171,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def run_load(url: str, body: bytes, concurrency: int, requests: int, seconds: float,
-                   headers: dict[str, str] | None = None) -> dict:
+async def run_load(
+    url: str, body: bytes, concurrency: int, requests: int, seconds: float, headers: dict[str, str] | None = None
+) -> dict:
     """Run the closed loop and return its figures."""
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)

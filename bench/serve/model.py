@@ -1,4 +1,5 @@
 """The benchmark's model: the builtin digits MLP, trained briefly, saved as an lmaas artifact."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from lmaas_api import contract
-from lmaas_worker.artifacts import read_card, save_artifact
+from lmaas_api.card import ModelCard, read_card
+from lmaas_worker.artifacts import dense
 from lmaas_worker.data import digits
 from lmaas_worker.models import mlp
 
@@ -34,14 +36,21 @@ def make_digits_artifact(directory: Path, seed: int = 0) -> dict:
     module.eval()
     with torch.no_grad():
         accuracy = (module(vx).argmax(1) == vy).float().mean().item()
-    card = {
-        "format": contract.ARTIFACT_FORMAT,
-        "model": {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10}},
-        "task": "classification", "input": bundle.input_spec, "numClasses": 10,
-        "classLabels": bundle.class_labels, "vocab": None, "dtype": "float32", "quantization": None,
-        "producer": {"kind": "bench", "name": "bench-serve-digits"},
-    }
+    card = ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10}},
+            "task": "classification",
+            "input": bundle.input_spec,
+            "numClasses": 10,
+            "classLabels": bundle.class_labels,
+            "vocab": None,
+            "dtype": "float32",
+            "quantization": None,
+            "producer": {"kind": "bench", "name": "bench-serve-digits"},
+        }
+    )
     metrics = {"accuracy": accuracy, "epochs": EPOCHS}
-    save_artifact(directory, module.state_dict(), card, metrics)
+    dense.save(directory, module.state_dict(), card, metrics)
     read_card(directory)
     return metrics

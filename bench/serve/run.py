@@ -11,6 +11,7 @@ neighbour slows all of them alike; each figure is the median over the rounds.
 
 Prints a table and writes bench/results/serve-<time>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ class Server:
         # another thread (lmaas' model thread, gunicorn's and werkzeug's request threads), OpenMP can
         # start a team of one thread per core there, on a machine the load generator shares.
         env = {**env, "OMP_NUM_THREADS": str(self.torch_threads)}
-        self.process = subprocess.Popen(self.command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env,
-                                        cwd=REPO)
+        self.process = subprocess.Popen(
+            self.command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=REPO
+        )
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -98,9 +100,23 @@ class Gunicorn:
 
     def command(self, python: Path, artifact: Path) -> list[str]:
         app = f"bench.serve.baseline_flask:create_app({str(artifact)!r}, torch_threads={self.torch_threads})"
-        return [str(python), "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", str(self.workers),
-                "--worker-class", "gthread", "--threads", str(self.threads),
-                "--keep-alive", str(GUNICORN_KEEP_ALIVE_S), "--no-control-socket", app]
+        return [
+            str(python),
+            "-m",
+            "gunicorn",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(self.threads),
+            "--keep-alive",
+            str(GUNICORN_KEEP_ALIVE_S),
+            "--no-control-socket",
+            app,
+        ]
 
 
 @dataclass
@@ -128,29 +144,105 @@ def load(contender: Contender, concurrency: int, requests: int, seconds: float) 
     slug = "".join(c if c.isalnum() else "-" for c in contender.name)
     body_file = Path(tempfile.gettempdir()) / f"lmaas-bench-body-{os.getpid()}-{slug}.json"
     body_file.write_bytes(contender.body)
-    command = [sys.executable, "-m", "bench.serve.loadgen", "--url", contender.url, "--body", f"@{body_file}",
-               "--concurrency", str(concurrency), "--requests", str(requests), "--seconds", str(seconds)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.serve.loadgen",
+        "--url",
+        contender.url,
+        "--body",
+        f"@{body_file}",
+        "--concurrency",
+        str(concurrency),
+        "--requests",
+        str(requests),
+        "--seconds",
+        str(seconds),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=seconds + 60)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed against {contender.name}: {done.stderr[-2000:]}")
     return json.loads(done.stdout)
 
 
-def build_servers(artifact: Path, threads: int, logs: Path, kserve_python: Path, flask_python: Path,
-                  kserve_quiet: bool, gunicorn: Gunicorn) -> list[Server]:
-    lmaas = Server("lmaas", [str(REPO / ".venv" / "bin" / "lmaas"), "serve", "--model-dir", str(artifact),
-                             "--host", "127.0.0.1", "--port", "{port}", "--name", MODEL, "--threads", str(threads)],
-                   "/v2/health/ready", free_port(), logs / "lmaas.log", threads)
+def build_servers(
+    artifact: Path,
+    threads: int,
+    logs: Path,
+    kserve_python: Path,
+    flask_python: Path,
+    kserve_quiet: bool,
+    gunicorn: Gunicorn,
+) -> list[Server]:
+    lmaas = Server(
+        "lmaas",
+        [
+            str(REPO / ".venv" / "bin" / "lmaas"),
+            "serve",
+            "--model-dir",
+            str(artifact),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--name",
+            MODEL,
+            "--threads",
+            str(threads),
+        ],
+        "/v2/health/ready",
+        free_port(),
+        logs / "lmaas.log",
+        threads,
+    )
     kserve_flags = ["--enable_latency_logging", "false"] if kserve_quiet else []
-    kserve = Server("kserve", [str(kserve_python), str(HERE / "baseline_kserve.py"), "--model-dir", str(artifact),
-                               "--model_name", MODEL, "--http_port", "{port}", "--grpc_port", str(free_port()),
-                               "--threads", str(threads), *kserve_flags],
-                    f"/v1/models/{MODEL}", free_port(), logs / "kserve.log", threads)
-    flask_gunicorn = Server("flask-gunicorn", gunicorn.command(flask_python, artifact), "/health", free_port(),
-                            logs / "flask-gunicorn.log", gunicorn.torch_threads)
-    flask_dev = Server("flask-dev", [str(flask_python), str(HERE / "baseline_flask.py"), "--model-dir", str(artifact),
-                                     "--port", "{port}", "--threads", str(threads)],
-                       "/health", free_port(), logs / "flask-dev.log", threads)
+    kserve = Server(
+        "kserve",
+        [
+            str(kserve_python),
+            str(HERE / "baseline_kserve.py"),
+            "--model-dir",
+            str(artifact),
+            "--model_name",
+            MODEL,
+            "--http_port",
+            "{port}",
+            "--grpc_port",
+            str(free_port()),
+            "--threads",
+            str(threads),
+            *kserve_flags,
+        ],
+        f"/v1/models/{MODEL}",
+        free_port(),
+        logs / "kserve.log",
+        threads,
+    )
+    flask_gunicorn = Server(
+        "flask-gunicorn",
+        gunicorn.command(flask_python, artifact),
+        "/health",
+        free_port(),
+        logs / "flask-gunicorn.log",
+        gunicorn.torch_threads,
+    )
+    flask_dev = Server(
+        "flask-dev",
+        [
+            str(flask_python),
+            str(HERE / "baseline_flask.py"),
+            "--model-dir",
+            str(artifact),
+            "--port",
+            "{port}",
+            "--threads",
+            str(threads),
+        ],
+        "/health",
+        free_port(),
+        logs / "flask-dev.log",
+        threads,
+    )
     servers = [lmaas, kserve, flask_gunicorn, flask_dev]
     for server in servers:
         server.command = [part.replace("{port}", str(server.port)) for part in server.command]
@@ -176,8 +268,16 @@ def check_same_answers(contenders: list[Contender], rows: list[list[float]]) -> 
     answers = {}
     for contender in contenders:
         if "V2" in contender.name:
-            body = {"inputs": [{"name": "input", "shape": [len(rows), 64], "datatype": "FP32",
-                                "data": [v for r in rows for v in r]}]}
+            body = {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [len(rows), 64],
+                        "datatype": "FP32",
+                        "data": [v for r in rows for v in r],
+                    }
+                ]
+            }
             reply = post(contender.url, json.dumps(body).encode())
             answers[contender.name] = next(o for o in reply["outputs"] if o["name"] == "class")["data"]
         else:
@@ -202,23 +302,34 @@ def summarize(contender: Contender, concurrency: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lmaas serve vs KServe vs the seed's Flask app (on gunicorn and on "
-                                                 "Flask's development server)")
+    parser = argparse.ArgumentParser(
+        description="lmaas serve vs KServe vs the seed's Flask app (on gunicorn and on Flask's development server)"
+    )
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated (default 1,16,64)")
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (default 5)")
     parser.add_argument("--requests", type=int, default=100_000, help="at most, per measurement (default 100000)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements per contender and concurrency (median)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads of every server (default 1); gunicorn's workers share them, "
-                             "at least one each")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads of every server (default 1); gunicorn's workers share them, at least one each",
+    )
     cores = available_cpus()
-    parser.add_argument("--gunicorn-workers", type=int, default=cores,
-                        help=f"gunicorn worker processes (default: one per core this process may use, {cores})")
+    parser.add_argument(
+        "--gunicorn-workers",
+        type=int,
+        default=cores,
+        help=f"gunicorn worker processes (default: one per core this process may use, {cores})",
+    )
     parser.add_argument("--gunicorn-threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--kserve-python", default="/tmp/kserve-venv/bin/python")
     parser.add_argument("--flask-python", default="/tmp/flask-venv/bin/python")
-    parser.add_argument("--kserve-defaults", action="store_true",
-                        help="keep KServe's per-request latency log lines (off by default: a stronger baseline)")
+    parser.add_argument(
+        "--kserve-defaults",
+        action="store_true",
+        help="keep KServe's per-request latency log lines (off by default: a stronger baseline)",
+    )
     args = parser.parse_args(argv)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     gunicorn = Gunicorn(args.gunicorn_workers, args.gunicorn_threads, max(1, args.threads // args.gunicorn_workers))
@@ -239,8 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     row = samples[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMAAS_")}
     env["PYTHONUNBUFFERED"] = "1"
-    servers = build_servers(artifact, args.threads, workdir, Path(args.kserve_python), Path(args.flask_python),
-                            kserve_quiet=not args.kserve_defaults, gunicorn=gunicorn)
+    servers = build_servers(
+        artifact,
+        args.threads,
+        workdir,
+        Path(args.kserve_python),
+        Path(args.flask_python),
+        kserve_quiet=not args.kserve_defaults,
+        gunicorn=gunicorn,
+    )
     by_name = {s.name: s for s in servers}
     contenders = contenders_for(by_name, row)
     try:
@@ -257,10 +375,13 @@ def main(argv: list[str] | None = None) -> int:
                 for contender in contenders:
                     result = load(contender, concurrency, args.requests, args.seconds)
                     contender.results.setdefault(concurrency, []).append(result)
-                    print(f"round {round_index + 1}/{args.rounds} c={concurrency:<3} {contender.name:<25} "
-                          f"{result['requests_per_second']:>9.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
-                          f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}  "
-                          f"connections {result['connections']}", file=sys.stderr)
+                    print(
+                        f"round {round_index + 1}/{args.rounds} c={concurrency:<3} {contender.name:<25} "
+                        f"{result['requests_per_second']:>9.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
+                        f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}  "
+                        f"connections {result['connections']}",
+                        file=sys.stderr,
+                    )
     finally:
         for server in servers:
             server.stop()
@@ -286,18 +407,26 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serve",
         "command": "python -m bench.serve " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "settings": {"concurrency": concurrencies, "seconds": args.seconds, "max_requests": args.requests,
-                     "rounds": args.rounds, "torch_threads": args.threads,
-                     "omp_num_threads": "each server's torch threads per process",
-                     "kserve_latency_logging": args.kserve_defaults,
-                     "flask_gunicorn": {"workers": gunicorn.workers, "worker_class": "gthread",
-                                        "threads_per_worker": gunicorn.threads,
-                                        "torch_threads_per_worker": gunicorn.torch_threads,
-                                        "keep_alive_s": GUNICORN_KEEP_ALIVE_S},
-                     "flask_dev_server": "werkzeug, threaded; closes the connection after every response",
-                     "lmaas_batching": {"max_batch_size": 32, "max_latency_ms": 5},
-                     "model": {"artifact": "builtin mlp 64-128-64-10 on digits", **model_metrics},
-                     "request": "one digit (64 floats) per request"},
+        "settings": {
+            "concurrency": concurrencies,
+            "seconds": args.seconds,
+            "max_requests": args.requests,
+            "rounds": args.rounds,
+            "torch_threads": args.threads,
+            "omp_num_threads": "each server's torch threads per process",
+            "kserve_latency_logging": args.kserve_defaults,
+            "flask_gunicorn": {
+                "workers": gunicorn.workers,
+                "worker_class": "gthread",
+                "threads_per_worker": gunicorn.threads,
+                "torch_threads_per_worker": gunicorn.torch_threads,
+                "keep_alive_s": GUNICORN_KEEP_ALIVE_S,
+            },
+            "flask_dev_server": "werkzeug, threaded; closes the connection after every response",
+            "lmaas_batching": {"max_batch_size": 32, "max_latency_ms": 5},
+            "model": {"artifact": "builtin mlp 64-128-64-10 on digits", **model_metrics},
+            "request": "one digit (64 floats) per request",
+        },
         "versions": versions(args),
         "summary": summary,
         "ratios": ratios,
@@ -325,8 +454,10 @@ def versions(args: argparse.Namespace) -> dict[str, str]:
 
 
 def render_table(summary: dict, ratios: dict, concurrencies: list[int]) -> str:
-    lines = ["| server / endpoint | " + " | ".join(f"c={k} req/s | p50 ms | p99 ms" for k in concurrencies) + " |",
-             "| --- | " + " | ".join("---: | ---: | ---:" for _ in concurrencies) + " |"]
+    lines = [
+        "| server / endpoint | " + " | ".join(f"c={k} req/s | p50 ms | p99 ms" for k in concurrencies) + " |",
+        "| --- | " + " | ".join("---: | ---: | ---:" for _ in concurrencies) + " |",
+    ]
     for name, by_concurrency in summary.items():
         cells = []
         for k in concurrencies:
@@ -336,20 +467,23 @@ def render_table(summary: dict, ratios: dict, concurrencies: list[int]) -> str:
     lines.append("")
     lines.append("| ratio | " + " | ".join(f"c={k}" for k in concurrencies) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in concurrencies) + " |")
-    for key, label in (("throughput_vs_kserve", "lmaas V1 / KServe V1 throughput (target >= 1.5)"),
-                       ("p99_vs_kserve", "lmaas V1 / KServe V1 p99 latency (target < 1)"),
-                       ("throughput_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn throughput (target >= 3)"),
-                       ("p99_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn p99 latency"),
-                       ("throughput_vs_flask_dev_server",
-                        "lmaas /predict / Flask development server throughput (not a deployment)")):
+    for key, label in (
+        ("throughput_vs_kserve", "lmaas V1 / KServe V1 throughput (target >= 1.5)"),
+        ("p99_vs_kserve", "lmaas V1 / KServe V1 p99 latency (target < 1)"),
+        ("throughput_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn throughput (target >= 3)"),
+        ("p99_vs_flask_gunicorn", "lmaas /predict / Flask on gunicorn p99 latency"),
+        ("throughput_vs_flask_dev_server", "lmaas /predict / Flask development server throughput (not a deployment)"),
+    ):
         lines.append(f"| {label} | " + " | ".join(f"{ratios[str(k)][key]:.2f}" for k in concurrencies) + " |")
     lines.append("")
-    lines.append("| TCP connections opened per measurement (median) | "
-                 + " | ".join(f"c={k}" for k in concurrencies) + " |")
+    lines.append(
+        "| TCP connections opened per measurement (median) | " + " | ".join(f"c={k}" for k in concurrencies) + " |"
+    )
     lines.append("| --- | " + " | ".join("---:" for _ in concurrencies) + " |")
     for name, by_concurrency in summary.items():
-        lines.append(f"| {name} | " + " | ".join(f"{by_concurrency[str(k)]['connections']:.0f}" for k in concurrencies)
-                     + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{by_concurrency[str(k)]['connections']:.0f}" for k in concurrencies) + " |"
+        )
     return "\n".join(lines)
 
 

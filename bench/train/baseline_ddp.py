@@ -11,6 +11,7 @@ left out), steps, final loss and accuracy.
     torchrun --nproc-per-node 2 bench/train/baseline_ddp.py --hidden 128 64 --batch-size 32 --steps 300 \
         --checkpoint-every 100 --checkpoint-dir /tmp/baseline-checkpoints
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def main() -> None:
     x = torch.from_numpy(digits.data.astype(np.float32) / 16.0)
     y = torch.from_numpy(digits.target.astype(np.int64))
     order = np.random.default_rng(args.seed).permutation(len(y))
-    train, held_out = np.sort(order[round(len(y) * 0.2):]), np.sort(order[:round(len(y) * 0.2)])
+    train, held_out = np.sort(order[round(len(y) * 0.2) :]), np.sort(order[: round(len(y) * 0.2)])
     dataset = TensorDataset(x[train], y[train])
 
     layers, width = [], 64
@@ -89,10 +90,21 @@ def main() -> None:
     peak = [None] * world
     dist.all_gather_object(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     if rank == 0:
-        print(json.dumps({"samplesPerSecond": samples / seconds, "trainSeconds": seconds, "steps": step,
-                          "samples": samples, "finalLoss": loss.item(), "accuracy": accuracy,
-                          "peakRssBytesPerRank": peak,
-                          "intervalSamplesPerSecond": intervals}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "samplesPerSecond": samples / seconds,
+                    "trainSeconds": seconds,
+                    "steps": step,
+                    "samples": samples,
+                    "finalLoss": loss.item(),
+                    "accuracy": accuracy,
+                    "peakRssBytesPerRank": peak,
+                    "intervalSamplesPerSecond": intervals,
+                }
+            ),
+            flush=True,
+        )
     dist.barrier()
     dist.destroy_process_group()
     time.sleep(0.05)

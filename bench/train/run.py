@@ -11,6 +11,7 @@
 
 Prints a table and writes JSON to bench/results/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,33 @@ RESULTS = REPO / "bench" / "results"
 
 def environment(workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PET_", "LMAAS_", "TORCHELASTIC_"))}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
-               TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1", LMAAS_TERMINATION_LOG=str(workdir / "termination-log"))
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        OMP_NUM_THREADS="1",
+        TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1",
+        LMAAS_TERMINATION_LOG=str(workdir / "termination-log"),
+    )
     env.update(extra)
     return env
 
 
 def torchrun(nproc: int, *command: str, max_restarts: int = 0) -> list[str]:
-    return [str(BIN / "torchrun"), "--nnodes", "1", "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d",
-            "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--max-restarts", str(max_restarts),
-            "--monitor-interval", "0.2", *command]
+    return [
+        str(BIN / "torchrun"),
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{free_port()}",
+        "--max-restarts",
+        str(max_restarts),
+        "--monitor-interval",
+        "0.2",
+        *command,
+    ]
 
 
 class Run:
@@ -55,8 +73,9 @@ class Run:
         self.started = time.perf_counter()
         self.stderr_path = workdir / f"stderr-{len(list(workdir.glob('stderr-*')))}.log"
         with self.stderr_path.open("w") as stderr:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                            env=env or environment(workdir), cwd=REPO)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env or environment(workdir), cwd=REPO
+            )
         self.lines: list[str] = []
         self.queue: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -79,32 +98,64 @@ class Run:
 
 
 def trainjob(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": name, "namespace": "bench"},
-            "spec": spec}
+    return {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": "bench"},
+        "spec": spec,
+    }
 
 
-def start_worker(workdir: Path, resource: dict[str, Any], nproc: int = 2, max_restarts: int = 0,
-                 env: dict[str, str] | None = None) -> Run:
+def start_worker(
+    workdir: Path, resource: dict[str, Any], nproc: int = 2, max_restarts: int = 0, env: dict[str, str] | None = None
+) -> Run:
     output = workdir / resource["metadata"]["name"]
     config = workdir / f"{resource['metadata']['name']}.json"
     config.write_text(json.dumps(resource))
-    return Run(torchrun(nproc, "--no-python", "lmaas", "train", "--config", str(config), "--output-dir", str(output),
-                        max_restarts=max_restarts), workdir, env)
+    return Run(
+        torchrun(
+            nproc,
+            "--no-python",
+            "lmaas",
+            "train",
+            "--config",
+            str(config),
+            "--output-dir",
+            str(output),
+            max_restarts=max_restarts,
+        ),
+        workdir,
+        env,
+    )
 
 
-def run_worker(workdir: Path, resource: dict[str, Any], nproc: int = 2, env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_worker(
+    workdir: Path, resource: dict[str, Any], nproc: int = 2, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     run = start_worker(workdir, resource, nproc, env=env)
     wall = run.wait()
     done = run.events()[-1]
     return {"wall": wall, "metrics": done["artifact"]["metrics"], "events": run.events()}
 
 
-def run_baseline(workdir: Path, hidden: list[int], batch: int, steps: int, checkpoint_every: int,
-                 nproc: int = 2) -> dict[str, Any]:
+def run_baseline(
+    workdir: Path, hidden: list[int], batch: int, steps: int, checkpoint_every: int, nproc: int = 2
+) -> dict[str, Any]:
     checkpoints = Path(tempfile.mkdtemp(prefix="baseline-checkpoints-", dir=workdir))
-    command = torchrun(nproc, str(Path(__file__).with_name("baseline_ddp.py")), "--hidden", *map(str, hidden),
-                       "--batch-size", str(batch), "--steps", str(steps),
-                       "--checkpoint-every", str(checkpoint_every), "--checkpoint-dir", str(checkpoints))
+    command = torchrun(
+        nproc,
+        str(Path(__file__).with_name("baseline_ddp.py")),
+        "--hidden",
+        *map(str, hidden),
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(steps),
+        "--checkpoint-every",
+        str(checkpoint_every),
+        "--checkpoint-dir",
+        str(checkpoints),
+    )
     run = Run(command, workdir)
     wall = run.wait()
     result = json.loads(next(line for line in reversed(run.lines) if line.startswith("{")))
@@ -113,15 +164,25 @@ def run_baseline(workdir: Path, hidden: list[int], batch: int, steps: int, check
 
 # --- 1. throughput -------------------------------------------------------------------------
 
-def throughput(workdir: Path, hidden: list[int], batch: int, steps: int, checkpoint_every: int,
-               repeats: int) -> dict[str, Any]:
+
+def throughput(
+    workdir: Path, hidden: list[int], batch: int, steps: int, checkpoint_every: int, repeats: int
+) -> dict[str, Any]:
     worker, baseline = [], []
     for i in range(repeats):
         resource = trainjob(
-            f"throughput-{'x'.join(map(str, hidden))}-{i}", model={"builtin": "mlp", "args": {"hidden": hidden}},
-            dataset={"builtin": "digits"}, strategy="ddp",
-            hyperparameters={"epochs": 10_000, "maxSteps": steps, "batchSize": batch, "learningRate": 0.003,
-                             "logEverySteps": 10, "evalEverySteps": 10 * steps},
+            f"throughput-{'x'.join(map(str, hidden))}-{i}",
+            model={"builtin": "mlp", "args": {"hidden": hidden}},
+            dataset={"builtin": "digits"},
+            strategy="ddp",
+            hyperparameters={
+                "epochs": 10_000,
+                "maxSteps": steps,
+                "batchSize": batch,
+                "learningRate": 0.003,
+                "logEverySteps": 10,
+                "evalEverySteps": 10 * steps,
+            },
             checkpoint={"everySteps": checkpoint_every, "keep": 2},
         )
         worker.append(run_worker(workdir, resource))
@@ -129,24 +190,35 @@ def throughput(workdir: Path, hidden: list[int], batch: int, steps: int, checkpo
     samples = baseline[0]["samples"]  # the same steps over the same data order: the same samples on both sides
     worker_rates = [samples / r["wall"] for r in worker]
     baseline_rates = [samples / r["wall"] for r in baseline]
-    worker_intervals = [[e["samplesPerSecond"] for e in r["events"] if e["event"] == "progress" and e["samplesPerSecond"]]
-                        for r in worker]
+    worker_intervals = [
+        [e["samplesPerSecond"] for e in r["events"] if e["event"] == "progress" and e["samplesPerSecond"]]
+        for r in worker
+    ]
     baseline_intervals = [r["intervalSamplesPerSecond"] for r in baseline]
     worker_interval = statistics.median(v for run in worker_intervals for v in run)
     baseline_interval = statistics.median(v for run in baseline_intervals for v in run)
     return {
-        "model": f"mlp {hidden}", "batchSize": batch, "steps": steps, "checkpointEverySteps": checkpoint_every,
-        "processes": 2, "repeats": repeats, "samples": samples,
-        "workerWallSeconds": [r["wall"] for r in worker], "baselineWallSeconds": [r["wall"] for r in baseline],
-        "workerSamplesPerSecond": statistics.median(worker_rates), "workerRange": [min(worker_rates), max(worker_rates)],
+        "model": f"mlp {hidden}",
+        "batchSize": batch,
+        "steps": steps,
+        "checkpointEverySteps": checkpoint_every,
+        "processes": 2,
+        "repeats": repeats,
+        "samples": samples,
+        "workerWallSeconds": [r["wall"] for r in worker],
+        "baselineWallSeconds": [r["wall"] for r in baseline],
+        "workerSamplesPerSecond": statistics.median(worker_rates),
+        "workerRange": [min(worker_rates), max(worker_rates)],
         "baselineSamplesPerSecond": statistics.median(baseline_rates),
         "baselineRange": [min(baseline_rates), max(baseline_rates)],
         "ratio": statistics.median(worker_rates) / statistics.median(baseline_rates),
         "pairRatios": [w / b for w, b in zip(worker_rates, baseline_rates)],
-        "workerIntervalSamplesPerSecond": worker_interval, "baselineIntervalSamplesPerSecond": baseline_interval,
+        "workerIntervalSamplesPerSecond": worker_interval,
+        "baselineIntervalSamplesPerSecond": baseline_interval,
         "intervalRatio": worker_interval / baseline_interval,
-        "intervalRatiosPerPair": [statistics.median(w) / statistics.median(b)
-                                  for w, b in zip(worker_intervals, baseline_intervals)],
+        "intervalRatiosPerPair": [
+            statistics.median(w) / statistics.median(b) for w, b in zip(worker_intervals, baseline_intervals)
+        ],
         # outside the training loop: starting processes, imports, rendezvous, building; the end of the run
         "workerOutsideLoopSeconds": statistics.median(r["wall"] - r["metrics"]["trainSeconds"] for r in worker),
         "baselineOutsideLoopSeconds": statistics.median(r["wall"] - r["trainSeconds"] for r in baseline),
@@ -159,13 +231,18 @@ def throughput(workdir: Path, hidden: list[int], batch: int, steps: int, checkpo
 
 # --- 2. memory -----------------------------------------------------------------------------
 
+
 def memory(workdir: Path, layers: int, embedding: int, steps: int) -> dict[str, Any]:
     result: dict[str, Any] = {"model": f"char-gpt {layers} layers x {embedding}", "processes": 2}
     for strategy in ("ddp", "fsdp"):
         resource = trainjob(
             f"memory-{strategy}",
-            model={"builtin": "char-gpt", "args": {"layers": layers, "heads": 8, "embedding": embedding, "context": 64}},
-            dataset={"builtin": "shakespeare", "validationFraction": 0.02}, strategy=strategy,
+            model={
+                "builtin": "char-gpt",
+                "args": {"layers": layers, "heads": 8, "embedding": embedding, "context": 64},
+            },
+            dataset={"builtin": "shakespeare", "validationFraction": 0.02},
+            strategy=strategy,
             hyperparameters={"maxSteps": steps, "batchSize": 8, "learningRate": 0.0003, "logEverySteps": 1},
             checkpoint={"everySteps": 10 * steps, "keep": 1},
         )
@@ -178,7 +255,8 @@ def memory(workdir: Path, layers: int, embedding: int, steps: int) -> dict[str, 
             "peakRssTrainingBytesPerRank": run["metrics"]["peakRssTrainingBytesPerRank"],
             "peakRssBytesPerRank": run["metrics"]["peakRssBytesPerRank"],
             "modelStateBytesPerRank": run["metrics"]["modelStateBytesPerRank"],
-            "samplesPerSecond": run["metrics"]["samplesPerSecond"], "trainLoss": run["metrics"]["trainLoss"],
+            "samplesPerSecond": run["metrics"]["samplesPerSecond"],
+            "trainLoss": run["metrics"]["trainLoss"],
         }
     return result
 
@@ -191,11 +269,20 @@ KILLED_MODEL = {"layers": 2, "heads": 4, "embedding": 64, "context": 64}
 def killed_rank(workdir: Path, steps: int, every: int, kill_at: int) -> dict[str, Any]:
     # shakespeare's epoch (about 1,200 steps here) is longer than the run, so only everySteps checkpoints
     def resource(name: str) -> dict[str, Any]:
-        return trainjob(name, model={"builtin": "char-gpt", "args": KILLED_MODEL}, dataset={"builtin": "shakespeare"},
-                        strategy="ddp",
-                        hyperparameters={"maxSteps": steps, "batchSize": 16, "learningRate": 0.002, "logEverySteps": 1,
-                                         "evalEverySteps": 10 * steps},
-                        checkpoint={"everySteps": every, "keep": 2})
+        return trainjob(
+            name,
+            model={"builtin": "char-gpt", "args": KILLED_MODEL},
+            dataset={"builtin": "shakespeare"},
+            strategy="ddp",
+            hyperparameters={
+                "maxSteps": steps,
+                "batchSize": 16,
+                "learningRate": 0.002,
+                "logEverySteps": 1,
+                "evalEverySteps": 10 * steps,
+            },
+            checkpoint={"everySteps": every, "keep": 2},
+        )
 
     clean = start_worker(workdir, resource("clean"))
     clean_wall = clean.wait()
@@ -214,9 +301,15 @@ def killed_rank(workdir: Path, steps: int, every: int, kill_at: int) -> dict[str
     reached = max(e["step"] for e in events[:resume_index] if e["event"] == "progress")
     resumed = events[resume_index]["step"]
     return {
-        "model": f"char-gpt {KILLED_MODEL}", "steps": steps, "checkpointEverySteps": every, "killedAfterStep": reached,
-        "resumedFromStep": resumed, "stepsRedone": reached - resumed,
-        "cleanWallSeconds": clean_wall, "killedWallSeconds": killed_wall, "secondsLost": killed_wall - clean_wall,
+        "model": f"char-gpt {KILLED_MODEL}",
+        "steps": steps,
+        "checkpointEverySteps": every,
+        "killedAfterStep": reached,
+        "resumedFromStep": resumed,
+        "stepsRedone": reached - resumed,
+        "cleanWallSeconds": clean_wall,
+        "killedWallSeconds": killed_wall,
+        "secondsLost": killed_wall - clean_wall,
         "secondsPerStep": clean.events()[-1]["artifact"]["metrics"]["trainSeconds"] / steps,
     }
 
@@ -240,37 +333,50 @@ def _rank(pid: int) -> int:
 
 # --- report --------------------------------------------------------------------------------
 
+
 def table(results: dict[str, Any]) -> str:
     mib = 1024 * 1024
     rows = ["| measurement | lmaas train | baseline / reference | ratio or difference |", "| --- | --- | --- | --- |"]
     for t in results["throughput"]:
-        rows.append(f"| whole run, {t['model']}, batch {t['batchSize']}, {t['steps']} steps, checkpoint every "
-                    f"{t['checkpointEverySteps']} and at the end, final evaluation, ddp x2: samples/s from starting "
-                    f"torchrun to its exit, median (min-max) of {t['repeats']} alternating runs "
-                    f"| {t['workerSamplesPerSecond']:,.0f} ({_range(t['workerRange'])}) "
-                    f"| {t['baselineSamplesPerSecond']:,.0f} ({_range(t['baselineRange'])}) (hand-written DDP) "
-                    f"| **{t['ratio']:.3f}** ({_range(t['pairRatios'], '.3f')} run by run; target >= 0.97) |")
-        rows.append(f"| training samples/s, {t['model']}: median of 10-step intervals over all runs, pauses left out "
-                    f"| {t['workerIntervalSamplesPerSecond']:,.0f} | {t['baselineIntervalSamplesPerSecond']:,.0f} "
-                    f"| {t['intervalRatio']:.3f} ({_range(t['intervalRatiosPerPair'], '.3f')} run by run) |")
-        rows.append(f"| seconds outside the training loop, {t['model']} (start, imports, rendezvous, build; checkpoints, "
-                    f"evaluation, artifact), median | {t['workerOutsideLoopSeconds']:.1f} "
-                    f"| {t['baselineOutsideLoopSeconds']:.1f} "
-                    f"| {t['workerOutsideLoopSeconds'] - t['baselineOutsideLoopSeconds']:+.1f} s |")
+        rows.append(
+            f"| whole run, {t['model']}, batch {t['batchSize']}, {t['steps']} steps, checkpoint every "
+            f"{t['checkpointEverySteps']} and at the end, final evaluation, ddp x2: samples/s from starting "
+            f"torchrun to its exit, median (min-max) of {t['repeats']} alternating runs "
+            f"| {t['workerSamplesPerSecond']:,.0f} ({_range(t['workerRange'])}) "
+            f"| {t['baselineSamplesPerSecond']:,.0f} ({_range(t['baselineRange'])}) (hand-written DDP) "
+            f"| **{t['ratio']:.3f}** ({_range(t['pairRatios'], '.3f')} run by run; target >= 0.97) |"
+        )
+        rows.append(
+            f"| training samples/s, {t['model']}: median of 10-step intervals over all runs, pauses left out "
+            f"| {t['workerIntervalSamplesPerSecond']:,.0f} | {t['baselineIntervalSamplesPerSecond']:,.0f} "
+            f"| {t['intervalRatio']:.3f} ({_range(t['intervalRatiosPerPair'], '.3f')} run by run) |"
+        )
+        rows.append(
+            f"| seconds outside the training loop, {t['model']} (start, imports, rendezvous, build; checkpoints, "
+            f"evaluation, artifact), median | {t['workerOutsideLoopSeconds']:.1f} "
+            f"| {t['baselineOutsideLoopSeconds']:.1f} "
+            f"| {t['workerOutsideLoopSeconds'] - t['baselineOutsideLoopSeconds']:+.1f} s |"
+        )
     m = results["memory"]
-    for key, label in (("modelStateBytesPerRank", "parameters + optimizer state"),
-                       ("peakRssTrainingBytesPerRank", "peak RSS while training"),
-                       ("peakRssBytesPerRank", "peak RSS, whole run")):
+    for key, label in (
+        ("modelStateBytesPerRank", "parameters + optimizer state"),
+        ("peakRssTrainingBytesPerRank", "peak RSS while training"),
+        ("peakRssBytesPerRank", "peak RSS, whole run"),
+    ):
         fsdp, ddp = m["fsdp"][key], m["ddp"][key]
-        rows.append(f"| {label} per rank, {m['model']} ({m['parameters'] / 1e6:.1f} M params) "
-                    f"| fsdp {', '.join(f'{v / mib:,.0f}' for v in fsdp)} MiB "
-                    f"| ddp {', '.join(f'{v / mib:,.0f}' for v in ddp)} MiB "
-                    f"| {', '.join(f'{(f - d) / mib:+,.0f}' for f, d in zip(fsdp, ddp))} MiB |")
+        rows.append(
+            f"| {label} per rank, {m['model']} ({m['parameters'] / 1e6:.1f} M params) "
+            f"| fsdp {', '.join(f'{v / mib:,.0f}' for v in fsdp)} MiB "
+            f"| ddp {', '.join(f'{v / mib:,.0f}' for v in ddp)} MiB "
+            f"| {', '.join(f'{(f - d) / mib:+,.0f}' for f, d in zip(fsdp, ddp))} MiB |"
+        )
     k = results["killedRank"]
-    rows.append(f"| a rank SIGKILLed at step {k['killedAfterStep']} of {k['steps']} (checkpoint every {k['checkpointEverySteps']}) "
-                f"| {k['killedWallSeconds']:.1f} s, resumed from step {k['resumedFromStep']}, {k['stepsRedone']} steps redone "
-                f"| {k['cleanWallSeconds']:.1f} s clean | {k['secondsLost']:+.1f} s lost: "
-                f"{k['stepsRedone'] * k['secondsPerStep']:.1f} s redoing steps, the rest restarting |")
+    rows.append(
+        f"| a rank SIGKILLed at step {k['killedAfterStep']} of {k['steps']} (checkpoint every {k['checkpointEverySteps']}) "
+        f"| {k['killedWallSeconds']:.1f} s, resumed from step {k['resumedFromStep']}, {k['stepsRedone']} steps redone "
+        f"| {k['cleanWallSeconds']:.1f} s clean | {k['secondsLost']:+.1f} s lost: "
+        f"{k['stepsRedone'] * k['secondsPerStep']:.1f} s redoing steps, the rest restarting |"
+    )
     return "\n".join(rows)
 
 
@@ -288,14 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lmaas-bench-train-") as tmp:
         workdir = Path(tmp)
         results: dict[str, Any] = {
-            "benchmark": "train", "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "benchmark": "train",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         }
         import torch
 
         results["machine"]["torch"] = torch.__version__
-        results["throughput"] = [throughput(workdir, [128, 64], 32, int(1000 * scale), int(250 * scale), repeats),
-                                 throughput(workdir, [1024, 1024], 64, int(300 * scale), int(100 * scale), repeats)]
+        results["throughput"] = [
+            throughput(workdir, [128, 64], 32, int(1000 * scale), int(250 * scale), repeats),
+            throughput(workdir, [1024, 1024], 64, int(300 * scale), int(100 * scale), repeats),
+        ]
         results["memory"] = memory(workdir, layers=8, embedding=512, steps=3 if args.quick else 5)
         results["killedRank"] = killed_rank(workdir, steps=600, every=100, kill_at=390)
     results["seconds"] = time.time() - started

@@ -3,6 +3,7 @@
 Tests build an OperatorConfig directly and hand it to kopf through `memo`; product code never
 asks whether it is under test.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,7 @@ class OperatorConfig:
     """LMAAS_LOG_FORMAT: json (one object per line) or plain."""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "OperatorConfig":
+    def from_env(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
@@ -66,8 +67,10 @@ class OperatorConfig:
         if config.metrics_address and not config.metrics_address.rpartition(":")[2].isdigit():
             raise ConfigError("LMAAS_METRICS_ADDRESS", f"must be HOST:PORT, got {config.metrics_address!r}")
         if config.peering_lifetime_seconds < 15:
-            raise ConfigError("LMAAS_PEERING_LIFETIME_SECONDS", f"must be at least 15 (renewals come 5-10 s "
-                              f"before it ends), got {config.peering_lifetime_seconds}")
+            raise ConfigError(
+                "LMAAS_PEERING_LIFETIME_SECONDS",
+                f"must be at least 15 (renewals come 5-10 s before it ends), got {config.peering_lifetime_seconds}",
+            )
         if config.max_workers < 1:
             raise ConfigError("LMAAS_MAX_WORKERS", f"must be at least 1, got {config.max_workers}")
         if config.log_format not in ("json", "plain"):

@@ -2,6 +2,7 @@
 
 Shared by the status of every kind that runs its worker in a Job.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ def pod_problem(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
         name = pod["metadata"]["name"]
         status = pod.get("status") or {}
         for condition in status.get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
-                    and condition.get("reason") == "Unschedulable":
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            ):
                 return "Unschedulable", f"pod {name}: {condition.get('message', 'no node fits')}"
         for container in status.get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting") or {}

@@ -3,6 +3,7 @@
 A restarted operator re-applies the same deterministic objects and converges; there is no
 create-or-ignore-409 anywhere.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,7 @@ def api_client() -> kubernetes.client.ApiClient:
         kubernetes.config.load_incluster_config(client_configuration=configuration)
     else:
         # KUBECONFIG is read now, not when the kubernetes package was imported.
-        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
-                                           client_configuration=configuration)
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
     configuration.connection_pool_maxsize = CONNECTIONS
     return kubernetes.client.ApiClient(configuration)
 
@@ -62,13 +62,20 @@ def resource_path(api_version: str, kind: str, name: str, namespace: str | None 
     return f"{base}/{plural}/{name}"
 
 
-def _send(client: kubernetes.client.ApiClient, method: str, path: str, query: list[tuple[str, Any]] | None = None,
-          content_type: str | None = None, body: str | dict | None = None) -> kubernetes.client.rest.RESTResponse:
+def _send(
+    client: kubernetes.client.ApiClient,
+    method: str,
+    path: str,
+    query: list[tuple[str, Any]] | None = None,
+    content_type: str | None = None,
+    body: str | dict | None = None,
+) -> kubernetes.client.rest.RESTResponse:
     """One request through the API client's connection pool and credentials, its reply read;
     no generated API class (see api_client)."""
     headers = {"Accept": "application/json", **({"Content-Type": content_type} if content_type else {})}
-    method, url, headers, _, _ = client.param_serialize(method, path, query_params=query, header_params=headers,
-                                                        auth_settings=["BearerToken"])
+    method, url, headers, _, _ = client.param_serialize(
+        method, path, query_params=query, header_params=headers, auth_settings=["BearerToken"]
+    )
     response = client.call_api(method, url, header_params=headers, body=body)
     response.read()
     return response
@@ -80,13 +87,20 @@ def apply(obj: dict[str, Any], client: kubernetes.client.ApiClient | None = None
     meta = obj["metadata"]
     path = resource_path(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     # JSON is YAML, and the REST layer sends a string body as it is.
-    response = _send(client, "PATCH", path, [("fieldManager", FIELD_MANAGER), ("force", "true")],
-                     "application/apply-patch+yaml", json.dumps(obj))
+    response = _send(
+        client,
+        "PATCH",
+        path,
+        [("fieldManager", FIELD_MANAGER), ("force", "true")],
+        "application/apply-patch+yaml",
+        json.dumps(obj),
+    )
     return client.response_deserialize(response, {"200": "object", "201": "object"}).data
 
 
-def get(api_version: str, kind: str, name: str, namespace: str | None,
-        client: kubernetes.client.ApiClient | None = None) -> dict[str, Any] | None:
+def get(
+    api_version: str, kind: str, name: str, namespace: str | None, client: kubernetes.client.ApiClient | None = None
+) -> dict[str, Any] | None:
     """The stored object, or None when there is none."""
     client = client or api_client()
     response = _send(client, "GET", resource_path(api_version, kind, name, namespace))
@@ -95,35 +109,54 @@ def get(api_version: str, kind: str, name: str, namespace: str | None,
     return client.response_deserialize(response, {"200": "object"}).data
 
 
-def merge_patch(api_version: str, kind: str, name: str, namespace: str | None, patch: dict[str, Any],
-                client: kubernetes.client.ApiClient | None = None) -> dict[str, Any]:
+def merge_patch(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    patch: dict[str, Any],
+    client: kubernetes.client.ApiClient | None = None,
+) -> dict[str, Any]:
     """A JSON merge patch of a few fields (None removes one) as the operator's field manager;
     the stored object. For what server-side apply of the whole object cannot do (see
-    handlers.common.apply_child). The REST layer encodes a dict body as JSON."""
+    handlers.apply.apply_child). The REST layer encodes a dict body as JSON."""
     client = client or api_client()
-    response = _send(client, "PATCH", resource_path(api_version, kind, name, namespace),
-                     [("fieldManager", FIELD_MANAGER)], "application/merge-patch+json", patch)
+    response = _send(
+        client,
+        "PATCH",
+        resource_path(api_version, kind, name, namespace),
+        [("fieldManager", FIELD_MANAGER)],
+        "application/merge-patch+json",
+        patch,
+    )
     return client.response_deserialize(response, {"200": "object"}).data
 
 
-def pod_log(name: str, namespace: str, container: str, tail_lines: int,
-            client: kubernetes.client.ApiClient | None = None) -> str:
+def pod_log(
+    name: str, namespace: str, container: str, tail_lines: int, client: kubernetes.client.ApiClient | None = None
+) -> str:
     """The last `tail_lines` lines of a container's log; ApiException when there is none yet.
     (The log is text whatever is asked; asking for text/plain gets 406.)"""
     client = client or api_client()
-    response = _send(client, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log",
-                     [("container", container), ("tailLines", tail_lines)])
+    response = _send(
+        client,
+        "GET",
+        f"/api/v1/namespaces/{namespace}/pods/{name}/log",
+        [("container", container), ("tailLines", tail_lines)],
+    )
     return client.response_deserialize(response, {"200": "str"}).data
 
 
-def delete(api_version: str, kind: str, name: str, namespace: str,
-           client: kubernetes.client.ApiClient | None = None) -> bool:
+def delete(
+    api_version: str, kind: str, name: str, namespace: str, client: kubernetes.client.ApiClient | None = None
+) -> bool:
     """Delete a child the operator no longer wants, its own dependents (a Job's pods) in the
     background; False if it was already gone. (A Job deleted through the API without a policy
     would leave its pods behind.)"""
     client = client or api_client()
-    response = _send(client, "DELETE", resource_path(api_version, kind, name, namespace),
-                     [("propagationPolicy", "Background")])
+    response = _send(
+        client, "DELETE", resource_path(api_version, kind, name, namespace), [("propagationPolicy", "Background")]
+    )
     if response.status == 404:
         return False
     client.response_deserialize(response, {"200": "object", "202": "object"})

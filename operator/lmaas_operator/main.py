@@ -3,6 +3,7 @@
 `lmaas operator` runs it; tests run the same module in-process with kopf's KopfRunner and pass
 their own OperatorConfig as `memo.config`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,47 +14,10 @@ import kopf
 from . import kube, metrics, pods
 from .config import OperatorConfig
 from .handlers import compressjob, modelservice, trainjob  # noqa: F401  (registers the handlers)
-from .handlers.common import without_finalizers
+from .handlers.timers import without_finalizers
+from .persistence import GenerationDiffBase, ProgressAnnotations
 
 without_finalizers(kopf.get_default_registry())
-
-
-class GenerationDiffBase(kopf.DiffBaseStorage):
-    """kopf's change detection on `metadata.generation` against `status.observedGeneration`, the
-    Kubernetes way, instead of a copy of the spec in an annotation.
-
-    The API server bumps a custom resource's generation on every change outside metadata and
-    status (its spec); once the create or update handlers are done, kopf records the generation
-    they applied as observedGeneration, in the same status write as theirs. kopf's stored copy
-    cost a second write per handled spec (to the resource itself), a watch event for it, and a
-    deep copy of every event's body to compare. A resource with no observedGeneration is new
-    (create); one whose generation moved on was edited (update). Status timers must not record a
-    generation they did not apply (see keep_observed_generation)."""
-
-    def build(self, *, body, extra_fields=None):
-        outside_spec = sorted(field for field in extra_fields or () if field[0] != "spec")
-        if outside_spec:
-            raise ValueError(f"a handler watches {outside_spec}: only spec changes are detected")
-        return {"spec": {"generation": body["metadata"].get("generation")}}
-
-    def fetch(self, *, body):
-        observed = (body.get("status") or {}).get("observedGeneration")
-        return None if observed is None else {"spec": {"generation": observed}}
-
-    def store(self, *, body, patch, essence):
-        patch.setdefault("status", {})["observedGeneration"] = essence["spec"]["generation"]
-
-
-class ProgressAnnotations(kopf.AnnotationsProgressStorage):
-    """kopf's handler progress in annotations, without the `PREFIX/kopf-managed: yes` marker kopf
-    adds beside it. The marker lets other kopf operators leave these annotations out of their own
-    diff bases (no other operator handles lmaas resources) and outlives the progress it marks: a
-    handler that succeeds at once stores and purges its progress in the same patch, so the marker
-    alone was a write to the resource itself, one per resource (a private kopf method; pinned by
-    tests/unit/operator/test_persistence.py)."""
-
-    def _store_marker(self, prefix, patch, body) -> None:  # noqa: ARG002 (see above)
-        return None
 
 
 @kopf.on.startup()
@@ -61,7 +25,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     """Every kopf setting, in one place."""
     config = memo.setdefault("config", OperatorConfig.from_env())
 
-    # Resources get no finalizer (see without_finalizers); one left by an older operator
+    # Resources get no finalizer (see handlers.timers); one left by an older operator
     # version is removed when its resource is deleted.
     settings.persistence.finalizer = "lmaas.io/finalizer"
     # Handler progress (retries) lives in annotations, so that status holds only what the operator
@@ -69,8 +33,14 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.progress_storage = ProgressAnnotations(prefix="lmaas.io")
     settings.persistence.diffbase_storage = GenerationDiffBase()
     # Watch only the operator's own children, not every pod and Job of the cluster.
-    for resource in ("pods", "services", ("batch", "jobs"), ("apps", "deployments"),
-                     ("autoscaling", "horizontalpodautoscalers"), ("policy", "poddisruptionbudgets")):
+    for resource in (
+        "pods",
+        "services",
+        ("batch", "jobs"),
+        ("apps", "deployments"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("policy", "poddisruptionbudgets"),
+    ):
         settings.watching.label_selectors[resource] = f"app.kubernetes.io/managed-by={pods.MANAGED_BY}"
     # Events are for people: the handlers' warnings and errors (kopf posts log messages only when
     # asked), not every successful handler call.
@@ -98,7 +68,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         memo["metrics_server"] = metrics.serve(config.metrics_address)
     logger.info(
         "lmaas operator configured: namespace=%s peering=%s priority=%s metrics=%s",
-        config.namespace or "<all>", config.peering or "<standalone>", config.peering_priority,
+        config.namespace or "<all>",
+        config.peering or "<standalone>",
+        config.peering_priority,
         config.metrics_address or "<off>",
     )
 
@@ -118,7 +90,9 @@ def login(settings: kopf.OperatorSettings, **kwargs) -> kopf.ConnectionInfo | No
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return kopf.login_with_service_account(settings=settings, **kwargs)
     configuration = kube.api_client().configuration
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix("authorization")
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
     scheme, _, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
         server=configuration.host,
@@ -136,8 +110,11 @@ def peering_object(config: OperatorConfig) -> dict:
     """The peering object kopf needs before it starts; the operator makes its own, so that
     `kubectl apply -k manifests` need not create a custom resource in the same breath as its CRD."""
     if config.namespace:
-        return {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
-                "metadata": {"name": config.peering, "namespace": config.namespace}}
+        return {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "KopfPeering",
+            "metadata": {"name": config.peering, "namespace": config.namespace},
+        }
     return {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": config.peering}}
 
 

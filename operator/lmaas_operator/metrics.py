@@ -1,31 +1,42 @@
 """The operator's Prometheus metrics: reconciles, errors and durations per kind, resources per phase.
 
-Every reconcile and status handler is wrapped by `measured(kind)`: it counts the call, times it,
+Every reconcile and status handler is wrapped by `measured(kind, handler)`: it counts the call, times it,
 counts an exception by its type (and re-raises it: kopf retries and reports it), and remembers
 the phase the handler wrote (or the resource already had). `lmaas_operator_resources` is computed
 at scrape time from those phases; a deleted resource is forgotten (`forget`). The endpoint is
 LMAAS_METRICS_ADDRESS (default 0.0.0.0:9090); an empty value disables it.
 """
+
 from __future__ import annotations
 
 import functools
 import threading
 import time
 from collections import Counter as Tally
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-RECONCILES = Counter("lmaas_operator_reconciles_total", "Handler calls, by kind and handler.",
-                     ["kind", "handler"], registry=REGISTRY)
-ERRORS = Counter("lmaas_operator_reconcile_errors_total", "Handler calls that raised, by kind, handler and error.",
-                 ["kind", "handler", "error"], registry=REGISTRY)
-DURATION = Histogram("lmaas_operator_reconcile_duration_seconds", "Time in handlers, by kind and handler.",
-                     ["kind", "handler"], registry=REGISTRY,
-                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RECONCILES = Counter(
+    "lmaas_operator_reconciles_total", "Handler calls, by kind and handler.", ["kind", "handler"], registry=REGISTRY
+)
+ERRORS = Counter(
+    "lmaas_operator_reconcile_errors_total",
+    "Handler calls that raised, by kind, handler and error.",
+    ["kind", "handler", "error"],
+    registry=REGISTRY,
+)
+DURATION = Histogram(
+    "lmaas_operator_reconcile_duration_seconds",
+    "Time in handlers, by kind and handler.",
+    ["kind", "handler"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 class PhaseCollector(Collector):
@@ -57,8 +68,9 @@ class PhaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             counts = Tally((kind, phase) for (kind, _, _), phase in self._phases.items())
-        family = GaugeMetricFamily("lmaas_operator_resources", "Resources by kind and phase, as last reconciled.",
-                                   labels=["kind", "phase"])
+        family = GaugeMetricFamily(
+            "lmaas_operator_resources", "Resources by kind and phase, as last reconciled.", labels=["kind", "phase"]
+        )
         for (kind, phase), count in sorted(counts.items()):
             family.add_metric([kind, phase], count)
         yield family
@@ -74,11 +86,11 @@ def _phase_seen(kwargs: dict[str, Any]) -> str | None:
     return written or (body.get("status") or {}).get("phase") or "Pending"
 
 
-def measured(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Count, time and phase-track a kopf handler (sync; kopf calls handlers with keywords only)."""
-    def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
-        name = handler.__name__
+def measured(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Count, time and phase-track a kopf handler under the `handler` label `name` (sync; kopf
+    calls handlers with keywords only)."""
 
+    def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         def run(*args: Any, **kwargs: Any) -> Any:
             RECONCILES.labels(kind, name).inc()
@@ -95,7 +107,9 @@ def measured(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             if meta.get("name"):
                 PHASES.record(kind, meta.get("namespace") or "", meta["name"], meta.get("uid"), _phase_seen(kwargs))
             return result
+
         return run
+
     return wrap
 
 

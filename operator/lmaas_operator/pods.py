@@ -1,12 +1,13 @@
 """Pieces every worker pod shares: labels, security context, env, placement, volumes."""
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
 from lmaas_api import contract
-from lmaas_api.spec import EnvVar, PodOptions, Resources
 from lmaas_api.resource import CustomResource
+from lmaas_api.spec import EnvVar, PodOptions, Resources
 
 MANAGED_BY = "lmaas-operator"
 WORKER_UID = 10001
@@ -16,18 +17,28 @@ CONFIG_MOUNT/CONFIG_FILE (a downward API volume), so that a resource needs no Co
 object fewer to apply, watch and restore per resource, and no way for the two to disagree."""
 
 
+def owner_label(kind: str) -> str:
+    """The label naming a child's owner of `kind`: what the operator selects and indexes on."""
+    return f"lmaas.io/{kind.lower()}"
+
+
 def labels(cr: CustomResource, component: str) -> dict[str, str]:
-    """Labels of every child; `lmaas.io/<kind>: <name>` is what the operator selects on."""
+    """Labels of every child; owner_label is what the operator selects on."""
     return {
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/part-of": "lmaas",
         "app.kubernetes.io/component": component,
-        f"lmaas.io/{cr.kind.lower()}": cr.name,
+        owner_label(cr.kind): cr.name,
     }
 
 
-def metadata(cr: CustomResource, name: str, component: str, extra_labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def metadata(
+    cr: CustomResource,
+    name: str,
+    component: str,
+    extra_labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
         "namespace": cr.namespace,
@@ -72,7 +83,10 @@ def config_env() -> dict[str, str]:
 def config_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """(volume, mount) of the config file, projected from the pod's CONFIG_ANNOTATION."""
     field = f"metadata.annotations['{CONFIG_ANNOTATION}']"
-    volume = {"name": "config", "downwardAPI": {"items": [{"path": contract.CONFIG_FILE, "fieldRef": {"fieldPath": field}}]}}
+    volume = {
+        "name": "config",
+        "downwardAPI": {"items": [{"path": contract.CONFIG_FILE, "fieldRef": {"fieldPath": field}}]},
+    }
     return volume, {"name": "config", "mountPath": contract.CONFIG_MOUNT, "readOnly": True}
 
 
@@ -101,9 +115,18 @@ def placement(options: PodOptions | None) -> dict[str, Any]:
     if not options:
         return {}
     fields = options.to_dict()
-    return {k: fields[k] for k in (
-        "nodeSelector", "tolerations", "affinity", "priorityClassName", "schedulerName", "serviceAccountName",
-    ) if k in fields}
+    return {
+        k: fields[k]
+        for k in (
+            "nodeSelector",
+            "tolerations",
+            "affinity",
+            "priorityClassName",
+            "schedulerName",
+            "serviceAccountName",
+        )
+        if k in fields
+    }
 
 
 def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -124,12 +147,18 @@ def parse_pvc_uri(uri: str) -> tuple[str, str]:
     """pvc://CLAIM/PATH → (CLAIM, PATH) with PATH relative and without a trailing slash."""
     if not uri.startswith("pvc://"):
         raise ValueError(f"not a pvc:// URI: {uri!r}")
-    claim, _, path = uri[len("pvc://"):].partition("/")
+    claim, _, path = uri[len("pvc://") :].partition("/")
     return claim, path.strip("/")
 
 
-def worker_container(name: str, image: str, command: list[str], env: list[dict[str, Any]],
-                     spec_resources: Resources | None, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+def worker_container(
+    name: str,
+    image: str,
+    command: list[str],
+    env: list[dict[str, Any]],
+    spec_resources: Resources | None,
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
     """A worker container: restricted, with the termination message the status reads."""
     return {
         "name": name,
@@ -144,13 +173,20 @@ def worker_container(name: str, image: str, command: list[str], env: list[dict[s
     }
 
 
-def worker_job(cr: CustomResource, component: str, container: dict[str, Any], volumes: list[dict[str, Any]],
-               fail_on_exit_codes: list[int], document: dict[str, Any], job_spec: dict[str, Any] | None = None,
-               pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+def worker_job(
+    cr: CustomResource,
+    component: str,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    fail_on_exit_codes: list[int],
+    document: dict[str, Any],
+    job_spec: dict[str, Any] | None = None,
+    pod_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A Job running one worker container per pod, for the kinds whose specs share max_restarts,
     active_deadline_seconds and pod, reading `document` as its config file (the container's env
     has config_env()). Not ttl_seconds_after_finished: the Job controller would delete the Job
-    before the operator read its result (handlers.common.collect_finished_job)."""
+    before the operator read its result (handlers.finished.collect_finished_job)."""
     spec = cr.spec
     user_labels = spec.pod.labels if spec.pod else None
     user_annotations = spec.pod.annotations if spec.pod else None
@@ -160,13 +196,17 @@ def worker_job(cr: CustomResource, component: str, container: dict[str, Any], vo
     body: dict[str, Any] = {
         **(job_spec or {}),
         "backoffLimit": spec.max_restarts,
-        "podFailurePolicy": {"rules": [
-            # Exits that rerunning cannot change (bad configuration, a broken bound): fail now.
-            {"action": "FailJob", "onExitCodes": {
-                "containerName": container["name"], "operator": "In", "values": fail_on_exit_codes}},
-            # A pod evicted or preempted did nothing wrong: retry without spending the budget.
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-        ]},
+        "podFailurePolicy": {
+            "rules": [
+                # Exits that rerunning cannot change (bad configuration, a broken bound): fail now.
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": container["name"], "operator": "In", "values": fail_on_exit_codes},
+                },
+                # A pod evicted or preempted did nothing wrong: retry without spending the budget.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            ]
+        },
         "template": {
             "metadata": {
                 "labels": {**(user_labels or {}), **labels(cr, component)},
@@ -199,3 +239,9 @@ def output_location(cr: CustomResource, artifact_claim: str) -> tuple[str, str]:
     if cr.spec.output and cr.spec.output.uri:
         return parse_pvc_uri(cr.spec.output.uri)
     return artifact_claim, f"{cr.kind.lower()}s/{cr.namespace}/{cr.name}"
+
+
+def output_uri(cr: CustomResource, artifact_claim: str) -> str:
+    """output_location as pvc://CLAIM/PATH: what the worker is told and artifact URIs start with."""
+    claim, path = output_location(cr, artifact_claim)
+    return f"pvc://{claim}/{path}"

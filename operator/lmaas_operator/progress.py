@@ -3,17 +3,20 @@
 The operator reads the tail of the log of the pod that runs global rank 0 (it is found once, by
 looking for progress lines, and remembered), at most every LOG_READ_INTERVAL seconds per job.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
-from typing import Any, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 import kubernetes
 
-from . import kube
 from lmaas_api import contract
+
+from . import kube
 
 LOG_READ_INTERVAL = 10.0
 TAIL_LINES = 200
@@ -30,8 +33,11 @@ def parse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
             event = json.loads(line)
         except ValueError:
             continue
-        if isinstance(event, dict) and set(event) == set(contract.PROGRESS_KEYS) \
-                and event["event"] in contract.PROGRESS_EVENTS:
+        if (
+            isinstance(event, dict)
+            and set(event) == set(contract.PROGRESS_KEYS)
+            and event["event"] in contract.PROGRESS_EVENTS
+        ):
             events.append(event)
     return events
 

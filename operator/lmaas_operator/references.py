@@ -3,10 +3,12 @@
 `resolve_model` is pure: it looks producers up through a function, so the handlers feed it from
 kopf's in-memory indexes and the local runner from its own state.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from lmaas_api.spec import ModelReference
 
@@ -36,7 +38,9 @@ def resolve_model(ref: ModelReference, lookup: Lookup, consumer: tuple[str, str]
     producer = f"{kind}/{name}"
     cycle = _cycle(kind, name, lookup, consumer)
     if cycle:
-        return Resolution("failed", "ReferenceCycle", f"model references form a cycle: {' -> '.join(cycle)}", producer=producer)
+        return Resolution(
+            "failed", "ReferenceCycle", f"model references form a cycle: {' -> '.join(cycle)}", producer=producer
+        )
     body = lookup(kind, name)
     if body is None:
         return Resolution("waiting", "ProducerNotFound", f"waiting for {producer} to be created", producer=producer)
@@ -44,14 +48,24 @@ def resolve_model(ref: ModelReference, lookup: Lookup, consumer: tuple[str, str]
     phase = status.get("phase") or "Pending"
     artifact = status.get("artifact") or {}
     if phase == "Succeeded" and artifact.get("uri"):
-        return Resolution("ready", "ProducerSucceeded", f"using the artifact of {producer}", uri=artifact["uri"],
-                          producer=producer, created_at=artifact.get("createdAt"))
+        return Resolution(
+            "ready",
+            "ProducerSucceeded",
+            f"using the artifact of {producer}",
+            uri=artifact["uri"],
+            producer=producer,
+            created_at=artifact.get("createdAt"),
+        )
     if phase == "Failed":
         why = ": ".join(x for x in (status.get("reason"), status.get("message")) if x)
-        return Resolution("failed", "ProducerFailed", f"{producer} failed{': ' + why if why else ''}", producer=producer)
+        return Resolution(
+            "failed", "ProducerFailed", f"{producer} failed{': ' + why if why else ''}", producer=producer
+        )
     progress = (status.get("progress") or {}).get("summary")
     detail = f"{phase}{', ' + progress if progress else ''}"
-    return Resolution("waiting", "WaitingForProducer", f"waiting for {producer} to succeed (now {detail})", producer=producer)
+    return Resolution(
+        "waiting", "WaitingForProducer", f"waiting for {producer} to succeed (now {detail})", producer=producer
+    )
 
 
 def producer_of(kind: str, spec: dict[str, Any]) -> tuple[str, str] | None:

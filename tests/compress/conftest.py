@@ -3,6 +3,7 @@
 The teacher is the builtin digits MLP, trained in this process by `lmaas_worker.train.run_training`
 (a world of one), exactly as a TrainJob's pod would, once per session.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,19 @@ import pytest
 import torch
 
 TEACHER = {
-    "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob",
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "TrainJob",
     "metadata": {"name": "digits-teacher", "namespace": "tests", "uid": "uid-teacher", "generation": 1},
     "spec": {
         "model": {"builtin": "mlp", "args": {"hidden": [256, 128], "dropout": 0.3}},
         "dataset": {"builtin": "digits"},
-        "hyperparameters": {"epochs": 40, "batchSize": 64, "learningRate": 0.003, "weightDecay": 0.05,
-                            "logEverySteps": 1000},
+        "hyperparameters": {
+            "epochs": 40,
+            "batchSize": 64,
+            "learningRate": 0.003,
+            "weightDecay": 0.05,
+            "logEverySteps": 1000,
+        },
         "checkpoint": {"everySteps": 100000, "keep": 1},
     },
 }
@@ -66,9 +73,12 @@ def worker_environment(tmp_path, monkeypatch):
 
 
 def compressjob(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob",
-            "metadata": {"name": name, "namespace": "tests", "uid": f"uid-{name}", "generation": 1},
-            "spec": {"model": {"fromTrainJob": "digits-teacher"}, "steps": steps, **spec}}
+    return {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "CompressJob",
+        "metadata": {"name": name, "namespace": "tests", "uid": f"uid-{name}", "generation": 1},
+        "spec": {"model": {"fromTrainJob": "digits-teacher"}, "steps": steps, **spec},
+    }
 
 
 def progress_events(text: str) -> list[dict[str, Any]]:

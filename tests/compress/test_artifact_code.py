@@ -1,5 +1,6 @@
 """`lmaas compress` and code named by the input artifact's model card: never run unless the
 CompressJob trusts it or names that factory itself (a distill student)."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,8 @@ def test_a_data_set_factory_in_the_input_card_is_not_run_unless_trusted(tmp_path
     code, events = compress(tmp_path, capsys, artifact_code.hostile_dataset(tmp_path / "hostile", marker), QUANTIZE)
     assert code == 78
     assert events[-1]["message"].startswith(
-        f'ConfigError: model.json: dataset.factory "{artifact_code.HOSTILE_FACTORY}" is not a factory this resource names')
+        f'ConfigError: model.json: dataset.factory "{artifact_code.HOSTILE_FACTORY}" is not a factory this resource names'
+    )
     assert artifact_code.HOW_TO_ALLOW in events[-1]["message"]
     assert not marker.exists()
 
@@ -55,8 +57,12 @@ def test_a_user_factory_input_compresses_only_when_trusted(tmp_path, capsys):
 
 def test_a_student_factory_the_job_names_loads_without_trust(tmp_path, capsys):
     student = {"factory": artifact_code.USER_FACTORY, "args": {"hidden": [16], "delay": 0.0}}
-    code, events = compress(tmp_path, capsys, artifact_code.builtin(tmp_path / "builtin"),
-                            [{"distill": {"student": student, "epochs": 1}}, *QUANTIZE])
+    code, events = compress(
+        tmp_path,
+        capsys,
+        artifact_code.builtin(tmp_path / "builtin"),
+        [{"distill": {"student": student, "epochs": 1}}, *QUANTIZE],
+    )
     assert code == 0 and events[-1]["event"] == "done"
     card = json.loads((tmp_path / "out" / "artifact" / "model.json").read_text())
     assert card["model"]["factory"] == artifact_code.USER_FACTORY

@@ -1,9 +1,11 @@
 """A served int8 model takes no more of its process's memory than the float32 model it came from.
 
 Each artifact is served as `lmaas serve` does (`open_model(...).load()`, then the warm-up) in a fresh
-process with the default allocator; the resident set size is read after the imports and once
-ready, both now (VmRSS) and at its peak (VmHWM, restarted after the imports).
+process with the default allocator; the resident set size is read after the imports (every artifact
+format's among them) and once ready, both now (VmRSS) and at its peak (VmHWM, restarted after the
+imports).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +17,10 @@ import pytest
 import torch
 
 from lmaas_api import contract
-from lmaas_worker.artifacts import save_artifact
-from lmaas_worker.compress.state import WorkingModel
-from lmaas_worker.compress.storage import encode
+from lmaas_api.card import Quantization
+from lmaas_api.spec import ModelDefinition
+from lmaas_worker.artifacts import compressed, dense
 from lmaas_worker.models import mlp
-
 from tests.artifact_code import digits_card
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,6 @@ SERVE = """
 import json, sys
 from pathlib import Path
 from lmaas_worker.serve.model import open_model
-import lmaas_worker.compress.storage  # what an int8 load imports, imported on both sides
 
 def resident():
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
@@ -48,23 +48,26 @@ print(json.dumps({key: after[key] - before[key] for key in after}))
 
 def served_mib(artifact) -> dict[str, float]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    result = subprocess.run([sys.executable, "-c", SERVE, str(artifact)], env=environment,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE, str(artifact)], env=environment, capture_output=True, text=True, check=True
+    )
     return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
 def float_and_int8(tmp_path_factory):
     directory = tmp_path_factory.mktemp("served-memory")
-    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10, "hidden": HIDDEN}}
+    definition = ModelDefinition(builtin="mlp", args={"in_features": 64, "num_classes": 10, "hidden": HIDDEN})
     torch.manual_seed(0)
     module = mlp.build(64, 10, hidden=HIDDEN)
     card = digits_card(definition)
-    save_artifact(directory / "float32", module.state_dict(), card, {})
-    tensors, section = encode(WorkingModel(module, definition, quantization={"scheme": "int8"}))
-    save_artifact(directory / "int8", tensors, {**card, "quantization": {"scheme": "int8"}, "compression": section}, {})
+    dense.save(directory / "float32", module.state_dict(), card, {})
+    compressed.save(
+        directory / "int8", module, card.model_copy(update={"quantization": Quantization(scheme="int8")}), {}, sizes={}
+    )
     assert (directory / "int8" / contract.WEIGHTS_FILE).stat().st_size < 0.3 * (
-        directory / "float32" / contract.WEIGHTS_FILE).stat().st_size
+        directory / "float32" / contract.WEIGHTS_FILE
+    ).stat().st_size
     return directory / "float32", directory / "int8"
 
 

@@ -6,6 +6,7 @@ the completion index becomes the node rank, rank 0's host name is pointed at 127
 downward API volume becomes a file holding the annotation it projects, and the output volume a
 temporary directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "manifests" / "samples" / "trainjob.yaml"
 
 
-def pod_process_env(container: dict, index: int, rank0_host: str, port: int, volumes_root: Path, config_file: Path,
-                    termination_log: Path) -> dict[str, str]:
+def pod_process_env(
+    container: dict,
+    index: int,
+    rank0_host: str,
+    port: int,
+    volumes_root: Path,
+    config_file: Path,
+    termination_log: Path,
+) -> dict[str, str]:
     """The container's env as a kubelet resolves it, mapped onto this machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PET_", "LMAAS_", "TORCHELASTIC_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -62,10 +70,20 @@ def run_pods(tmp_path: Path, doc: dict, timeout: float = 240) -> list[tuple[int,
     port = free_port()
     processes = []
     for index in range(job["spec"]["completions"]):
-        env = pod_process_env(container, index, f"{cr.name}-0.{cr.name}", port, tmp_path / "volumes", config_file,
-                              tmp_path / f"termination-log-{index}")
-        processes.append(subprocess.Popen(container["command"], env=env, cwd=tmp_path,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = pod_process_env(
+            container,
+            index,
+            f"{cr.name}-0.{cr.name}",
+            port,
+            tmp_path / "volumes",
+            config_file,
+            tmp_path / f"termination-log-{index}",
+        )
+        processes.append(
+            subprocess.Popen(
+                container["command"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     outputs = []
     for process in processes:
         try:
@@ -82,7 +100,7 @@ def test_the_rendered_pods_of_the_two_node_sample_train_and_write_the_artifact(t
     doc = yaml.safe_load(SAMPLE.read_text())
     outputs = run_pods(tmp_path, doc)
     assert len(outputs) == 2
-    for code, out, err in outputs:
+    for code, _out, err in outputs:
         assert code == 0, err[-3000:]
     volumes_root = tmp_path / "volumes"
 

@@ -2,6 +2,7 @@
 
 The CompressJob and the ModelService both fail, saying which card field was refused and how to
 allow it; the command never runs."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,10 +22,18 @@ def test_a_hostile_artifact_fails_the_compressjob_and_the_modelservice_and_runs_
     runs = tmp_path / "lmaas-runs"
     artifact_code.hostile(runs / "volumes" / "models" / "hostile", marker)
     documents = [
-        {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", "metadata": {"name": "smaller"},
-         "spec": {"model": {"uri": HOSTILE_URI}, "steps": [{"quantize": {"scheme": "int8"}}]}},
-        {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "served"},
-         "spec": {"model": {"uri": HOSTILE_URI}}},
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "CompressJob",
+            "metadata": {"name": "smaller"},
+            "spec": {"model": {"uri": HOSTILE_URI}, "steps": [{"quantize": {"scheme": "int8"}}]},
+        },
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "ModelService",
+            "metadata": {"name": "served"},
+            "spec": {"model": {"uri": HOSTILE_URI}},
+        },
     ]
     (tmp_path / "hostile.yaml").write_text(yaml.safe_dump_all(documents))
     failed = lmaas("run", "-f", "hostile.yaml", cwd=tmp_path)

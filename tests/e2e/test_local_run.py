@@ -4,6 +4,7 @@ Real processes all the way: the command itself, two torchrun agents for the two-
 the compress worker, the serving worker answering real HTTP. The test reads what a user reads:
 the command's output and exit status, `lmaas get`, the artifacts on disk and the served answers.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def environment() -> dict[str, str]:
 
 def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen([LMAAS, "run", *args], cwd=cwd, env=environment(), stdout=out,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [LMAAS, "run", *args], cwd=cwd, env=environment(), stdout=out, stderr=subprocess.STDOUT, text=True
+        )
 
 
 def lmaas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -94,8 +96,13 @@ def pipeline(tmp_path_factory):
     process = start(["-f", str(files), "--port", str(port)], home, log)
     runs = home / "lmaas-runs"
     try:
-        wait_for(lambda: stored(runs, "modelservices", "digits").get("status", {}).get("phase") == "Ready",
-                 600, "the ModelService to be Ready", process, log)
+        wait_for(
+            lambda: stored(runs, "modelservices", "digits").get("status", {}).get("phase") == "Ready",
+            600,
+            "the ModelService to be Ready",
+            process,
+            log,
+        )
         yield {"home": home, "runs": runs, "port": port, "process": process, "log": log, "files": files}
     finally:
         if process.poll() is None:
@@ -111,14 +118,14 @@ def test_the_pipeline_trains_on_two_agents_compresses_and_serves_with_statuses_a
     train = stored(runs, "trainjobs", "digits")["status"]
     assert train["phase"] == "Succeeded" and train["nodes"] == "2"
     assert train["artifact"]["metrics"]["accuracy"] > 85
-    artifact = runs / "volumes" / train["artifact"]["uri"][len("pvc://"):]
+    artifact = runs / "volumes" / train["artifact"]["uri"][len("pvc://") :]
     assert (artifact / "model.safetensors").stat().st_size > 0 and (artifact / "model.json").exists()
     # Both agents of the two-node job ran (one log per pod), rendezvousing on 127.0.0.1.
     assert len(list((runs / "pods" / "trainjob-digits").iterdir())) == 2
     compress = stored(runs, "compressjobs", "digits-small")["status"]
     assert compress["phase"] == "Succeeded" and compress["input"]["producer"] == "TrainJob/digits"
     assert compress["report"]["sizeRatio"] < 0.3 and compress["report"]["accuracyDelta"] > -1.0
-    assert (runs / "volumes" / compress["artifact"]["uri"][len("pvc://"):] / "model.safetensors").exists()
+    assert (runs / "volumes" / compress["artifact"]["uri"][len("pvc://") :] / "model.safetensors").exists()
     service = stored(runs, "modelservices", "digits")["status"]
     assert service["readyReplicas"] == 2 and service["model"]["producer"] == "CompressJob/digits-small"
     assert service["url"] == f"http://127.0.0.1:{pipeline['port']}"
@@ -140,8 +147,14 @@ def test_the_three_dialects_answer_alike_and_mostly_right(pipeline):
     url = f"http://127.0.0.1:{pipeline['port']}"
     seed = post(f"{url}/predict", {"inputs": inputs.tolist()})["predictions"]
     v1 = post(f"{url}/v1/models/digits:predict", {"instances": inputs.tolist()})["predictions"]
-    v2 = post(f"{url}/v2/models/digits/infer", {"inputs": [
-        {"name": "input", "shape": list(inputs.shape), "datatype": "FP32", "data": inputs.reshape(-1).tolist()}]})
+    v2 = post(
+        f"{url}/v2/models/digits/infer",
+        {
+            "inputs": [
+                {"name": "input", "shape": list(inputs.shape), "datatype": "FP32", "data": inputs.reshape(-1).tolist()}
+            ]
+        },
+    )
     classes = {o["name"]: o for o in v2["outputs"]}["class"]["data"]
     assert seed == v1 == classes
     assert sum(int(p == y) for p, y in zip(seed, labels)) >= 34  # ≥ 85% on held-out digits
@@ -181,8 +194,13 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     runs = tmp_path / "lmaas-runs"
     log = tmp_path / "first.log"
     first = start(["-f", "train.yaml"], tmp_path, log)
-    checkpoint = wait_for(lambda: stored(runs, "trainjobs", "long").get("status", {}).get("latestCheckpoint"),
-                          300, "a checkpoint", first, log)
+    checkpoint = wait_for(
+        lambda: stored(runs, "trainjobs", "long").get("status", {}).get("latestCheckpoint"),
+        300,
+        "a checkpoint",
+        first,
+        log,
+    )
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=60) == 130, log.read_text()[-3000:]
     stopped = stored(runs, "trainjobs", "long")["status"]
@@ -193,8 +211,12 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
     done = stored(runs, "trainjobs", "long")["status"]
     assert done["phase"] == "Succeeded"
-    resumes = [json.loads(line) for pod_log in (runs / "pods" / "trainjob-long").glob("*/log.txt")
-               for line in pod_log.read_text().splitlines() if line.startswith('{"event": "resume"')]
+    resumes = [
+        json.loads(line)
+        for pod_log in (runs / "pods" / "trainjob-long").glob("*/log.txt")
+        for line in pod_log.read_text().splitlines()
+        if line.startswith('{"event": "resume"')
+    ]
     assert resumes and resumes[-1]["step"] >= checkpoint["step"]
 
 

@@ -4,6 +4,7 @@ in-process (kopf's KopfRunner), and a kubelet played by the tests (see kubelet.p
 LMAAS_TEST_KUBECONFIG=path runs the same tests against an existing cluster instead of the one
 built from tests/cluster (it must have the CRDs of crds/ installed or installable).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import kubernetes
 import pytest
@@ -31,7 +33,9 @@ class Kubectl:
     def __init__(self, kubeconfig: str, env: dict[str, str] | None = None):
         self.env = {**os.environ, **(env or {}), "KUBECONFIG": kubeconfig}
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True, namespace: str | None = None) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, namespace: str | None = None
+    ) -> subprocess.CompletedProcess:
         argv = ["kubectl", *(["-n", namespace] if namespace else []), *args]
         result = subprocess.run(argv, input=input, env=self.env, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
@@ -53,12 +57,20 @@ class Kubectl:
 
     def events(self, kind: str, name: str, namespace: str) -> list[tuple[str, str]]:
         """(type, message) of the Events about one object, as `kubectl describe` shows them."""
-        return [(e["type"], e["message"]) for e in self.json("get", "events", "-n", namespace)["items"]
-                if (e["involvedObject"].get("kind"), e["involvedObject"].get("name")) == (kind, name)]
+        return [
+            (e["type"], e["message"])
+            for e in self.json("get", "events", "-n", namespace)["items"]
+            if (e["involvedObject"].get("kind"), e["involvedObject"].get("name")) == (kind, name)
+        ]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25, what: str = "condition",
-             describe: Callable[[], Any] | None = None) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.25,
+    what: str = "condition",
+    describe: Callable[[], Any] | None = None,
+) -> Any:
     """Poll until `condition()` is truthy and return it; on timeout, say `what` and `describe()`."""
     deadline = time.monotonic() + timeout
     last_error = None
@@ -71,8 +83,11 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     detail = f"; still: {describe()}" if describe else ""
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f"; last error: {last_error}" if last_error else "")
-                       + detail)
+    raise TimeoutError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f"; last error: {last_error}" if last_error else "")
+        + detail
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +124,9 @@ def kubelet(cluster, api):
     _, test_cluster = cluster
     if test_cluster is None:
         pytest.skip("the kubelet is played only on the test control plane; a real cluster has its own")
-    player = Kubelet(api, test_cluster.dir / "pki" / "apiserver.crt", test_cluster.dir / "pki" / "apiserver.key").start()
+    player = Kubelet(
+        api, test_cluster.dir / "pki" / "apiserver.crt", test_cluster.dir / "pki" / "apiserver.key"
+    ).start()
     yield player
     player.stop()
 
@@ -169,6 +186,7 @@ def operators(kubeconfig, tmp_path):
         process = OperatorProcess(config or kubeconfig, peering, tmp_path / f"operator-{len(started)}.log", priority)
         started.append(process)
         return process
+
     yield make
     for process in started:
         process.stop()

@@ -1,5 +1,6 @@
 """Operators as real `lmaas operator` processes, and the resources and convergence checks that the
 chaos and security tests share."""
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,16 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     with urllib.request.urlopen(url, timeout=10) as reply:
         assert reply.status == 200
         text = reply.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
+
 
 CHILDREN = {  # kind → (child kind, name suffix) that the operator makes before any pod runs
     "TrainJob": [("service", ""), ("job", "")],
@@ -41,13 +46,18 @@ class OperatorProcess:
     """`lmaas operator` as a child process with its own metrics port; killable."""
 
     def __init__(self, kubeconfig: str, peering: str, log: Path, priority: int = 0):
-        self.env = {**os.environ, **operator_env(kubeconfig, peering), "LMAAS_LOG_FORMAT": "plain",
-                    "LMAAS_PEERING_PRIORITY": str(priority), "LMAAS_PEERING_LIFETIME_SECONDS": str(PEERING_LIFETIME)}
+        self.env = {
+            **os.environ,
+            **operator_env(kubeconfig, peering),
+            "LMAAS_LOG_FORMAT": "plain",
+            "LMAAS_PEERING_PRIORITY": str(priority),
+            "LMAAS_PEERING_LIFETIME_SECONDS": str(PEERING_LIFETIME),
+        }
         self.log = log
         self.process: subprocess.Popen | None = None
         self.metrics_url = ""
 
-    def start(self) -> "OperatorProcess":
+    def start(self) -> OperatorProcess:
         port = free_port()
         self.env["LMAAS_METRICS_ADDRESS"] = f"127.0.0.1:{port}"
         self.metrics_url = f"http://127.0.0.1:{port}/metrics"
@@ -82,8 +92,11 @@ class OperatorProcess:
             samples = scrape(self.metrics_url)
         except OSError:
             return 0.0
-        return sum(count for (name, labels), count in samples.items()
-                   if name == "lmaas_operator_reconciles_total" and handler in (None, dict(labels).get("handler")))
+        return sum(
+            count
+            for (name, labels), count in samples.items()
+            if name == "lmaas_operator_reconciles_total" and handler in (None, dict(labels).get("handler"))
+        )
 
 
 def resources(count: int) -> list[dict]:
@@ -105,10 +118,11 @@ def resources(count: int) -> list[dict]:
 def converged(kubectl, namespace: str, docs: list[dict]) -> list[str]:
     """What is still wrong: missing or duplicated children, wrong owners, statuses not there yet."""
     wrong = []
-    listed = {kind: kubectl.json("get", kind, "-n", namespace)["items"]
-              for kind in ("service", "job", "deployment")}
-    stored = {(d["kind"], d["metadata"]["name"]): d
-              for d in kubectl.json("get", "trainjobs,compressjobs,modelservices", "-n", namespace)["items"]}
+    listed = {kind: kubectl.json("get", kind, "-n", namespace)["items"] for kind in ("service", "job", "deployment")}
+    stored = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in kubectl.json("get", "trainjobs,compressjobs,modelservices", "-n", namespace)["items"]
+    }
     for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
         body = stored.get((kind, name))

@@ -5,6 +5,7 @@ The operator runs as a real `lmaas operator` process here (not in-process), so i
 Every test is bounded in time and stops what it started. There is no kubelet: pods stay Pending,
 so the statuses to expect are the ones before any pod runs.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,19 +18,24 @@ from tests.integration.operators import PEERING_LIFETIME, converged, resources
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
+
 def test_fifty_resources_converge_exactly_through_ten_operator_kills(operators, kubectl, namespace):
     docs = resources(50)
     random.seed(7)
     operator = operators().start()
     batches = [docs[i::10] for i in range(10)]
-    for kill, batch in enumerate(batches):
+    for batch in batches:
         kubectl.apply(batch, namespace=namespace)  # kills land while these reconcile
         time.sleep(random.uniform(0.5, 3.0))
         operator.kill()
         operator.start()
-    wait_for(lambda: not converged(kubectl, namespace, docs), timeout=180, interval=2,
-             what="every resource to have exactly its children and status after 10 kills",
-             describe=lambda: converged(kubectl, namespace, docs)[:10])
+    wait_for(
+        lambda: not converged(kubectl, namespace, docs),
+        timeout=180,
+        interval=2,
+        what="every resource to have exactly its children and status after 10 kills",
+        describe=lambda: converged(kubectl, namespace, docs)[:10],
+    )
 
 
 def test_the_operator_reconnects_after_the_api_server_restarts(operators, cluster, kubectl, namespace):
@@ -46,9 +52,13 @@ def test_the_operator_reconnects_after_the_api_server_restarts(operators, cluste
     time.sleep(5)  # the operator's watches and requests fail meanwhile
     cluster.start_apiserver()
     kubectl.apply(after, namespace=namespace)
-    wait_for(lambda: not converged(kubectl, namespace, before + after), timeout=120, interval=2,
-             what="resources created after the restart to be reconciled",
-             describe=lambda: converged(kubectl, namespace, before + after))
+    wait_for(
+        lambda: not converged(kubectl, namespace, before + after),
+        timeout=120,
+        interval=2,
+        what="resources created after the restart to be reconciled",
+        describe=lambda: converged(kubectl, namespace, before + after),
+    )
     assert operator.process.poll() is None, "the operator restarted (or died) instead of reconnecting"
 
 
@@ -69,8 +79,13 @@ def test_only_the_leader_reconciles_and_the_standby_takes_over(operators, kubect
     killed_at = time.monotonic()
     later = resources(6)[3:]
     kubectl.apply(later, namespace=namespace)
-    wait_for(lambda: not converged(kubectl, namespace, later), timeout=PEERING_LIFETIME + 60, interval=1,
-             what="the standby to take over", describe=lambda: converged(kubectl, namespace, later))
+    wait_for(
+        lambda: not converged(kubectl, namespace, later),
+        timeout=PEERING_LIFETIME + 60,
+        interval=1,
+        what="the standby to take over",
+        describe=lambda: converged(kubectl, namespace, later),
+    )
     took = time.monotonic() - killed_at
     print(f"the standby took over {took:.1f} s after the leader was killed")  # shown with pytest -s
     assert standby.reconciles() > 0
@@ -86,9 +101,17 @@ def test_resources_deleted_mid_reconcile_leave_nothing_behind(operators, kubectl
     kubectl("delete", "trainjobs,compressjobs,modelservices", "--all", "-n", namespace, "--wait=false")
 
     def leftovers():
-        left = kubectl.json("get", "trainjobs,compressjobs,modelservices,service,job,deployment",
-                            "-n", namespace, "-l", "app.kubernetes.io/managed-by=lmaas-operator")["items"]
+        left = kubectl.json(
+            "get",
+            "trainjobs,compressjobs,modelservices,service,job,deployment",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/managed-by=lmaas-operator",
+        )["items"]
         left += kubectl.json("get", "trainjobs,compressjobs,modelservices", "-n", namespace)["items"]
         return [f"{i['kind']}/{i['metadata']['name']}" for i in left]
-    wait_for(lambda: not leftovers(), timeout=120, interval=2, what="nothing left of deleted resources",
-             describe=leftovers)
+
+    wait_for(
+        lambda: not leftovers(), timeout=120, interval=2, what="nothing left of deleted resources", describe=leftovers
+    )

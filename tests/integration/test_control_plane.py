@@ -1,5 +1,6 @@
 """The API as the real API server serves it: CRDs, CEL rules, printer columns, Pod Security,
 garbage collection, namespace deletion, and the operator starting against it."""
+
 import json
 import uuid
 
@@ -39,17 +40,30 @@ def test_every_sample_applies(kubectl, namespace):
 def test_the_operator_pod_passes_the_restricted_pod_security_standard(kubectl):
     namespace = f"restricted-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", namespace)
-    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/warn=restricted")
+    kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/warn=restricted",
+    )
     try:
         rendered = yaml.safe_load_all(kubectl("kustomize", str(REPO / "manifests")).stdout)
         (deployment,) = [d for d in rendered if d and d["kind"] == "Deployment"]
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "operator-dry-run"}, "spec": deployment["spec"]["template"]["spec"]}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "operator-dry-run"},
+            "spec": deployment["spec"]["template"]["spec"],
+        }
         pod["spec"]["serviceAccountName"] = "default"
         out = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), namespace=namespace)
         assert "Warning" not in out.stderr, out.stderr
         # The check has teeth: privilege escalation is refused in the same namespace.
         pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
-        refused = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), namespace=namespace, check=False)
+        refused = kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), namespace=namespace, check=False
+        )
         assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false")
@@ -79,8 +93,11 @@ def test_kubectl_get_shows_the_printer_columns(kubectl, namespace):
     wide = kubectl("get", "tj", "-o", "wide", namespace=namespace).stdout.splitlines()[0].split()
     assert wide[-3:] == ["STRATEGY", "REASON", "ARTIFACT"]
     everything = kubectl("get", "lmaas", namespace=namespace).stdout
-    assert "trainjob.lmaas.io/digits" in everything and "compressjob.lmaas.io/digits-int8" in everything \
+    assert (
+        "trainjob.lmaas.io/digits" in everything
+        and "compressjob.lmaas.io/digits-int8" in everything
         and "modelservice.lmaas.io/digits" in everything
+    )
 
 
 def test_kubectl_explain_teaches_the_api(kubectl):
@@ -91,19 +108,51 @@ def test_kubectl_explain_teaches_the_api(kubectl):
 
 
 def test_kubectl_scale_reaches_a_modelservice(kubectl, namespace):
-    kubectl.apply({"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "m"},
-                   "spec": {"model": {"uri": "pvc://a/b"}}}, namespace=namespace)
+    kubectl.apply(
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "ModelService",
+            "metadata": {"name": "m"},
+            "spec": {"model": {"uri": "pvc://a/b"}},
+        },
+        namespace=namespace,
+    )
     kubectl("scale", "modelservice", "m", "--replicas=3", namespace=namespace)
     assert kubectl.get("modelservice", "m", namespace)["spec"]["replicas"] == 3
 
 
 def test_owner_references_garbage_collect_children(kubectl, namespace):
-    kubectl.apply({"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "owner"},
-                   "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}}}, namespace=namespace)
+    kubectl.apply(
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "TrainJob",
+            "metadata": {"name": "owner"},
+            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}},
+        },
+        namespace=namespace,
+    )
     owner = kubectl.get("trainjob", "owner", namespace)
-    kubectl.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "child", "ownerReferences": [{
-        "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "name": "owner", "uid": owner["metadata"]["uid"],
-        "controller": True, "blockOwnerDeletion": True}]}, "data": {"a": "b"}}, namespace=namespace)
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "child",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "lmaas.io/v1alpha1",
+                        "kind": "TrainJob",
+                        "name": "owner",
+                        "uid": owner["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "data": {"a": "b"},
+        },
+        namespace=namespace,
+    )
     kubectl("delete", "trainjob", "owner", namespace=namespace)
     wait_for(lambda: not kubectl.exists("configmap", "child", namespace), what="the garbage collector")
 
@@ -113,8 +162,11 @@ def test_deleting_a_namespace_with_custom_resources_completes(kubectl):
     kubectl("create", "namespace", namespace)
     kubectl("apply", "-f", str(REPO / "manifests" / "samples" / "pipeline"), namespace=namespace)
     kubectl("delete", "namespace", namespace, "--wait=false")
-    wait_for(lambda: kubectl("get", "namespace", namespace, check=False).returncode != 0, timeout=60,
-             what="the namespace controller")
+    wait_for(
+        lambda: kubectl("get", "namespace", namespace, check=False).returncode != 0,
+        timeout=60,
+        what="the namespace controller",
+    )
 
 
 def test_the_operator_starts_takes_leadership_and_observes_each_kind(kubeconfig, kubectl, namespace, monkeypatch):
@@ -123,15 +175,27 @@ def test_the_operator_starts_takes_leadership_and_observes_each_kind(kubeconfig,
     peering = f"lmaas-start-{uuid.uuid4().hex[:6]}"
     for key, value in operator_env(kubeconfig, peering).items():
         monkeypatch.setenv(key, value)
-    docs = [d for d in yaml.safe_load_all((REPO / "manifests" / "samples" / "pipeline" / "20-compress.yaml").read_text())]
+    docs = [
+        d for d in yaml.safe_load_all((REPO / "manifests" / "samples" / "pipeline" / "20-compress.yaml").read_text())
+    ]
     docs += [d for d in yaml.safe_load_all((REPO / "manifests" / "samples" / "pipeline" / "30-serve.yaml").read_text())]
-    docs += [{"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "observed"},
-              "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "suspend": True}}]
+    docs += [
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "TrainJob",
+            "metadata": {"name": "observed"},
+            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "suspend": True},
+        }
+    ]
     with KopfRunner(["run", "--all-namespaces", "-m", "lmaas_operator.main"], timeout=60) as runner:
         kubectl.apply(docs, namespace=namespace)
         for kind, name in (("trainjob", "observed"), ("compressjob", "digits-int8"), ("modelservice", "digits")):
-            wait_for(lambda: kubectl.get(kind, name, namespace).get("status", {}).get("observedGeneration") == 1,
-                     what=f"{kind} {name} observed")
+            wait_for(
+                lambda kind=kind, name=name: (
+                    kubectl.get(kind, name, namespace).get("status", {}).get("observedGeneration") == 1
+                ),
+                what=f"{kind} {name} observed",
+            )
         # Leadership: the operator announced itself in the peering object it created.
         peers = kubectl.get("clusterkopfpeering", peering)
         assert peers.get("status"), peers

@@ -6,6 +6,7 @@ be deleted under an operator that watches only that namespace (with kopf's final
 Terminating for ever: nolar/kopf#1088). A finalizer left by an older operator version is still
 removed on deletion.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,22 +29,31 @@ def test_a_resource_has_no_finalizer_and_its_timer_stops_when_it_is_deleted(oper
     operator.start()
     docs = resources(3)
     kubectl.apply(docs, namespace=namespace)
-    wait_for(lambda: not converged(kubectl, namespace, docs), timeout=60, what="children and statuses",
-             describe=lambda: converged(kubectl, namespace, docs))
+    wait_for(
+        lambda: not converged(kubectl, namespace, docs),
+        timeout=60,
+        what="children and statuses",
+        describe=lambda: converged(kubectl, namespace, docs),
+    )
     for doc in docs:
         assert not kubectl.get(doc["kind"].lower(), doc["metadata"]["name"], namespace)["metadata"].get("finalizers")
-    wait_for(lambda: operator.reconciles("refresh_trainjob_status") >= 1, timeout=30,
-             what="the TrainJob's status timer to run")
+    wait_for(
+        lambda: operator.reconciles("refresh_trainjob_status") >= 1,
+        timeout=30,
+        what="the TrainJob's status timer to run",
+    )
 
     kubectl("delete", "trainjob", "trainjob-0", "-n", namespace, "--wait=false")
     wait_for(lambda: gone(kubectl, namespace, "trainjob", "trainjob-0"), timeout=10, what="the TrainJob to go")
-    wait_for(lambda: gone(kubectl, namespace, "job", "trainjob-0"), timeout=60,
-             what="its Job to go with it (garbage collector)")
+    wait_for(
+        lambda: gone(kubectl, namespace, "job", "trainjob-0"),
+        timeout=60,
+        what="its Job to go with it (garbage collector)",
+    )
     time.sleep(1)  # a timer call already under way when the TrainJob went
     calls = operator.reconciles("refresh_trainjob_status")
     time.sleep(3 * 3.0 + 1)  # three status intervals
-    assert operator.reconciles("refresh_trainjob_status") == calls, \
-        "the status timer of a deleted TrainJob still runs"
+    assert operator.reconciles("refresh_trainjob_status") == calls, "the status timer of a deleted TrainJob still runs"
     assert not converged(kubectl, namespace, docs[1:]), "the other resources were disturbed"
 
 
@@ -67,9 +77,13 @@ def test_a_namespace_is_deleted_under_an_operator_of_that_namespace(operators, k
     kubectl.apply(docs, namespace=namespace)
     wait_for(lambda: not converged(kubectl, namespace, docs), timeout=60, what="children and statuses")
     kubectl("delete", "namespace", namespace, "--wait=false")
-    wait_for(lambda: not kubectl.exists("namespace", namespace, None), timeout=90, interval=1,
-             what=f"namespace {namespace} to be gone",
-             describe=lambda: kubectl.json("get", "namespace", namespace).get("status"))
+    wait_for(
+        lambda: not kubectl.exists("namespace", namespace, None),
+        timeout=90,
+        interval=1,
+        what=f"namespace {namespace} to be gone",
+        describe=lambda: kubectl.json("get", "namespace", namespace).get("status"),
+    )
     assert operator.process.poll() is None, "the operator died"
 
 
@@ -80,5 +94,8 @@ def test_a_finalizer_left_by_an_older_operator_is_removed_on_deletion(operators,
     kubectl.apply(doc, namespace=namespace)
     wait_for(lambda: not converged(kubectl, namespace, [doc]), timeout=60, what="children and status")
     kubectl("delete", "trainjob", doc["metadata"]["name"], "-n", namespace, "--wait=false")
-    wait_for(lambda: gone(kubectl, namespace, "trainjob", doc["metadata"]["name"]), timeout=30,
-             what="the operator to lift the old finalizer")
+    wait_for(
+        lambda: gone(kubectl, namespace, "trainjob", doc["metadata"]["name"]),
+        timeout=30,
+        what="the operator to lift the old finalizer",
+    )

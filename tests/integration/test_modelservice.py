@@ -1,5 +1,6 @@
 """ModelService on the real control plane: the Deployment, ReplicaSet, HPA and disruption
 controllers are real; the kubelet is played by the test (see kubelet.py)."""
+
 import json
 
 import pytest
@@ -33,7 +34,10 @@ def train(kubectl, kubelet, namespace, time):
     (pod,) = kubelet.wait_for_pods(namespace, "lmaas.io/trainjob=digits", 1)
     kubelet.run(pod)
     kubelet.succeed(pod, message=done_line(time))
-    wait_for(lambda: kubectl.get("trainjob", "digits", namespace).get("status", {}).get("phase") == "Succeeded", what="training")
+    wait_for(
+        lambda: kubectl.get("trainjob", "digits", namespace).get("status", {}).get("phase") == "Succeeded",
+        what="training",
+    )
 
 
 def make_ready(kubelet, namespace, count):
@@ -47,11 +51,15 @@ def test_waits_deploys_becomes_ready_scales_and_rolls_forward(operator, kubectl,
     assert "TrainJob/digits" in waiting["message"]
     train(kubectl, kubelet, namespace, "2026-11-29T10:00:00Z")
 
-    deployment = wait_for(lambda: kubectl.exists("deployment", "digits", namespace) and kubectl.get("deployment", "digits", namespace),
-                          what="the Deployment")
+    deployment = wait_for(
+        lambda: kubectl.exists("deployment", "digits", namespace) and kubectl.get("deployment", "digits", namespace),
+        what="the Deployment",
+    )
     assert deployment["spec"]["replicas"] == 2
-    assert deployment["spec"]["template"]["metadata"]["annotations"]["lmaas.io/artifact"] == \
-        f"pvc://artifacts/trainjobs/{namespace}/digits/artifact"
+    assert (
+        deployment["spec"]["template"]["metadata"]["annotations"]["lmaas.io/artifact"]
+        == f"pvc://artifacts/trainjobs/{namespace}/digits/artifact"
+    )
     assert kubectl.get("service", "digits", namespace)["spec"]["ports"][0]["port"] == 8080
     assert kubectl.get("pdb", "digits", namespace)["spec"]["maxUnavailable"] == 1
     make_ready(kubelet, namespace, 2)
@@ -70,28 +78,53 @@ def test_waits_deploys_becomes_ready_scales_and_rolls_forward(operator, kubectl,
     wait_for(lambda: not kubectl.exists("job", "digits", namespace), what="the old Job collected")
     kubectl.apply(TRAIN, namespace=namespace)
     train(kubectl, kubelet, namespace, "2026-11-29T12:00:00Z")
-    wait_for(lambda: kubectl.get("deployment", "digits", namespace)["spec"]["template"]["metadata"]["annotations"]
-             .get("lmaas.io/artifact-created-at") == "2026-11-29T12:00:00Z", what="rollout to the new artifact")
+    wait_for(
+        lambda: (
+            kubectl.get("deployment", "digits", namespace)["spec"]["template"]["metadata"]["annotations"].get(
+                "lmaas.io/artifact-created-at"
+            )
+            == "2026-11-29T12:00:00Z"
+        ),
+        what="rollout to the new artifact",
+    )
     rolling = status(kubectl, namespace)
     assert rolling["phase"] in ("Deploying", "Ready")
     assert len(kubectl("get", "replicasets", "-l", PODS, "-o", "name", namespace=namespace).stdout.split()) == 2
 
 
 def test_autoscaling_makes_an_hpa_and_turning_it_off_removes_it(operator, kubectl, kubelet, namespace):
-    serve = doc("ModelService", "digits", {"model": {"uri": "pvc://models/digits"}, "autoscaling": {"minReplicas": 1, "maxReplicas": 4}})
+    serve = doc(
+        "ModelService",
+        "digits",
+        {"model": {"uri": "pvc://models/digits"}, "autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
+    )
     kubectl.apply(serve, namespace=namespace)
-    hpa = wait_for(lambda: kubectl.exists("hpa", "digits", namespace) and kubectl.get("hpa", "digits", namespace), what="the HPA")
+    hpa = wait_for(
+        lambda: kubectl.exists("hpa", "digits", namespace) and kubectl.get("hpa", "digits", namespace), what="the HPA"
+    )
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "digits"}
-    kubectl("patch", "modelservice", "digits", "--type=json", "-p", '[{"op":"remove","path":"/spec/autoscaling"}]', namespace=namespace)
+    kubectl(
+        "patch",
+        "modelservice",
+        "digits",
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/spec/autoscaling"}]',
+        namespace=namespace,
+    )
     wait_for(lambda: not kubectl.exists("hpa", "digits", namespace), what="the HPA removed")
     wait_for(lambda: not kubectl.exists("pdb", "digits", namespace), what="the budget removed (one replica)")
 
 
 def test_children_deleted_or_edited_by_hand_are_restored(operator, kubectl, kubelet, namespace):
-    kubectl.apply(doc("ModelService", "digits", {"model": {"uri": "pvc://models/digits"}, "replicas": 2}), namespace=namespace)
+    kubectl.apply(
+        doc("ModelService", "digits", {"model": {"uri": "pvc://models/digits"}, "replicas": 2}), namespace=namespace
+    )
     wait_for(lambda: kubectl.exists("service", "digits", namespace), what="the Service")
     kubectl("delete", "service", "digits", namespace=namespace)
     wait_for(lambda: kubectl.exists("service", "digits", namespace), what="the Service restored")
     kubectl("scale", "deployment", "digits", "--replicas=7", namespace=namespace)
-    wait_for(lambda: kubectl.get("deployment", "digits", namespace)["spec"]["replicas"] == 2, what="the Deployment restored")
+    wait_for(
+        lambda: kubectl.get("deployment", "digits", namespace)["spec"]["replicas"] == 2, what="the Deployment restored"
+    )

@@ -1,5 +1,6 @@
 """TrainJob on the real control plane: the operator in-process, the Job controller real, the
 kubelet played by the test (there is no kubelet or scheduler here; see kubelet.py)."""
+
 import json
 import time
 
@@ -13,8 +14,12 @@ SELECTOR = "lmaas.io/trainjob={}"
 
 
 def trainjob(name, **spec):
-    return {"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": name},
-            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 2, **spec}}
+    return {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name},
+        "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 2, **spec},
+    }
 
 
 def progress_line(kind, **fields):
@@ -28,13 +33,18 @@ def status(kubectl, name, namespace):
 
 
 def wait_phase(kubectl, name, namespace, phase, timeout=45):
-    return wait_for(lambda: (s := status(kubectl, name, namespace)).get("phase") == phase and s,
-                    timeout=timeout, what=f"TrainJob {name} phase {phase} (now {status(kubectl, name, namespace).get('phase')})")
+    return wait_for(
+        lambda: (s := status(kubectl, name, namespace)).get("phase") == phase and s,
+        timeout=timeout,
+        what=f"TrainJob {name} phase {phase} (now {status(kubectl, name, namespace).get('phase')})",
+    )
 
 
 def test_children_are_created_with_the_torchrun_contract(operator, kubectl, kubelet, namespace):
     kubectl.apply(trainjob("digits", procsPerNode=2), namespace=namespace)
-    job = wait_for(lambda: kubectl.exists("job", "digits", namespace) and kubectl.get("job", "digits", namespace), what="the Job")
+    job = wait_for(
+        lambda: kubectl.exists("job", "digits", namespace) and kubectl.get("job", "digits", namespace), what="the Job"
+    )
     assert kubectl.get("service", "digits", namespace)["spec"]["clusterIP"] == "None"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "TrainJob"
     # The real Job controller made one pod per node, each with its completion index.
@@ -60,20 +70,35 @@ def test_running_progress_success_and_artifact(operator, kubectl, kubelet, names
     for pod in pods:
         kubelet.run(pod)
     rank0 = [p for p in pods if p.metadata.annotations["batch.kubernetes.io/job-completion-index"] == "0"][0]
-    kubelet.set_log(rank0, "trainer", "\n".join([
-        "INFO starting",  # logs for people are skipped
-        progress_line("start", totalSteps=400, totalEpochs=5),
-        progress_line("progress", epoch=2, totalEpochs=5, step=120, totalSteps=400, loss=0.4321, samplesPerSecond=1500.0),
-        progress_line("checkpoint", step=100, checkpoint={"step": 100, "path": "checkpoints/step-00000100"}),
-    ]))
-    running = wait_for(lambda: (s := status(kubectl, "digits", namespace)).get("progress", {}).get("step") == 120 and s,
-                       what="progress from rank 0's log")
+    kubelet.set_log(
+        rank0,
+        "trainer",
+        "\n".join(
+            [
+                "INFO starting",  # logs for people are skipped
+                progress_line("start", totalSteps=400, totalEpochs=5),
+                progress_line(
+                    "progress", epoch=2, totalEpochs=5, step=120, totalSteps=400, loss=0.4321, samplesPerSecond=1500.0
+                ),
+                progress_line("checkpoint", step=100, checkpoint={"step": 100, "path": "checkpoints/step-00000100"}),
+            ]
+        ),
+    )
+    running = wait_for(
+        lambda: (s := status(kubectl, "digits", namespace)).get("progress", {}).get("step") == 120 and s,
+        what="progress from rank 0's log",
+    )
     assert running["phase"] == "Running"
     assert running["latestCheckpoint"]["step"] == 100
     table = kubectl("get", "trainjobs", namespace=namespace).stdout
     assert "Running" in table and "120/400 (30%)" in table and "0.4321" in table
     # Rank 0 finishes: the Job's success policy completes it and the TrainJob reports its artifact.
-    done = progress_line("done", step=400, totalSteps=400, artifact={"path": "artifact", "sizeBytes": 51234, "metrics": {"accuracy": 96.9}})
+    done = progress_line(
+        "done",
+        step=400,
+        totalSteps=400,
+        artifact={"path": "artifact", "sizeBytes": 51234, "metrics": {"accuracy": 96.9}},
+    )
     kubelet.succeed(rank0, message=done)
     final = wait_phase(kubectl, "digits", namespace, "Succeeded")
     assert final["artifact"]["uri"] == f"pvc://artifacts/trainjobs/{namespace}/digits/artifact"
@@ -110,7 +135,9 @@ def test_unschedulable_pods_are_reported(operator, kubectl, kubelet, namespace):
     kubectl.apply(trainjob("big", nodes=1, resources={"limits": {"nvidia.com/gpu": 8}}), namespace=namespace)
     (pod,) = kubelet.wait_for_pods(namespace, SELECTOR.format("big"), 1)
     kubelet.unschedulable(pod, "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
-    pending = wait_for(lambda: (s := status(kubectl, "big", namespace)).get("reason") == "Unschedulable" and s, what="Unschedulable")
+    pending = wait_for(
+        lambda: (s := status(kubectl, "big", namespace)).get("reason") == "Unschedulable" and s, what="Unschedulable"
+    )
     assert pending["phase"] == "Pending" and "Insufficient nvidia.com/gpu" in pending["message"]
 
 
@@ -120,14 +147,17 @@ def test_suspend_and_resume(operator, kubectl, kubelet, namespace):
     kubectl("patch", "trainjob", "pause", "--type=merge", "-p", '{"spec":{"suspend":true}}', namespace=namespace)
     wait_phase(kubectl, "pause", namespace, "Suspended")
     assert kubectl.get("job", "pause", namespace)["spec"]["suspend"] is True
-    wait_for(lambda: not kubelet.wait_for_pods(namespace, SELECTOR.format("pause"), 0), what="pods removed while suspended")
+    wait_for(
+        lambda: not kubelet.wait_for_pods(namespace, SELECTOR.format("pause"), 0), what="pods removed while suspended"
+    )
     kubectl("patch", "trainjob", "pause", "--type=merge", "-p", '{"spec":{"suspend":false}}', namespace=namespace)
     kubelet.wait_for_pods(namespace, SELECTOR.format("pause"), 2)
     assert wait_phase(kubectl, "pause", namespace, "Pending")
 
 
-def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(operator, kubectl, kubelet,
-                                                                                  namespace):
+def test_the_operator_writes_only_the_status_and_records_the_generation_it_applied(
+    operator, kubectl, kubelet, namespace
+):
     """The resource's metadata and spec stay the user's (nothing for a GitOps tool to see as drift);
     status.observedGeneration says which spec the children follow, and a spec edit moves it on."""
     kubectl.apply(trainjob("mine"), namespace=namespace)
@@ -149,11 +179,16 @@ def test_a_deleted_child_is_restored_and_deletion_collects_everything(operator, 
     wait_for(lambda: kubectl.exists("service", "keep", namespace), what="the Service restored")
     kubectl("delete", "trainjob", "keep", namespace=namespace)
     for kind, name in (("job", "keep"), ("service", "keep")):
-        wait_for(lambda: not kubectl.exists(kind, name, namespace), what=f"{kind} {name} garbage-collected")
+        wait_for(
+            lambda kind=kind, name=name: not kubectl.exists(kind, name, namespace),
+            what=f"{kind} {name} garbage-collected",
+        )
 
 
 def test_clashing_env_is_rejected_at_apply(kubectl, namespace):
-    result = kubectl.apply(trainjob("clash", env=[{"name": "MASTER_ADDR", "value": "10.0.0.9"}]), namespace=namespace, check=False)
+    result = kubectl.apply(
+        trainjob("clash", env=[{"name": "MASTER_ADDR", "value": "10.0.0.9"}]), namespace=namespace, check=False
+    )
     assert result.returncode != 0
     assert "env MASTER_ADDR is set by lmaas for torchrun and cannot be overridden" in result.stderr
 
@@ -165,8 +200,12 @@ def test_a_finished_trainjob_keeps_its_result_after_its_job_is_collected(operato
     kubectl.apply(trainjob("once", nodes=1, ttlSecondsAfterFinished=0), namespace=namespace)
     (pod,) = kubelet.wait_for_pods(namespace, SELECTOR.format("once"), 1)
     kubelet.run(pod)
-    kubelet.succeed(pod, message=progress_line("done", step=10, totalSteps=10,
-                                               artifact={"path": "artifact", "sizeBytes": 7, "metrics": {}}))
+    kubelet.succeed(
+        pod,
+        message=progress_line(
+            "done", step=10, totalSteps=10, artifact={"path": "artifact", "sizeBytes": 7, "metrics": {}}
+        ),
+    )
     wait_for(lambda: not kubectl.exists("job", "once", namespace), timeout=60, what="the Job deleted (TTL 0)")
     wait_for(lambda: not kubelet.pods(namespace, SELECTOR.format("once")), what="its pods deleted with it")
     final = status(kubectl, "once", namespace)

@@ -1,4 +1,5 @@
-"""Small artifacts for the serving tests, written with the real `save_artifact`."""
+"""Small artifacts for the serving tests, written with the real writer (`artifacts.dense.save`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,20 +9,36 @@ import torch
 from torch.nn import functional as F
 
 from lmaas_api import contract
-from lmaas_api.spec import ArtifactCodePolicy
-from lmaas_worker.artifacts import load_model, save_artifact
+from lmaas_api.card import ModelCard
+from lmaas_api.spec import ArtifactCodePolicy, ModelDefinition
+from lmaas_worker.artifacts import dense, load
 from lmaas_worker.data import digits, shakespeare
 from lmaas_worker.models import rebuild_model
 
 
-def _card(model: dict[str, Any], task: str, **fields: Any) -> dict[str, Any]:
-    return {"format": contract.ARTIFACT_FORMAT, "model": model, "task": task, "dtype": "float32",
-            "quantization": None, "producer": {"kind": "TrainJob", "name": "serving-tests"}, **fields}
+def _card(model: ModelDefinition, task: str, **fields: Any) -> ModelCard:
+    return ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": model,
+            "task": task,
+            "dtype": "float32",
+            "quantization": None,
+            "producer": {"kind": "TrainJob", "name": "serving-tests"},
+            **fields,
+        }
+    )
 
 
-def _digits_card(model: dict[str, Any]) -> dict[str, Any]:
-    return _card(model, "classification", input={"shape": [64], "dtype": "float32"}, numClasses=10,
-                 classLabels=[str(d) for d in range(10)], vocab=None)
+def _digits_card(model: ModelDefinition) -> ModelCard:
+    return _card(
+        model,
+        "classification",
+        input={"shape": [64], "dtype": "float32"},
+        numClasses=10,
+        classLabels=[str(d) for d in range(10)],
+        vocab=None,
+    )
 
 
 def digits_mlp(directory: Path, epochs: int = 3) -> Path:
@@ -29,7 +46,7 @@ def digits_mlp(directory: Path, epochs: int = 3) -> Path:
     torch.manual_seed(0)
     bundle = digits.load(seed=0)
     x, y = bundle.train.tensors
-    definition = {"builtin": "mlp", "factory": None, "args": {"in_features": 64, "num_classes": 10}}
+    definition = ModelDefinition(builtin="mlp", args={"in_features": 64, "num_classes": 10})
     module = rebuild_model(definition)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     for _ in range(epochs):
@@ -37,20 +54,21 @@ def digits_mlp(directory: Path, epochs: int = 3) -> Path:
             optimizer.zero_grad()
             F.cross_entropy(module(x[batch]), y[batch]).backward()
             optimizer.step()
-    save_artifact(directory, module.state_dict(), _digits_card(definition), {"epochs": epochs})
+    dense.save(directory, module.state_dict(), _digits_card(definition), {"epochs": epochs})
     return directory
 
 
 def factory_mlp(directory: Path, factory: str, **args: Any) -> Path:
     """An untrained digits-shaped classifier built by a test factory (see tests.serving.models); its
     servers need `--trust-artifact-code`."""
-    definition = {"builtin": None, "factory": f"tests.serving.models:{factory}",
-                  "args": {"in_features": 64, "num_classes": 10, **args}}
-    quick = {k: v for k, v in definition["args"].items() if k not in ("load_delay", "forward_delay")}
+    definition = ModelDefinition(
+        factory=f"tests.serving.models:{factory}", args={"in_features": 64, "num_classes": 10, **args}
+    )
+    quick = {k: v for k, v in definition.args.items() if k not in ("load_delay", "forward_delay")}
     from lmaas_worker.models.mlp import MLP
 
     torch.manual_seed(1)
-    save_artifact(directory, MLP(hidden=(32,), **quick).state_dict(), _digits_card(definition), {})
+    dense.save(directory, MLP(hidden=(32,), **quick).state_dict(), _digits_card(definition), {})
     return directory
 
 
@@ -58,17 +76,25 @@ def char_gpt(directory: Path, context: int = 16) -> Path:
     """A tiny untrained char-gpt over the shakespeare vocabulary."""
     torch.manual_seed(0)
     vocab = sorted(set(shakespeare.text()))
-    definition = {"builtin": "char-gpt", "factory": None,
-                  "args": {"vocab_size": len(vocab), "context": context, "layers": 1, "heads": 2, "embedding": 16}}
+    definition = ModelDefinition(
+        builtin="char-gpt",
+        args={"vocab_size": len(vocab), "context": context, "layers": 1, "heads": 2, "embedding": 16},
+    )
     module = rebuild_model(definition)
-    card = _card(definition, "language-modeling", input={"shape": [context], "dtype": "int64"}, numClasses=None,
-                 classLabels=None, vocab=vocab)
-    save_artifact(directory, module.state_dict(), card, {})
+    card = _card(
+        definition,
+        "language-modeling",
+        input={"shape": [context], "dtype": "int64"},
+        numClasses=None,
+        classLabels=None,
+        vocab=vocab,
+    )
+    dense.save(directory, module.state_dict(), card, {})
     return directory
 
 
 def loaded(directory: Path):
     """The artifact's module as lmaas loads it (trusting the tests' own factories), to compare the
     server's answers with."""
-    module, card = load_model(directory, artifact_code=ArtifactCodePolicy(trust_all=True))
+    module, card = load(directory, artifact_code=ArtifactCodePolicy(trust_all=True))
     return module, card

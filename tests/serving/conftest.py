@@ -1,5 +1,6 @@
 """Fixtures of the serving tier: artifacts made once per session, servers started per module (or
 per test when the test stops them), always killed at the end."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

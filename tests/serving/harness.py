@@ -1,4 +1,5 @@
 """Run `lmaas serve` as a real process on 127.0.0.1 and talk to it over real HTTP."""
+
 from __future__ import annotations
 
 import http.client
@@ -41,14 +42,17 @@ class ServerProcess:
     def __init__(self, model_dir: Path, log_path: Path, *args: str, env: dict[str, str] | None = None):
         self.log_path = log_path
         environment = {k: v for k, v in os.environ.items() if not k.startswith("LMAAS_")}
-        environment.update(PYTHONPATH=f"{REPO}{os.pathsep}{environment.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1",
-                           LMAAS_LOG_LEVEL="INFO")
+        environment.update(
+            PYTHONPATH=f"{REPO}{os.pathsep}{environment.get('PYTHONPATH', '')}",
+            OMP_NUM_THREADS="1",
+            LMAAS_LOG_LEVEL="INFO",
+        )
         environment.update(env or {})
-        self.command = [str(LMAAS), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", "0",
-                        *args]
+        self.command = [str(LMAAS), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", "0", *args]
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
-                                        cwd=REPO)
+        self.process = subprocess.Popen(
+            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=environment, cwd=REPO
+        )
         self.port: int | None = None
 
     @property
@@ -81,8 +85,9 @@ class ServerProcess:
             time.sleep(0.02)
         raise AssertionError(f"lmaas serve was not ready within {timeout} s:\n{self.log}")
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                timeout: float = 30.0) -> Reply:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30.0
+    ) -> Reply:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()

@@ -1,6 +1,7 @@
 """Test models reached by artifacts through `factory: "tests.serving.models:..."`: a classifier
 that loads slowly (to watch readiness wait for it) and one whose forward pass is slow (to keep
 requests in flight while the server is told to stop)."""
+
 from __future__ import annotations
 
 import time

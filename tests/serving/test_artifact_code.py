@@ -1,5 +1,6 @@
 """`lmaas serve` and code named by the artifact's model card: never run unless the ModelService
 (or `--trust-artifact-code`) trusts it; a builtin model always loads."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ ROW = [0.25] * 64
 
 
 def model_service(path, trust: bool):
-    document = {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "custom"},
-                "spec": {"model": {"uri": "pvc://models/custom"}, "trustArtifactCode": trust}}
+    document = {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "custom"},
+        "spec": {"model": {"uri": "pvc://models/custom"}, "trustArtifactCode": trust},
+    }
     path.write_text(json.dumps(document))
     return str(path)
 
@@ -36,8 +41,10 @@ def test_a_user_factory_serves_only_when_trusted(tmp_path, start_server):
     refused = start_server(directory, "--config", model_service(tmp_path / "untrusted.json", False), ready=False)
     assert refused.wait() == 78
     assert f'model.factory "{artifact_code.USER_FACTORY}"' in refused.log
-    for flags in (["--config", model_service(tmp_path / "trusted.json", True)],
-                  ["--name", "custom", "--trust-artifact-code"]):
+    for flags in (
+        ["--config", model_service(tmp_path / "trusted.json", True)],
+        ["--name", "custom", "--trust-artifact-code"],
+    ):
         server = start_server(directory, *flags)
         assert "trust_artifact_code=true" in server.log
         reply = server.post("/v1/models/custom:predict", {"instances": [ROW]})

@@ -1,4 +1,5 @@
 """The optional bearer token, and the Prometheus metrics a scrape sees."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,14 @@ PROTECTED = [
     ("POST", "/predict", {"inputs": [ROW]}),
     ("POST", "/v1/models/digits:predict", {"instances": [ROW]}),
     ("POST", "/v1/models/digits:explain", {"instances": [ROW]}),
-    ("POST", "/v2/models/digits/infer", {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
-                                                     "data": ROW}]}),
-    ("GET", "/v2/models/digits", None), ("GET", "/v2", None), ("GET", "/openapi.json", None),
+    (
+        "POST",
+        "/v2/models/digits/infer",
+        {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}]},
+    ),
+    ("GET", "/v2/models/digits", None),
+    ("GET", "/v2", None),
+    ("GET", "/openapi.json", None),
     ("GET", "/v1/models", None),
 ]
 EXEMPT = ["/v2/health/live", "/v2/health/ready", "/v2/models/digits/ready", "/v1/models/digits", "/metrics"]
@@ -77,8 +83,17 @@ def test_metrics_count_requests_by_endpoint_and_code(digits_server):
     assert metric_value(after, latency, endpoint=endpoint) - metric_value(before, latency, 0.0, endpoint=endpoint) == 5
     assert metric_value(after, "lmaas_requests_in_flight") == 1  # the scrape itself
     assert metric_value(after, "lmaas_model_ready") == 1
-    assert metric_value(after, "lmaas_model_info", model="digits", task="classification", quantization="none",
-                        producer="TrainJob/serving-tests") == 1
+    assert (
+        metric_value(
+            after,
+            "lmaas_model_info",
+            model="digits",
+            task="classification",
+            quantization="none",
+            producer="TrainJob/serving-tests",
+        )
+        == 1
+    )
     assert metric_value(after, "lmaas_batch_size_count") >= 3
 
 

@@ -1,5 +1,6 @@
 """Real third-party clients against the server: Triton's V2 client, and schemathesis fuzzing the
 OpenAPI document."""
+
 from __future__ import annotations
 
 import subprocess
@@ -32,13 +33,16 @@ def test_tritonclient_infers_with_json_and_binary_tensors(digits_server, digits_
         assert metadata["inputs"][0] == {"name": "input", "datatype": "FP32", "shape": [-1, 64]}
         tensor = httpclient.InferInput("input", list(samples.shape), "FP32")
         tensor.set_data_from_numpy(samples, binary_data=binary)
-        outputs = [httpclient.InferRequestedOutput("class", binary_data=binary),
-                   httpclient.InferRequestedOutput("probabilities", binary_data=binary)]
+        outputs = [
+            httpclient.InferRequestedOutput("class", binary_data=binary),
+            httpclient.InferRequestedOutput("probabilities", binary_data=binary),
+        ]
         result = client.infer("digits", [tensor], outputs=outputs, request_id="triton-1")
         assert result.get_response()["id"] == "triton-1"
         np.testing.assert_array_equal(result.as_numpy("class"), logits.argmax(1).numpy())
-        np.testing.assert_allclose(result.as_numpy("probabilities"), torch.softmax(logits, 1).numpy(), rtol=1e-4,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            result.as_numpy("probabilities"), torch.softmax(logits, 1).numpy(), rtol=1e-4, atol=1e-6
+        )
     finally:
         client.close()
 
@@ -47,11 +51,29 @@ def _schemathesis(port: int, *extra: str, more_checks: str = "", examples: int =
     st = Path(sys.executable).parent / "st"
     if not st.exists():
         pytest.skip("schemathesis is not installed")
-    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
-              "response_headers_conformance,unsupported_method,allow_header_conformance" + more_checks)
-    command = [str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", checks,
-               "--phases", "examples,fuzzing", "--max-examples", str(examples), "--workers", "2", "--seed", "20261129",
-               "--no-color", "--generation-database", "none", *extra]
+    checks = (
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+        "response_headers_conformance,unsupported_method,allow_header_conformance" + more_checks
+    )
+    command = [
+        str(st),
+        "run",
+        f"http://127.0.0.1:{port}/openapi.json",
+        "--checks",
+        checks,
+        "--phases",
+        "examples,fuzzing",
+        "--max-examples",
+        str(examples),
+        "--workers",
+        "2",
+        "--seed",
+        "20261129",
+        "--no-color",
+        "--generation-database",
+        "none",
+        *extra,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -67,6 +89,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(digits_server
 
 def test_schemathesis_with_the_bearer_token_checks_auth_too(start_server, digits_dir):
     server = start_server(digits_dir, "--name", "digits", env={"LMAAS_AUTH_TOKEN": TOKEN})
-    run = _schemathesis(server.port, "--header", f"Authorization: Bearer {TOKEN}", more_checks=",ignored_auth",
-                        examples=5)
+    run = _schemathesis(
+        server.port, "--header", f"Authorization: Bearer {TOKEN}", more_checks=",ignored_auth", examples=5
+    )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

@@ -1,4 +1,5 @@
 """All three dialects give the answers of the model called in Python, over real HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -39,11 +40,20 @@ def test_the_three_dialects_agree_with_the_model_in_python(digits_server, sample
     assert v1.status == 200, v1.body
     assert v1.json == {"predictions": classes.tolist()}
 
-    v2 = digits_server.post("/v2/models/digits/infer", {
-        "id": "req-7",
-        "inputs": [{"name": "input", "shape": list(samples.shape), "datatype": "FP32",
-                    "data": samples.reshape(-1).tolist()}],
-    })
+    v2 = digits_server.post(
+        "/v2/models/digits/infer",
+        {
+            "id": "req-7",
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(samples.shape),
+                    "datatype": "FP32",
+                    "data": samples.reshape(-1).tolist(),
+                }
+            ],
+        },
+    )
     assert v2.status == 200, v2.body
     body = v2.json
     assert body["model_name"] == "digits" and body["id"] == "req-7"
@@ -51,16 +61,20 @@ def test_the_three_dialects_agree_with_the_model_in_python(digits_server, sample
     assert outputs["class"]["datatype"] == "INT64" and outputs["class"]["shape"] == [12]
     assert outputs["class"]["data"] == classes.tolist()
     assert outputs["probabilities"]["datatype"] == "FP32" and outputs["probabilities"]["shape"] == [12, 10]
-    np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (12, 10)), probabilities, rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.reshape(outputs["probabilities"]["data"], (12, 10)), probabilities, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_v2_takes_nested_data_fp64_and_a_choice_of_outputs(digits_server, samples, expected):
     classes, _ = expected
-    reply = digits_server.post("/v2/models/digits/infer", {
-        "inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP64", "data": samples[:3].tolist()}],
-        "outputs": [{"name": "class"}],
-    })
+    reply = digits_server.post(
+        "/v2/models/digits/infer",
+        {
+            "inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP64", "data": samples[:3].tolist()}],
+            "outputs": [{"name": "class"}],
+        },
+    )
     assert reply.status == 200, reply.body
     assert [o["name"] for o in reply.json["outputs"]] == ["class"]
     assert reply.json["outputs"][0]["data"] == classes[:3].tolist()
@@ -68,12 +82,18 @@ def test_v2_takes_nested_data_fp64_and_a_choice_of_outputs(digits_server, sample
 
 def test_v2_binary_tensor_extension_both_ways(digits_server, samples, expected):
     classes, probabilities = expected
-    header = {"inputs": [{"name": "input", "shape": [4, 64], "datatype": "FP32",
-                          "parameters": {"binary_data_size": 4 * 64 * 4}}],
-              "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}, {"name": "class"}]}
+    header = {
+        "inputs": [
+            {"name": "input", "shape": [4, 64], "datatype": "FP32", "parameters": {"binary_data_size": 4 * 64 * 4}}
+        ],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}, {"name": "class"}],
+    }
     head = json.dumps(header).encode()
-    reply = digits_server.post("/v2/models/digits/infer", head + samples[:4].astype("<f4").tobytes(),
-                               headers={"Inference-Header-Content-Length": str(len(head))})
+    reply = digits_server.post(
+        "/v2/models/digits/infer",
+        head + samples[:4].astype("<f4").tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
     assert reply.status == 200, reply.body
     length = int(reply.headers["inference-header-content-length"])
     document = json.loads(reply.body[:length])
@@ -94,8 +114,10 @@ def test_v1_and_v2_metadata_and_readiness(digits_server):
     metadata = digits_server.get("/v2/models/digits").json
     assert metadata["name"] == "digits" and metadata["platform"] == "pytorch_torch"
     assert metadata["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
-    assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
-                                   {"name": "class", "datatype": "INT64", "shape": [-1]}]
+    assert metadata["outputs"] == [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+        {"name": "class", "datatype": "INT64", "shape": [-1]},
+    ]
 
 
 def test_explain_gives_integrated_gradients_that_add_up(digits_server, samples, expected):
@@ -110,14 +132,15 @@ def test_explain_gives_integrated_gradients_that_add_up(digits_server, samples, 
         assert attributions.shape == (64,)
         gap = explanation["score"] - explanation["baseline_score"]
         assert abs(attributions.sum() - gap) <= 0.02 * abs(gap) + 1e-3
-    other = digits_server.post("/v1/models/digits:explain", {"instances": samples[:1].tolist(), "target": 3,
-                                                             "method": "gradient_x_input"})
+    other = digits_server.post(
+        "/v1/models/digits:explain", {"instances": samples[:1].tolist(), "target": 3, "method": "gradient_x_input"}
+    )
     assert other.status == 200 and other.json["explanations"][0]["target"] == 3
 
 
 def test_the_language_model_in_all_three_dialects(lm_server, lm_dir):
     module, card = artifacts.loaded(lm_dir)
-    vocab = card["vocab"]
+    vocab = card.vocab
     texts = ["To be, or not", "Shall I compare"]
     ids = [[vocab.index(c) for c in t] for t in texts]
     with torch.no_grad():
@@ -127,8 +150,10 @@ def test_the_language_model_in_all_three_dialects(lm_server, lm_dir):
     assert seed.json == {"predictions": [vocab[i] for i in expected], "next_token_ids": expected}
     v1 = lm_server.post("/v1/models/chars:predict", {"instances": [ids[0], texts[1]]})
     assert v1.json == {"predictions": [vocab[i] for i in expected]}
-    v2 = lm_server.post("/v2/models/chars/infer", {
-        "inputs": [{"name": "input_ids", "shape": [1, len(ids[1])], "datatype": "INT32", "data": ids[1]}]})
+    v2 = lm_server.post(
+        "/v2/models/chars/infer",
+        {"inputs": [{"name": "input_ids", "shape": [1, len(ids[1])], "datatype": "INT32", "data": ids[1]}]},
+    )
     assert v2.status == 200, v2.body
     outputs = {o["name"]: o for o in v2.json["outputs"]}
     assert outputs["next_token"]["data"] == [expected[1]]

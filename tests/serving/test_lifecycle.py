@@ -2,6 +2,7 @@
 
 The exits that happen before the server starts (a missing artifact, a bad ModelService) are
 checked through the CLI's own `main` in this process; everything else runs `lmaas serve`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,17 @@ def test_ready_only_after_the_model_is_loaded_and_warmed_up(start_server, slow_l
 
 def test_sigterm_under_load_loses_no_request_and_exits_zero(tmp_path, slow_forward_dir):
     # Forward passes take 0.3 s and hold 4 rows: 16 requests need 4 passes, about 1.2 s.
-    server = ServerProcess(slow_forward_dir, tmp_path / "serve.log", "--name", "slow", "--max-batch-size", "4",
-                           "--max-latency-ms", "1", "--trust-artifact-code")
+    server = ServerProcess(
+        slow_forward_dir,
+        tmp_path / "serve.log",
+        "--name",
+        "slow",
+        "--max-batch-size",
+        "4",
+        "--max-latency-ms",
+        "1",
+        "--trust-artifact-code",
+    )
     try:
         server.wait_ready()
         module, _ = artifacts.loaded(slow_forward_dir)
@@ -66,10 +76,12 @@ def test_sigterm_under_load_loses_no_request_and_exits_zero(tmp_path, slow_forwa
 
         async def load() -> None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
                 async def one(i: int):
                     url = f"http://127.0.0.1:{server.port}/v1/models/slow:predict"
                     async with session.post(url, json={"instances": [rows[i].tolist()]}) as response:
                         return response.status, await response.json()
+
                 results.extend(await asyncio.gather(*(one(i) for i in range(16))))
 
         client = threading.Thread(target=lambda: asyncio.run(load()))
@@ -133,10 +145,17 @@ def test_a_missing_artifact_exits_78_naming_it(tmp_path, capfd, in_process_loggi
 
 
 def test_settings_come_from_the_modelservice_and_flags_win(start_server, tmp_path, digits_dir):
-    resource = {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService",
-                "metadata": {"name": "from-config", "namespace": "ns", "uid": "u-1"},
-                "spec": {"model": {"fromTrainJob": "digits"}, "port": 9000, "threads": 1,
-                         "batching": {"maxBatchSize": 4, "maxLatencyMs": 2}}}
+    resource = {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "from-config", "namespace": "ns", "uid": "u-1"},
+        "spec": {
+            "model": {"fromTrainJob": "digits"},
+            "port": 9000,
+            "threads": 1,
+            "batching": {"maxBatchSize": 4, "maxLatencyMs": 2},
+        },
+    }
     config = tmp_path / "config.json"
     config.write_text(json.dumps(resource))
     server = start_server(digits_dir, "--config", str(config), "--max-latency-ms", "7")  # --port 0 beats spec.port
@@ -149,7 +168,9 @@ def test_settings_come_from_the_modelservice_and_flags_win(start_server, tmp_pat
 
 def test_a_bad_modelservice_exits_78(tmp_path, digits_dir, capfd, in_process_logging):
     config = tmp_path / "config.yaml"
-    config.write_text("apiVersion: lmaas.io/v1alpha1\nkind: ModelService\nmetadata: {name: x}\n"
-                      "spec: {model: {uri: 'pvc://a/b'}, batching: {maxBatchSize: many}}\n")
+    config.write_text(
+        "apiVersion: lmaas.io/v1alpha1\nkind: ModelService\nmetadata: {name: x}\n"
+        "spec: {model: {uri: 'pvc://a/b'}, batching: {maxBatchSize: many}}\n"
+    )
     assert cli.main(["serve", "--model-dir", str(digits_dir), "--config", str(config)]) == 78
     assert "spec.batching.maxBatchSize" in capfd.readouterr().err

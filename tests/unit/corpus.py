@@ -1,4 +1,5 @@
 """The repository's manifests as test data: samples, the invalid corpus, the CRDs."""
+
 from __future__ import annotations
 
 import re
@@ -38,10 +39,12 @@ def invalid_cases() -> list[InvalidCase]:
     for path in sorted(INVALID.glob("*.yaml")):
         text = path.read_text()
         header = dict(re.findall(r"^# expect-(field|message): ?(.*)$", text, flags=re.M))
-        cases.append(InvalidCase(
-            name=path.stem,
-            documents=[d for d in yaml.safe_load_all(text) if d],
-            field=header["field"],
-            message=header["message"],
-        ))
+        cases.append(
+            InvalidCase(
+                name=path.stem,
+                documents=[d for d in yaml.safe_load_all(text) if d],
+                field=header["field"],
+                message=header["message"],
+            )
+        )
     return cases

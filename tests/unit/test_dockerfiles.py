@@ -1,4 +1,5 @@
 """The images' Dockerfiles: linted here, since no Docker engine runs on these machines."""
+
 import shutil
 import subprocess
 import sys

@@ -3,6 +3,7 @@
 It exercises the factory protocol the way a user would, gives the tests a model slow enough
 to kill a rank in mid-run, and a data set that records which samples training fetched.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Each launched process's stdout is read on a thread as it arrives, so a test can wait for a
 progress event (say, a checkpoint) and then act (kill a rank).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,12 @@ BIN = Path(sys.executable).parent
 
 
 def trainjob(name: str = "test-job", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob",
-            "metadata": {"name": name, "namespace": "tests", "uid": f"uid-{name}", "generation": 1},
-            "spec": spec}
+    return {
+        "apiVersion": "lmaas.io/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name, "namespace": "tests", "uid": f"uid-{name}", "generation": 1},
+        "spec": spec,
+    }
 
 
 def write_config(directory: Path, resource: dict[str, Any], as_yaml: bool = False) -> Path:
@@ -38,8 +42,11 @@ def write_config(directory: Path, resource: dict[str, Any], as_yaml: bool = Fals
 
 
 def worker_env(directory: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PET_", "TORCHELASTIC_", "LMAAS_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PET_", "TORCHELASTIC_", "LMAAS_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    }
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}",
@@ -56,7 +63,7 @@ def worker_env(directory: Path, **extra: str) -> dict[str, str]:
 @dataclass
 class Launched:
     process: subprocess.Popen
-    lines: "queue.Queue[str]" = field(default_factory=queue.Queue)
+    lines: queue.Queue[str] = field(default_factory=queue.Queue)
     stdout: list[str] = field(default_factory=list)
     stderr_path: Path | None = None
 
@@ -66,8 +73,9 @@ class Launched:
 
 def launch(command: list[str], env: dict[str, str], stderr_path: Path, cwd: Path | None = None) -> Launched:
     stderr = stderr_path.open("w")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
-                               cwd=cwd, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, cwd=cwd, start_new_session=True
+    )
     stderr.close()
     launched = Launched(process, stderr_path=stderr_path)
 
@@ -80,21 +88,50 @@ def launch(command: list[str], env: dict[str, str], stderr_path: Path, cwd: Path
     return launched
 
 
-def torchrun_command(nnodes: int, nproc: int, node_rank: int, port: int, config: Path, output: Path,
-                     max_restarts: int = 0) -> list[str]:
-    return [str(BIN / "torchrun"), "--nnodes", str(nnodes), "--nproc-per-node", str(nproc),
-            "--node-rank", str(node_rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-            "--rdzv-id", "lmaas-test", "--max-restarts", str(max_restarts), "--monitor-interval", "0.2",
-            "--no-python", "lmaas", "train", "--config", str(config), "--output-dir", str(output)]
+def torchrun_command(
+    nnodes: int, nproc: int, node_rank: int, port: int, config: Path, output: Path, max_restarts: int = 0
+) -> list[str]:
+    return [
+        str(BIN / "torchrun"),
+        "--nnodes",
+        str(nnodes),
+        "--nproc-per-node",
+        str(nproc),
+        "--node-rank",
+        str(node_rank),
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "lmaas-test",
+        "--max-restarts",
+        str(max_restarts),
+        "--monitor-interval",
+        "0.2",
+        "--no-python",
+        "lmaas",
+        "train",
+        "--config",
+        str(config),
+        "--output-dir",
+        str(output),
+    ]
 
 
-def launch_job(directory: Path, config: Path, output: Path, nnodes: int, nproc: int,
-               max_restarts: int = 0) -> list[Launched]:
+def launch_job(
+    directory: Path, config: Path, output: Path, nnodes: int, nproc: int, max_restarts: int = 0
+) -> list[Launched]:
     """Start `nnodes` torchrun agents of `nproc` processes each, as an Indexed Job's pods would."""
     port = free_port()
-    return [launch(torchrun_command(nnodes, nproc, node, port, config, output, max_restarts),
-                   worker_env(directory), directory / f"agent-{node}.stderr")
-            for node in range(nnodes)]
+    return [
+        launch(
+            torchrun_command(nnodes, nproc, node, port, config, output, max_restarts),
+            worker_env(directory),
+            directory / f"agent-{node}.stderr",
+        )
+        for node in range(nnodes)
+    ]
 
 
 def wait_all(agents: list[Launched], timeout: float) -> list[int]:
@@ -182,9 +219,16 @@ def worker_ranks(agent: Launched) -> dict[int, int]:
     return ranks
 
 
-def run_single(directory: Path, config: Path, output: Path, timeout: float = 120, **env: str) -> tuple[int, list[dict], str]:
+def run_single(
+    directory: Path, config: Path, output: Path, timeout: float = 120, **env: str
+) -> tuple[int, list[dict], str]:
     """`lmaas train` as one process, without torchrun: (exit status, progress events, stderr)."""
-    result = subprocess.run([str(BIN / "lmaas"), "train", "--config", str(config), "--output-dir", str(output)],
-                            env=worker_env(directory, **env), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [str(BIN / "lmaas"), "train", "--config", str(config), "--output-dir", str(output)],
+        env=worker_env(directory, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     parsed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     return result.returncode, parsed, result.stderr

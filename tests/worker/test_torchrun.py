@@ -1,5 +1,6 @@
 """`lmaas train` under real torchrun on CPU (gloo): several processes per agent and several agents
 rendezvousing over c10d on 127.0.0.1, for both strategies. Nothing is mocked."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import torch
 
 from lmaas_api import contract
 from lmaas_api.spec import DatasetDefinition
-from lmaas_worker.artifacts import load_model
+from lmaas_worker.artifacts import load
 from lmaas_worker.data import build_datasets, digits
 from lmaas_worker.train.checkpoint import CHECKPOINT_FORMAT
 
@@ -43,17 +44,23 @@ def digits_job(strategy: str, **hyperparameters) -> dict:
         model={"builtin": "mlp", "args": {"hidden": [128, 64]}},
         dataset={"builtin": "digits", "validationFraction": 0.2},
         strategy=strategy,
-        hyperparameters={"epochs": 4, "maxSteps": 70, "batchSize": 32, "learningRate": 0.003, "seed": 7,
-                         "logEverySteps": 5, **hyperparameters},
+        hyperparameters={
+            "epochs": 4,
+            "maxSteps": 70,
+            "batchSize": 32,
+            "learningRate": 0.003,
+            "seed": 7,
+            "logEverySteps": 5,
+            **hyperparameters,
+        },
         checkpoint={"everySteps": 25, "keep": 2},
     )
 
 
 def recomputed_accuracy(artifact) -> float:
     """The held-out accuracy (in points) of the reloaded artifact, on the split its card names."""
-    module, card = load_model(artifact)
-    dataset = card["dataset"]
-    data = build_datasets(DatasetDefinition.parse({k: v for k, v in dataset.items() if k != "seed"}), seed=dataset["seed"])
+    module, card = load(artifact)
+    data = build_datasets(DatasetDefinition(**card.dataset.model_dump(exclude={"seed"})), seed=card.dataset.seed)
     inputs, labels = data.val.tensors
     with torch.no_grad():
         predictions = module(inputs).argmax(dim=1)
@@ -84,7 +91,12 @@ def test_trains_digits_and_the_artifact_reloads(tmp_path, strategy, topology):
     assert done["artifact"]["metrics"]["strategy"] == strategy
 
     artifact = output / contract.ARTIFACT_SUBDIR
-    assert sorted(p.name for p in artifact.iterdir()) == ["curves.png", "metrics.json", "model.json", "model.safetensors"]
+    assert sorted(p.name for p in artifact.iterdir()) == [
+        "curves.png",
+        "metrics.json",
+        "model.json",
+        "model.safetensors",
+    ]
     assert recomputed_accuracy(artifact) == pytest.approx(done["evalValue"], abs=1e-9)
     metrics = json.loads((artifact / contract.METRICS_FILE).read_text())
     assert metrics["accuracy"] == done["evalValue"]
@@ -122,13 +134,17 @@ def test_a_killed_rank_resumes_from_the_latest_checkpoint(tmp_path, strategy, to
     resumes = [i for i, e in enumerate(lines) if e["event"] == "resume"]
     assert len(resumes) == 1, [e["event"] for e in lines]
     resume = lines[resumes[0]]
-    before = lines[:resumes[0]]
+    before = lines[: resumes[0]]
     checkpointed = max(e["step"] for e in before if e["event"] == "checkpoint")
     reached = max(e["step"] for e in before if e["event"] == "progress")
     assert resume["step"] >= checkpointed >= 2 * every
-    assert resume["checkpoint"] == {"step": resume["step"], "path": f"checkpoints/step-{resume['step']:08d}", "uri": None}
+    assert resume["checkpoint"] == {
+        "step": resume["step"],
+        "path": f"checkpoints/step-{resume['step']:08d}",
+        "uri": None,
+    }
     assert 0 <= reached - resume["step"] <= every  # steps redone
-    after = lines[resumes[0] + 1:]
+    after = lines[resumes[0] + 1 :]
     assert [e["step"] for e in after if e["event"] == "progress"][0] == resume["step"] + 1
     done = lines[-1]
     assert done["event"] == "done" and done["step"] == 90
@@ -157,7 +173,12 @@ def test_a_job_that_comes_back_with_fewer_ranks_resumes_its_sharded_state(tmp_pa
     progress = [e for e in lines if e["event"] == "progress"]
     assert progress[0]["step"] == 35 and progress[-1]["step"] == 30 + 31 + 28 and progress[0]["epoch"] == 2
     sidecar = json.loads((output / contract.CHECKPOINT_SUBDIR / "step-00000089" / "state.json").read_text())
-    assert (sidecar["epoch"], sidecar["epochPosition"], sidecar["worldSize"], sidecar["firstWorldSize"]) == (2, 896, 1, 2)
+    assert (sidecar["epoch"], sidecar["epochPosition"], sidecar["worldSize"], sidecar["firstWorldSize"]) == (
+        2,
+        896,
+        1,
+        2,
+    )
     done = lines[-1]
     assert done["event"] == "done" and (done["epoch"], done["totalEpochs"]) == (3, 3)
     assert done["artifact"]["metrics"]["samplesSeen"] == 2 * 1438 + 896
@@ -176,8 +197,15 @@ def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_s
         "elastic-epochs",
         model={"factory": "tests.worker.factories:slow_mlp", "args": {"hidden": [32], "delay": 0.03}},
         dataset={"factory": "tests.worker.factories:recorded_digits", "args": {"record": str(seen)}},
-        hyperparameters={"epochs": 3, "batchSize": 32, "learningRate": 0.003, "lrSchedule": "cosine",
-                         "warmupSteps": 5, "logEverySteps": 1, "seed": 3},
+        hyperparameters={
+            "epochs": 3,
+            "batchSize": 32,
+            "learningRate": 0.003,
+            "lrSchedule": "cosine",
+            "warmupSteps": 5,
+            "logEverySteps": 1,
+            "seed": 3,
+        },
         checkpoint={"everySteps": 23, "keep": 1},
     )
     size = len(digits.load(0.2, 3).train)
@@ -190,8 +218,9 @@ def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_s
             if stop_after_step is None:
                 assert wait_all(agents, timeout=120) == [0], agents[0].stderr()[-3000:]
             else:
-                wait_for_event(agents, lambda e: e.get("event") == "checkpoint" and e["step"] == stop_after_step,
-                               timeout=90)
+                wait_for_event(
+                    agents, lambda e: e.get("event") == "checkpoint" and e["step"] == stop_after_step, timeout=90
+                )
                 for pid in worker_ranks(agents[0]).values():  # torchrun starts them in sessions of their own
                     os.kill(pid, signal.SIGKILL)
         finally:
@@ -213,7 +242,9 @@ def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_s
     assert done["step"] == done["totalSteps"]
     fetched = Counter(int(i) for record in seen.iterdir() for i in record.read_text().split())
     assert fetched == Counter({i: 2 for i in range(size)})  # epochs 2 and 3, each sample once in each
-    straight_metrics = json.loads((tmp_path / "straight-out" / contract.ARTIFACT_SUBDIR / contract.METRICS_FILE).read_text())
+    straight_metrics = json.loads(
+        (tmp_path / "straight-out" / contract.ARTIFACT_SUBDIR / contract.METRICS_FILE).read_text()
+    )
     assert done["artifact"]["metrics"]["samplesSeen"] == straight_metrics["samplesSeen"] == 3 * size
 
     def rates(out) -> list[tuple[int, float]]:
@@ -238,9 +269,20 @@ def test_an_epochs_job_resumed_on_fewer_ranks_trains_what_was_left_on_the_same_s
 def v1_checkpoint(checkpoints) -> None:
     """A checkpoint as the lmaas before format v2 wrote it (its sidecar: epochStep, no epoch position)."""
     (checkpoints / "step-00000020").mkdir(parents=True)
-    (checkpoints / "step-00000020" / "state.json").write_text(json.dumps(
-        {"format": "lmaas.checkpoint/v1", "epoch": 0, "epochStep": 20, "worldSize": 2, "batchSize": 32,
-         "gradientAccumulationSteps": 1, "step": 20, "history": {"train": [], "eval": []}}))
+    (checkpoints / "step-00000020" / "state.json").write_text(
+        json.dumps(
+            {
+                "format": "lmaas.checkpoint/v1",
+                "epoch": 0,
+                "epochStep": 20,
+                "worldSize": 2,
+                "batchSize": 32,
+                "gradientAccumulationSteps": 1,
+                "step": 20,
+                "history": {"train": [], "eval": []},
+            }
+        )
+    )
 
 
 def unreadable_checkpoint(checkpoints) -> None:
@@ -252,15 +294,25 @@ def unreadable_checkpoint(checkpoints) -> None:
         (checkpoints / "step-00000020" / name).write_bytes(b"not safetensors")
 
 
-OTHER_VERSION = "configuration error: spec.checkpoint.resume: the checkpoint step-00000020 was written by another version"
+OTHER_VERSION = (
+    "configuration error: spec.checkpoint.resume: the checkpoint step-00000020 was written by another version"
+)
 
 
-@pytest.mark.parametrize("checkpoint,pod_status,rank_errors", [
-    (v1_checkpoint, contract.EXIT_CONFIG_ERROR, [OTHER_VERSION, OTHER_VERSION]),
-    (unreadable_checkpoint, 1, ["training failed: SafetensorError",
-                                "training failed: RuntimeError: rank 0 could not read the checkpoint to resume "
-                                "from: SafetensorError"]),
-])
+@pytest.mark.parametrize(
+    "checkpoint,pod_status,rank_errors",
+    [
+        (v1_checkpoint, contract.EXIT_CONFIG_ERROR, [OTHER_VERSION, OTHER_VERSION]),
+        (
+            unreadable_checkpoint,
+            1,
+            [
+                "training failed: SafetensorError",
+                "training failed: RuntimeError: rank 0 could not read the checkpoint to resume from: SafetensorError",
+            ],
+        ),
+    ],
+)
 def test_a_checkpoint_rank_0_cannot_read_fails_every_rank_at_once(tmp_path, checkpoint, pod_status, rank_errors):
     """Rank 0 alone reads checkpoints: when it cannot, every rank fails with the reason (none waits for
     rank 0 in a collective), and a checkpoint of another lmaas version is a configuration error (the pod
@@ -268,15 +320,29 @@ def test_a_checkpoint_rank_0_cannot_read_fails_every_rank_at_once(tmp_path, chec
     output = tmp_path / "out"
     checkpoint(output / contract.CHECKPOINT_SUBDIR)
     config = write_config(tmp_path, digits_job("ddp"))
-    worker = ["--standalone", "--nproc-per-node", "2", "--monitor-interval", "0.2", "--no-python",
-              "lmaas", "train", "--config", str(config), "--output-dir", str(output)]
+    worker = [
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--monitor-interval",
+        "0.2",
+        "--no-python",
+        "lmaas",
+        "train",
+        "--config",
+        str(config),
+        "--output-dir",
+        str(output),
+    ]
     launcher = f"import sys; from lmaas_worker.train.launch import run_agent; sys.exit(run_agent({worker!r}))"
-    pod = subprocess.run([sys.executable, "-c", launcher], env=worker_env(tmp_path), capture_output=True,
-                         text=True, timeout=120)
+    pod = subprocess.run(
+        [sys.executable, "-c", launcher], env=worker_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert pod.returncode == pod_status, pod.stderr[-3000:]
     for rank, rank_error in enumerate(rank_errors):
-        assert any(f"[rank {rank}]" in line and rank_error in line for line in pod.stderr.splitlines()), \
-            pod.stderr[-3000:]
+        assert any(f"[rank {rank}]" in line and rank_error in line for line in pod.stderr.splitlines()), pod.stderr[
+            -3000:
+        ]
     if pod_status == contract.EXIT_CONFIG_ERROR:
         error = json.loads((tmp_path / "termination-log").read_text())
         assert error["event"] == "error" and "'lmaas.checkpoint/v1'" in error["message"]

@@ -1,4 +1,5 @@
 """The human-facing plot of a run: training loss and the held-out metric against the step."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ world of size 1 on an in-memory store, so that ddp and fsdp code paths stay the 
 LMAAS_BACKEND (set by the operator) picks gloo or nccl; the default is nccl when CUDA is
 available, gloo otherwise.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,19 +75,31 @@ def init_distributed(environ: dict[str, str] | None = None) -> DistributedContex
         device = torch.device("cpu")
     restartable = env.get("TORCHELASTIC_MAX_RESTARTS", "0") != "0"
     if launched and restartable and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-        log.warning("torchrun shares its rendezvous store with the workers; restarted workers may read the "
-                    "previous attempt's addresses and fail to connect (pytorch/pytorch#135712). Set "
-                    "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in torchrun's environment.")
+        log.warning(
+            "torchrun shares its rendezvous store with the workers; restarted workers may read the "
+            "previous attempt's addresses and fail to connect (pytorch/pytorch#135712). Set "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in torchrun's environment."
+        )
     if launched:
         dist.init_process_group(backend, device_id=device if backend == "nccl" else None)
     else:
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     context = DistributedContext(
-        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-        backend=backend, device=device, launched=launched,
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        backend=backend,
+        device=device,
+        launched=launched,
     )
-    log.info("rank %d of %d, backend %s, device %s%s", context.rank, context.world_size, backend, device,
-             "" if launched else " (single process, no torchrun)")
+    log.info(
+        "rank %d of %d, backend %s, device %s%s",
+        context.rank,
+        context.world_size,
+        backend,
+        device,
+        "" if launched else " (single process, no torchrun)",
+    )
     return context
 
 

@@ -5,18 +5,19 @@ lmaas knows and a builder may want (for a model: `num_classes`, `in_features`, `
 `vocab_size`; for data: `seed`, `validation_fraction`, `context`): a hint is passed only when the
 function names that parameter explicitly and `args` does not set it.
 """
+
 from __future__ import annotations
 
 import importlib
-import json
 import inspect
+import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lmaas_api import contract
-from lmaas_api.spec import ArtifactCodePolicy
-
 from lmaas_api.errors import ConfigError
+from lmaas_api.spec import ArtifactCodePolicy
 
 _REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -44,14 +45,17 @@ def refuse_unless_allowed(reference: str, card_field: str, artifact_code: Artifa
     """Refuse, before anything is imported, a factory that an artifact's model card names
     (`card_field`, such as "model.factory") unless the loading resource allows it."""
     if not artifact_code.allows(reference):
-        raise ConfigError(contract.MODEL_CARD_FILE,
-                          f"{card_field} {json.dumps(reference)} is not a factory this resource names; not imported. "
-                          f"To run it, set spec.trustArtifactCode: true (lmaas serve: --trust-artifact-code); "
-                          f"unsafe: the artifact's author runs code here")
+        raise ConfigError(
+            contract.MODEL_CARD_FILE,
+            f"{card_field} {json.dumps(reference)} is not a factory this resource names; not imported. "
+            f"To run it, set spec.trustArtifactCode: true (lmaas serve: --trust-artifact-code); "
+            f"unsafe: the artifact's author runs code here",
+        )
 
 
-def call_builder(function: Callable[..., Any], args: dict[str, Any] | None, hints: dict[str, Any],
-                 field: str) -> tuple[Any, dict[str, Any]]:
+def call_builder(
+    function: Callable[..., Any], args: dict[str, Any] | None, hints: dict[str, Any], field: str
+) -> tuple[Any, dict[str, Any]]:
     """Call `function(**args, **wanted hints)`; return (result, the keyword arguments used).
 
     Arguments that do not fit the signature, and TypeError/ValueError raised by the builder
@@ -63,8 +67,9 @@ def call_builder(function: Callable[..., Any], args: dict[str, Any] | None, hint
     except (TypeError, ValueError):
         signature = None
     if signature is not None:
-        named = {name for name, p in signature.parameters.items()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        named = {
+            name for name, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
         for name, value in hints.items():
             if name in named and name not in args and value is not None:
                 args[name] = value

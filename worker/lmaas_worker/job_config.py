@@ -1,5 +1,6 @@
 """What a job's worker (train, compress) is given: its custom resource, read and validated from
 --config (`lmaas_api.resource.read_resource`), and the directory it writes to."""
+
 from __future__ import annotations
 
 import os

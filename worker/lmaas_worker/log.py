@@ -5,6 +5,7 @@ LMAAS_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR; default INFO) and LMAAS_LOG_FORMAT
 default plain) mirror the operator's settings. Ranks other than 0 log warnings and errors only,
 so that N ranks do not print N copies of the same story.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def setup_logging(rank: int, environ: dict[str, str] | None = None) -> None:
     if env.get("LMAAS_LOG_FORMAT", "plain") == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s", "%H:%M:%S")
+        )
     handler.addFilter(lambda record: setattr(record, "rank", rank) or True)
     root = logging.getLogger("lmaas_worker")
     root.handlers[:] = [handler]

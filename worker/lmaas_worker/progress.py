@@ -4,6 +4,7 @@ Every line has exactly `contract.PROGRESS_KEYS` (null where a key does not apply
 turns them into the TrainJob's status. On exit, rank 0 also writes the final line (`done` or
 `error`) to the termination log, which the kubelet copies into the pod status.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,11 @@ import logging
 import math
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def progress_line(event: str, **fields: Any) -> dict[str, Any]:

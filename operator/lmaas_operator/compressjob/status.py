@@ -1,19 +1,32 @@
 """A CompressJob's status, computed from its input's resolution, its Job, the pod and the worker's
 progress lines and final summary. Pure, like every status here."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .. import jobs
-from lmaas_api import contract
+from .. import job_status, jobs
 from ..conditions import phase_conditions
 from ..references import Resolution
 from .builders import CONTAINER, CompressJob
 
 CONDITION_TYPES = ("Waiting", "Running", "Succeeded", "Failed")
-FINISHED = ("Succeeded", "Failed")
-REPORT_KEYS = ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup", "latencySpeedupRange",
-               "latencyVerdict", "steps")
+REPORT_KEYS = (
+    "sizeRatio",
+    "accuracyDelta",
+    "perplexityRatio",
+    "latencySpeedup",
+    "latencySpeedupRange",
+    "latencyVerdict",
+    "steps",
+)
+WORK = job_status.Work(
+    CONTAINER,
+    finished="compression finished",
+    succeeded="every step met the quality bound",
+    oom_advice="raise spec.resources.limits.memory",
+)
 
 
 def compute_status(
@@ -28,8 +41,11 @@ def compute_status(
 ) -> dict[str, Any]:
     phase, reason, message = _phase(resolution, job, pods)
     status: dict[str, Any] = {
-        "phase": phase, "reason": reason, "message": message, "observedGeneration": cr.generation,
-        "restarts": int(((job or {}).get("status") or {}).get("failed", 0)),
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": cr.generation,
+        **job_status.run_fields(job, phase, previous, now),
     }
     # The input is fixed when the Job starts; a newer artifact from the producer does not change it.
     if previous.get("input"):
@@ -45,13 +61,9 @@ def compute_status(
     artifact = artifact or previous.get("artifact")
     if artifact:
         status["artifact"] = artifact
-    job_status = (job or {}).get("status") or {}
-    if job_status.get("startTime"):
-        status["startTime"] = job_status["startTime"]
-    if phase in FINISHED:
-        status["completionTime"] = job_status.get("completionTime") or previous.get("completionTime") or now
     status["conditions"] = phase_conditions(
-        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now
+    )
     return status
 
 
@@ -62,13 +74,9 @@ def _phase(resolution: Resolution, job: dict[str, Any] | None, pods: list[dict[s
         if resolution.state == "waiting":
             return "Waiting", resolution.reason, resolution.message
         return "Pending", "Creating", "creating the Job"
-    if jobs.job_condition(job, "Complete") or jobs.job_condition(job, "SuccessCriteriaMet"):
-        if jobs.result_pending(pods, CONTAINER):
-            return "Running", "Finishing", "compression finished; reading the result"
-        return "Succeeded", "Completed", "every step met the quality bound"
-    failed = jobs.job_condition(job, "Failed") or jobs.job_condition(job, "FailureTarget")
-    if failed:
-        return ("Failed", *_failure(failed, pods))
+    ended = job_status.outcome(job, pods, WORK)
+    if ended:
+        return ended
     problem = jobs.pod_problem(pods)
     if problem:
         return ("Pending", *problem)
@@ -79,22 +87,9 @@ def _phase(resolution: Resolution, job: dict[str, Any] | None, pods: list[dict[s
     return "Pending", "Starting", "waiting for the pod to start"
 
 
-def _failure(condition: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
-    reason = condition.get("reason") or "Failed"
-    for _, state in reversed(jobs.terminated(pods, CONTAINER)):
-        code = state.get("exitCode")
-        if code == contract.EXIT_QUALITY_BOUND:
-            return "AccuracyBoundExceeded", jobs.worker_message(state) or "a step broke the quality bound"
-        if code == contract.EXIT_CONFIG_ERROR:
-            return "ConfigError", f"the worker rejected its configuration: {jobs.worker_message(state)}"
-        if state.get("reason") == "OOMKilled" and reason == "BackoffLimitExceeded":
-            return "OOMKilled", f"the compression pod was OOMKilled (exit code {code}); raise spec.resources.limits.memory"
-    if reason == "BackoffLimitExceeded":
-        return reason, f"the restart budget (spec.maxRestarts) is spent; last failure: {jobs.last_failure(pods, CONTAINER)}"
-    return reason, condition.get("message") or ""
-
-
-def _progress(cr: CompressJob, previous: dict[str, Any] | None, events: Iterable[dict[str, Any]], phase: str) -> dict[str, Any]:
+def _progress(
+    cr: CompressJob, previous: dict[str, Any] | None, events: Iterable[dict[str, Any]], phase: str
+) -> dict[str, Any]:
     """Steps done; the worker reports `progress` events with step = steps completed and message =
     the step running now."""
     total = len(cr.spec.steps)

@@ -1,4 +1,5 @@
 """`lmaas get` and `lmaas delete`: the state of local runs, read and forgotten."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,8 +7,9 @@ import sys
 from pathlib import Path
 
 from lmaas_api.crds import KINDS
-from ..pods import output_location
 from lmaas_api.resource import CustomResource
+
+from ..pods import output_location
 from .store import Store
 from .table import kind_of, render
 from .workloads import LOCAL_CONFIG
@@ -52,8 +54,11 @@ def delete(root: Path, kind: str, name: str) -> int:
         output = (store.volumes / claim / path).resolve()
         claim_root = (store.volumes / claim).resolve()
         if output == claim_root or claim_root not in output.parents:
-            print(f"error: {kind} {name} writes to pvc://{claim}/{path}, which is not a directory of its own inside "
-                  f"{claim_root}; its output is kept, only its state is removed", file=sys.stderr)
+            print(
+                f"error: {kind} {name} writes to pvc://{claim}/{path}, which is not a directory of its own inside "
+                f"{claim_root}; its output is kept, only its state is removed",
+                file=sys.stderr,
+            )
         else:
             shutil.rmtree(output, ignore_errors=True)
     shutil.rmtree(store.pod_dir(kind, name, "-").parent, ignore_errors=True)

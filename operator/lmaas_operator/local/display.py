@@ -4,6 +4,7 @@ On a terminal the running job has one live line (a bar, step/total, loss, sample
 in place; in a log (CI, a pipe) the same facts come as plain lines, at most one per
 LOG_EVERY_SECONDS per job, so a long run does not flood the log. Phase changes are always a line.
 """
+
 from __future__ import annotations
 
 import sys
@@ -100,8 +101,9 @@ class Display:
                 plots += [str(p) for p in sorted(directory.parent.rglob("*.png"))]
             elif status.get("url"):
                 where = status["url"]
-            rows.append((label, status.get("phase") or "-", _duration(self.durations.get(label, 0)),
-                         key_figures(body), where))
+            rows.append(
+                (label, status.get("phase") or "-", _duration(self.durations.get(label, 0)), key_figures(body), where)
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         text = "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
         if plots:
@@ -116,8 +118,11 @@ def key_figures(body: dict[str, Any]) -> str:
     figures = []
     if body["kind"] == "TrainJob":
         metrics = (status.get("artifact") or {}).get("metrics") or {}
-        figures += [f"{k} {metrics[k]:.4g}" for k in ("accuracy", "perplexity", "trainLoss")
-                    if isinstance(metrics.get(k), (int, float))]
+        figures += [
+            f"{k} {metrics[k]:.4g}"
+            for k in ("accuracy", "perplexity", "trainLoss")
+            if isinstance(metrics.get(k), (int, float))
+        ]
         if not figures and (status.get("progress") or {}).get("loss") is not None:
             figures.append(f"loss {status['progress']['loss']:.4g}")
     elif body["kind"] == "CompressJob":

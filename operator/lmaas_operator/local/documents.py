@@ -6,6 +6,7 @@ CRDs (schema, defaults and CEL rules: the messages `kubectl apply` would print).
 in memory for secretKeyRefs; other Kubernetes kinds (a PersistentVolumeClaim, say) have no local
 meaning and are reported as skipped.
 """
+
 from __future__ import annotations
 
 import base64
@@ -98,6 +99,8 @@ def _secret_values(document: dict[str, Any]) -> dict[str, str]:
         try:
             values[key] = base64.b64decode(str(encoded), validate=True).decode()
         except ValueError:
-            raise ValueError(f"data.{key} is not valid base64 of UTF-8 text (put plain text under stringData)") from None
+            raise ValueError(
+                f"data.{key} is not valid base64 of UTF-8 text (put plain text under stringData)"
+            ) from None
     values.update({k: str(v) for k, v in (document.get("stringData") or {}).items()})
     return values

@@ -5,12 +5,16 @@ that index's pod until `backoffLimit` is spent, `podFailurePolicy` FailJob rules
 `successPolicy` on succeeded indexes, `activeDeadlineSeconds` and `suspend`. `manifest()` returns
 the Job with the `status` the real controller would write, for the operator's status functions.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from .kubelet import LocalPod, utc_now
+from lmaas_api.clock import utc_now
+
+from .kubelet import LocalPod
 
 PodFactory = Callable[[int, int], LocalPod]
 """(completion index, attempt) → a pod, not yet started."""
@@ -80,8 +84,11 @@ class LocalJob:
             rule = self._fail_job_rule(code)
             if rule is not None:
                 self.failed += 1
-                return self._fail("PodFailurePolicy", f"Container {pod.container['name']} for pod {pod.name} failed "
-                                                      f"with exit code {code} matching FailJob rule at index {rule}")
+                return self._fail(
+                    "PodFailurePolicy",
+                    f"Container {pod.container['name']} for pod {pod.name} failed "
+                    f"with exit code {code} matching FailJob rule at index {rule}",
+                )
             self.failed += 1
             if self.failed > int(self.spec.get("backoffLimit", 6)):
                 return self._fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
@@ -117,8 +124,9 @@ class LocalJob:
         self._condition("Failed", reason, message)
 
     def _condition(self, kind: str, reason: str, message: str) -> None:
-        self.conditions.append({"type": kind, "status": "True", "reason": reason, "message": message,
-                                "lastTransitionTime": utc_now()})
+        self.conditions.append(
+            {"type": kind, "status": "True", "reason": reason, "message": message, "lastTransitionTime": utc_now()}
+        )
 
     def stop(self) -> None:
         """Delete the running pods (SIGTERM, then SIGKILL after the grace period)."""
@@ -127,8 +135,12 @@ class LocalJob:
         self._current.clear()
 
     def manifest(self) -> dict[str, Any]:
-        status: dict[str, Any] = {"conditions": list(self.conditions), "failed": self.failed,
-                                  "succeeded": len(self.succeeded), "active": sum(p.running for p in self._current.values())}
+        status: dict[str, Any] = {
+            "conditions": list(self.conditions),
+            "failed": self.failed,
+            "succeeded": len(self.succeeded),
+            "active": sum(p.running for p in self._current.values()),
+        }
         if self.start_time:
             status["startTime"] = self.start_time
         if self.completion_time:

@@ -8,6 +8,7 @@ Mount paths in env values are rewritten to those directories, which is all the w
 (they learn every path from their env). The pod's state comes back as the `status` a kubelet
 would write, so the operator's own status functions read it unchanged.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from lmaas_api.clock import utc_now
 
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 TERMINATION_LOG_ENV = "LMAAS_TERMINATION_LOG"  # where the worker writes /dev/termination-log's content
@@ -34,15 +37,19 @@ class PodConfigError(ValueError):
     """A pod that a kubelet could not start (CreateContainerConfigError): a missing secret, say."""
 
 
-def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 class LocalPod:
-    def __init__(self, name: str, template: dict[str, Any], pod_dir: Path, volumes_root: Path,
-                 secrets: SecretLookup, index: int | None = None,
-                 env_overrides: dict[str, str] | None = None, extra_args: list[str] | None = None,
-                 on_line: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        name: str,
+        template: dict[str, Any],
+        pod_dir: Path,
+        volumes_root: Path,
+        secrets: SecretLookup,
+        index: int | None = None,
+        env_overrides: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ):
         self.name = name
         self.index = index
         spec = template["spec"]
@@ -94,12 +101,15 @@ class LocalPod:
         """A path inside the pod → the same file here (values outside every mount are left alone)."""
         for mount_path, directory in self._mounts:
             if value == mount_path or value.startswith(mount_path + "/"):
-                return str(directory) + value[len(mount_path):]
+                return str(directory) + value[len(mount_path) :]
         return value
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PET_", "TORCHELASTIC_", "LMAAS_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PET_", "TORCHELASTIC_", "LMAAS_")) and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+        }
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("OMP_NUM_THREADS", "1")
         for variable in self.container.get("env") or []:
@@ -121,7 +131,7 @@ class LocalPod:
             if value is None:
                 if ref.get("optional"):
                     return ""
-                raise PodConfigError(f"env {variable['name']}: secret \"{ref['name']}\" has no key \"{ref['key']}\"")
+                raise PodConfigError(f'env {variable["name"]}: secret "{ref["name"]}" has no key "{ref["key"]}"')
             return value
         raise PodConfigError(f"env {variable['name']}: {sorted(source)} has no local value")
 
@@ -151,7 +161,12 @@ class LocalPod:
         command = [*self.container["command"], *(self.container.get("args") or []), *self._extra_args]
         log = self.log_path.open("a")
         self._process = subprocess.Popen(
-            command, env=env, cwd=self.local_path("/tmp"), stdout=subprocess.PIPE, stderr=log, text=True,
+            command,
+            env=env,
+            cwd=self.local_path("/tmp"),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
             start_new_session=True,  # Ctrl-C reaches the runner, which stops the pod's whole group
         )
         log.close()
@@ -215,11 +230,19 @@ class LocalPod:
             container["state"] = {"running": {"startedAt": self.started_at}}
         else:
             phase = "Succeeded" if self.exit_code == 0 else "Failed"
-            container["state"] = {"terminated": {
-                "exitCode": self.exit_code, "reason": "Completed" if self.exit_code == 0 else "Error",
-                "message": self.termination_message, "startedAt": self.started_at, "finishedAt": self.finished_at}}
-        return {"metadata": {"name": self.name, "annotations": dict(self.annotations)},
-                "status": {"phase": phase, "containerStatuses": [container]}}
+            container["state"] = {
+                "terminated": {
+                    "exitCode": self.exit_code,
+                    "reason": "Completed" if self.exit_code == 0 else "Error",
+                    "message": self.termination_message,
+                    "startedAt": self.started_at,
+                    "finishedAt": self.finished_at,
+                }
+            }
+        return {
+            "metadata": {"name": self.name, "annotations": dict(self.annotations)},
+            "status": {"phase": phase, "containerStatuses": [container]},
+        }
 
     def _termination_message(self) -> str:
         """The termination log, else the log's tail (terminationMessagePolicy FallbackToLogsOnError)."""
@@ -248,4 +271,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-

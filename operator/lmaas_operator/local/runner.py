@@ -5,6 +5,7 @@ last and serve until Ctrl-C. A job that succeeded before with the same spec is s
 was stopped resumes (training continues from its latest checkpoint). A spec that the API server
 would refuse to change (TrainJob and CompressJob specs are immutable) is refused here too.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from lmaas_api import contract
+from lmaas_api.card import read_card
+from lmaas_api.clock import utc_now
 from lmaas_api.validation import InvalidResource, validate
+
 from ..references import producer_of
 from .display import Display
 from .documents import load_documents
-from .kubelet import ignore_further_interrupts, utc_now
+from .kubelet import ignore_further_interrupts
 from .serving import LocalService
 from .store import Store, stored_body
 from .workloads import Interrupted, run_job
@@ -57,7 +60,7 @@ def dependency_order(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
             while key not in seen:
                 seen.append(key)
                 key = producer_of(key[0], given[key]["spec"])
-            cycle = set(seen[seen.index(key):])
+            cycle = set(seen[seen.index(key) :])
             for member in [k for k in given if k in cycle]:
                 place(member)
     return ordered
@@ -67,6 +70,7 @@ def stop_on_signals() -> None:
     """Ctrl-C and SIGTERM both stop the run cleanly. Set explicitly: a process started in the
     background by a shell inherits SIGINT ignored, and SIGTERM would otherwise kill the runner
     without stopping its children."""
+
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
@@ -80,8 +84,9 @@ def _succeeded_unchanged(body: dict[str, Any]) -> bool:
 
 
 class Runner:
-    def __init__(self, root: Path, stream: TextIO | None = None, live: bool | None = None,
-                 base_port: int | None = None):
+    def __init__(
+        self, root: Path, stream: TextIO | None = None, live: bool | None = None, base_port: int | None = None
+    ):
         self.store = Store(root)
         self.display = Display(stream, live)
         self.errors = sys.stderr
@@ -136,8 +141,10 @@ class Runner:
                 try:
                     validate(document, old={k: v for k, v in previous.items() if k != "status"})
                 except InvalidResource as error:
-                    problems.append(f"{error}. To start {kind} {name} over, remove its state and output: "
-                                          f"lmaas delete {kind.lower()} {name} --dir {self.store.root}")
+                    problems.append(
+                        f"{error}. To start {kind} {name} over, remove its state and output: "
+                        f"lmaas delete {kind.lower()} {name} --dir {self.store.root}"
+                    )
                     continue
             bodies.append(stored_body(document, previous, now))
         return bodies, problems
@@ -151,15 +158,19 @@ class Runner:
         status = outcome.body.get("status") or {}
         if status.get("phase") == "Succeeded":
             return True
-        self.display.say(f"{label} did not succeed: {status.get('phase')} ({status.get('reason')}): {status.get('message')}")
+        self.display.say(
+            f"{label} did not succeed: {status.get('phase')} ({status.get('reason')}): {status.get('message')}"
+        )
         if outcome.log_tail:
             self.display.say("  last lines of its log:\n" + "\n".join(f"    {line}" for line in outcome.log_tail))
         return False
 
     def _serve(self, bodies: list[dict[str, Any]]) -> bool:
         ports: set[int] = set()
-        services = [LocalService(b, self.store, self.on_status, ports, self.base_port if i == 0 else None)
-                    for i, b in enumerate(bodies)]
+        services = [
+            LocalService(b, self.store, self.on_status, ports, self.base_port if i == 0 else None)
+            for i, b in enumerate(bodies)
+        ]
         announced: set[str] = set()
         try:
             for service in services:
@@ -185,10 +196,12 @@ class Runner:
     def _how_to_call(self, service: LocalService) -> str:
         name = service.cr.name
         example = json.dumps({"inputs": [_example_input(service, self.store)]}, separators=(",", ":"))
-        return (f"serving ModelService/{name} on {', '.join(service.urls)} (Ctrl-C stops)\n"
-                f"  curl -s {service.urls[0]}/predict -H 'Content-Type: application/json' -d '{example}'\n"
-                f"  also: {service.urls[0]}/v1/models/{name}:predict, {service.urls[0]}/v2/models/{name}/infer, "
-                f"{service.urls[0]}/metrics, {service.urls[0]}/openapi.json")
+        return (
+            f"serving ModelService/{name} on {', '.join(service.urls)} (Ctrl-C stops)\n"
+            f"  curl -s {service.urls[0]}/predict -H 'Content-Type: application/json' -d '{example}'\n"
+            f"  also: {service.urls[0]}/v1/models/{name}:predict, {service.urls[0]}/v2/models/{name}/infer, "
+            f"{service.urls[0]}/metrics, {service.urls[0]}/openapi.json"
+        )
 
     def _summary(self) -> None:
         self.display.say(self.display.summary(list(self.results.values()), self.store.volume_dir))
@@ -196,11 +209,12 @@ class Runner:
 
 def _example_input(service: LocalService, store: Store) -> list[Any]:
     """Zeros of the served model's input shape, from its model card ([0] if it says none)."""
-    card_path = store.volume_dir(service.resolution.uri) / contract.MODEL_CARD_FILE
     try:
-        shape = (json.loads(card_path.read_text()).get("input") or {}).get("shape") or [1]
-    except (OSError, ValueError):
+        card = read_card(store.volume_dir(service.resolution.uri))
+    except (OSError, ValueError):  # the server says what is wrong with the artifact; this is only an example
         shape = [1]
+    else:
+        shape = (card.input.shape if card.input else None) or [1]
     example: Any = 0
     for dimension in reversed(shape):
         example = [example] * int(dimension)

@@ -7,6 +7,7 @@ here: an autoscaled ModelService runs `autoscaling.minReplicas` replicas. A repl
 before it was ever ready fails the ModelService with its last words; one that exits later is
 started again, as a Deployment would.
 """
+
 from __future__ import annotations
 
 import socket
@@ -14,16 +15,18 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .. import jobs
 from lmaas_api import contract
+from lmaas_api.clock import utc_now
+from lmaas_api.resource import CustomResource
+
+from .. import jobs
 from ..conditions import with_phase
 from ..modelservice import builders
 from ..modelservice import status as service_status
 from ..references import Resolution, resolve_model
-from lmaas_api.resource import CustomResource
-from .kubelet import LocalPod, utc_now
+from .kubelet import LocalPod
 from .store import Store
-from .workloads import OnStatus, unresolved
+from .workloads import LOCAL_CONFIG, OnStatus, unresolved
 
 PROBE_TIMEOUT = 1.0
 
@@ -49,8 +52,9 @@ def next_free_port(wanted: int, taken: set[int]) -> int:
 class LocalService:
     """One ModelService: start its replicas, then `step()` until stopped."""
 
-    def __init__(self, body: dict[str, Any], store: Store, on_status: OnStatus, ports: set[int],
-                 base_port: int | None = None):
+    def __init__(
+        self, body: dict[str, Any], store: Store, on_status: OnStatus, ports: set[int], base_port: int | None = None
+    ):
         self.body = body
         self.cr = CustomResource.from_body(body)
         self.store = store
@@ -62,16 +66,21 @@ class LocalService:
         self.failure: tuple[str, str] | None = None
         self._deployment: dict[str, Any] | None = None
         if self.resolution.state == "ready":
-            children = builders.render_children(self.cr, "(local)", self.resolution)
+            children = builders.render_children(self.cr, LOCAL_CONFIG, self.resolution)
             (self._deployment,) = [c for c in children if c["kind"] == "Deployment"]
             spec = self.cr.spec
             count = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
             for number in range(count):
                 port = next_free_port((base_port or spec.port) + number, ports)
                 name = f"{self.cr.name}-{number}"
-                pod = LocalPod(name, self._deployment["spec"]["template"], store.pod_dir("ModelService", self.cr.name, name),
-                               store.volumes, store.secret,
-                               extra_args=["--host", "127.0.0.1", "--port", str(port)])
+                pod = LocalPod(
+                    name,
+                    self._deployment["spec"]["template"],
+                    store.pod_dir("ModelService", self.cr.name, name),
+                    store.volumes,
+                    store.secret,
+                    extra_args=["--host", "127.0.0.1", "--port", str(port)],
+                )
                 self.replicas.append((pod, port))
 
     @property
@@ -108,11 +117,18 @@ class LocalService:
         deployment = None
         if self._deployment is not None:
             count = len(self.replicas)
-            deployment = {**self._deployment,
-                          "metadata": {**self._deployment["metadata"], "generation": 1},
-                          "spec": {**self._deployment["spec"], "replicas": count},
-                          "status": {"observedGeneration": 1, "replicas": count, "updatedReplicas": count,
-                                     "readyReplicas": ready, "availableReplicas": ready}}
+            deployment = {
+                **self._deployment,
+                "metadata": {**self._deployment["metadata"], "generation": 1},
+                "spec": {**self._deployment["spec"], "replicas": count},
+                "status": {
+                    "observedGeneration": 1,
+                    "replicas": count,
+                    "updatedReplicas": count,
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                },
+            }
         pods = [pod.status() for pod, _ in self.replicas]
         status = service_status.compute_status(self.cr, self.resolution, deployment, pods, previous, utc_now())
         if self.resolution.state == "waiting":
@@ -124,10 +140,19 @@ class LocalService:
             status["url"] = self.urls[0]
         return status
 
-    def _with_phase(self, status: dict[str, Any], previous: dict[str, Any], phase: str, reason: str,
-                    message: str) -> dict[str, Any]:
-        return with_phase(status, previous.get("conditions"), service_status.CONDITION_TYPES, phase, reason, message,
-                          self.cr.generation, utc_now())
+    def _with_phase(
+        self, status: dict[str, Any], previous: dict[str, Any], phase: str, reason: str, message: str
+    ) -> dict[str, Any]:
+        return with_phase(
+            status,
+            previous.get("conditions"),
+            service_status.CONDITION_TYPES,
+            phase,
+            reason,
+            message,
+            self.cr.generation,
+            utc_now(),
+        )
 
     def stop(self, reason: str = "Stopped", message: str = "stopped by Ctrl-C or SIGTERM") -> None:
         for pod, _ in self.replicas:
@@ -141,7 +166,9 @@ class LocalService:
 
 def _probe(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{contract.READINESS_PATH}", timeout=PROBE_TIMEOUT) as reply:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}{contract.READINESS_PATH}", timeout=PROBE_TIMEOUT
+        ) as reply:
             return reply.status == 200
     except (urllib.error.URLError, OSError):
         return False

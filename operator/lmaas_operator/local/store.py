@@ -1,10 +1,11 @@
 """A local run's state on disk, laid out like the cluster's:
 
-    ROOT/state/<plural>/<name>.yaml   each resource as stored (metadata, defaulted spec, status)
-    ROOT/volumes/<claim>/<path>       pvc://CLAIM/PATH, so artifacts sit where a pod would find them
-    ROOT/pods/<kind>-<name>/<pod>/    each pod's log, termination message and scratch space
-    ROOT/secrets/<name>/<key>         values for secretKeyRefs (besides Secrets given with -f)
+ROOT/state/<plural>/<name>.yaml   each resource as stored (metadata, defaulted spec, status)
+ROOT/volumes/<claim>/<path>       pvc://CLAIM/PATH, so artifacts sit where a pod would find them
+ROOT/pods/<kind>-<name>/<pod>/    each pod's log, termination message and scratch space
+ROOT/secrets/<name>/<key>         values for secretKeyRefs (besides Secrets given with -f)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,7 +86,7 @@ class Store:
 
     def volume_dir(self, uri: str) -> Path:
         """pvc://CLAIM/PATH → its directory here."""
-        claim, _, path = uri[len("pvc://"):].partition("/")
+        claim, _, path = uri[len("pvc://") :].partition("/")
         return self.volumes / claim / path.strip("/")
 
 
@@ -95,12 +96,19 @@ def stored_body(document: dict[str, Any], previous: dict[str, Any] | None, now: 
     meta = dict(document["metadata"])
     meta.setdefault("namespace", "default")
     old_meta = (previous or {}).get("metadata") or {}
-    meta["uid"] = old_meta.get("uid") or str(uuid.uuid5(UID_NAMESPACE, f"{document['kind']}/{meta['namespace']}/{meta['name']}"))
+    meta["uid"] = old_meta.get("uid") or str(
+        uuid.uuid5(UID_NAMESPACE, f"{document['kind']}/{meta['namespace']}/{meta['name']}")
+    )
     meta["creationTimestamp"] = old_meta.get("creationTimestamp") or now
     generation = int(old_meta.get("generation", 0) or 0)
     changed = previous is None or spec_hash(previous) != spec_hash(document)
     meta["generation"] = generation + 1 if changed else generation
-    body = {"apiVersion": document["apiVersion"], "kind": document["kind"], "metadata": meta, "spec": document.get("spec") or {}}
+    body = {
+        "apiVersion": document["apiVersion"],
+        "kind": document["kind"],
+        "metadata": meta,
+        "spec": document.get("spec") or {},
+    }
     if previous and not changed and previous.get("status"):
         body["status"] = previous["status"]
     return body

@@ -1,12 +1,14 @@
 """`lmaas get`: stored resources printed as `kubectl get` prints them, from the CRDs' printer columns."""
+
 from __future__ import annotations
 
-import calendar
 import json
 import time
 from typing import Any
 
+from lmaas_api import clock
 from lmaas_api.crds import KINDS, load_crds
+
 from .store import dump_yaml
 
 
@@ -33,7 +35,7 @@ def age(timestamp: str | None, now: float | None = None) -> str:
     """kubectl's short age: 45s, 12m, 3h, 2d."""
     if not timestamp:
         return "<unknown>"
-    seconds = int((now or time.time()) - calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")))
+    seconds = int((now or time.time()) - clock.parse(timestamp).timestamp())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= 2 * size or (unit == "m" and seconds >= size):
             return f"{seconds // size}{unit}"
@@ -63,8 +65,9 @@ def render(bodies: list[dict[str, Any]], output: str = "", show_kind: bool = Fal
         columns = [c for c in crd.printer_columns if output == "wide" or not c.get("priority")]
         header = ["NAME", *(c["name"].upper() for c in columns)]
         prefix = f"{kind.lower()}.lmaas.io/" if show_kind else ""
-        rows = [[prefix + b["metadata"]["name"], *(_cell(c, json_path(b, c["jsonPath"])) for c in columns)]
-                for b in of_kind]
+        rows = [
+            [prefix + b["metadata"]["name"], *(_cell(c, json_path(b, c["jsonPath"])) for c in columns)] for b in of_kind
+        ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
         lines = ["   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]]
         blocks.append("\n".join(lines))

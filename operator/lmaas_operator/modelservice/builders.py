@@ -5,15 +5,18 @@ The pod template carries the served artifact and the ModelService itself (the wo
 file, pods.CONFIG_ANNOTATION) in annotations, so a newer artifact from the producer, or any spec
 change but scaling, rolls the Deployment forward.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from .. import pods
 from lmaas_api import contract
-from lmaas_api.spec import ModelServiceSpec
-from ..references import Resolution
 from lmaas_api.resource import CustomResource
+from lmaas_api.spec import ModelServiceSpec
+
+from .. import pods
+from ..config import OperatorConfig
+from ..references import Resolution
 
 COMPONENT = "server"
 CONTAINER = "server"
@@ -58,17 +61,30 @@ def render_deployment(cr: ModelService, image: str, model: Resolution) -> dict[s
     scratch, scratch_mounts = pods.scratch_volumes()
     config, config_mount = pods.config_volume()
     container = pods.worker_container(
-        CONTAINER, spec.image or image, WORKER_COMMAND, env, spec.resources,
-        [config_mount,
-         {"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", "readOnly": True},
-         *scratch_mounts],
+        CONTAINER,
+        spec.image or image,
+        WORKER_COMMAND,
+        env,
+        spec.resources,
+        [
+            config_mount,
+            {"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}", "readOnly": True},
+            *scratch_mounts,
+        ],
     )
     container["ports"] = [{"name": "http", "containerPort": spec.port}]
     # Ready means loaded and warmed up; alive means the server answers at all.
-    container["readinessProbe"] = {"httpGet": {"path": contract.READINESS_PATH, "port": "http"},
-                                   "periodSeconds": 5, "failureThreshold": 2}
-    container["livenessProbe"] = {"httpGet": {"path": contract.LIVENESS_PATH, "port": "http"},
-                                  "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 3}
+    container["readinessProbe"] = {
+        "httpGet": {"path": contract.READINESS_PATH, "port": "http"},
+        "periodSeconds": 5,
+        "failureThreshold": 2,
+    }
+    container["livenessProbe"] = {
+        "httpGet": {"path": contract.LIVENESS_PATH, "port": "http"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
     annotations = {
         **(spec.pod.annotations if spec.pod and spec.pod.annotations else {}),
         ARTIFACT_ANNOTATION: model.uri,
@@ -131,8 +147,18 @@ def render_autoscaler(cr: ModelService) -> dict[str, Any]:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": cr.name},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization_percentage}}}],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
         },
     }
 
@@ -146,9 +172,9 @@ def render_disruption_budget(cr: ModelService) -> dict[str, Any]:
     }
 
 
-def render_children(cr: ModelService, image: str, model: Resolution) -> list[dict[str, Any]]:
-    """The children this ModelService wants now, in apply order."""
-    children = [render_deployment(cr, image, model), render_service(cr)]
+def render_children(cr: ModelService, config: OperatorConfig, model: Resolution) -> list[dict[str, Any]]:
+    """The children this ModelService wants now, serving the ready `model`, in apply order."""
+    children = [render_deployment(cr, config.worker_image, model), render_service(cr)]
     if wants_autoscaler(cr):
         children.append(render_autoscaler(cr))
     if wants_disruption_budget(cr):

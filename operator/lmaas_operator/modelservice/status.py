@@ -1,4 +1,5 @@
 """A ModelService's status, computed from the model's resolution, its Deployment and pods."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +24,10 @@ def compute_status(
     dep_spec = (deployment or {}).get("spec") or {}
     dep_status = (deployment or {}).get("status") or {}
     status: dict[str, Any] = {
-        "phase": phase, "reason": reason, "message": message, "observedGeneration": cr.generation,
+        "phase": phase,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": cr.generation,
         "replicas": int(dep_status.get("replicas", 0)),
         "readyReplicas": int(dep_status.get("readyReplicas", 0)),
         "desiredReplicas": int(dep_spec.get("replicas", 0)) if deployment else 0,
@@ -34,13 +38,16 @@ def compute_status(
     if served:
         status["model"] = served
     status["conditions"] = phase_conditions(
-        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now
+    )
     return status
 
 
 def _served_model(deployment: dict[str, Any] | None, resolution: Resolution) -> dict[str, Any] | None:
     """What the pod template serves now (an old artifact stays listed until the rollout is done)."""
-    annotations = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    annotations = ((((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+        "annotations"
+    ) or {}
     if ARTIFACT_ANNOTATION not in annotations:
         return None
     model = {"uri": annotations[ARTIFACT_ANNOTATION]}
@@ -51,8 +58,13 @@ def _served_model(deployment: dict[str, Any] | None, resolution: Resolution) -> 
     return model
 
 
-def _phase(cr: ModelService, resolution: Resolution, deployment: dict[str, Any] | None,
-           pods: list[dict[str, Any]], was_ready: bool) -> tuple[str, str, str]:
+def _phase(
+    cr: ModelService,
+    resolution: Resolution,
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    was_ready: bool,
+) -> tuple[str, str, str]:
     """`was_ready`: the service was Ready (or Degraded) before; until then too few ready replicas
     means it is still Deploying (pods warming up), not Degraded."""
     if resolution.state == "failed":
@@ -70,8 +82,11 @@ def _phase(cr: ModelService, resolution: Resolution, deployment: dict[str, Any] 
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
             problem = jobs.pod_problem(pods)
             return "Failed", "ProgressDeadlineExceeded", problem[1] if problem else condition.get("message", "")
-    rolled_out = (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-                  and updated >= desired and total == updated)
+    rolled_out = (
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and updated >= desired
+        and total == updated
+    )
     if not rolled_out:
         problem = jobs.pod_problem(pods)
         if problem:

@@ -4,15 +4,18 @@ carries the TrainJob itself for the worker to read (pods.CONFIG_ANNOTATION).
 Names are deterministic (both are called after the TrainJob), so an operator that restarts
 re-applies the same objects instead of making new ones.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from .. import pods
 from lmaas_api import contract
-from lmaas_api.spec import TrainJobSpec
-from ..config import OperatorConfig
 from lmaas_api.resource import CustomResource
+from lmaas_api.spec import TrainJobSpec
+
+from .. import pods
+from ..config import OperatorConfig
+from ..references import Resolution
 
 COMPONENT = "trainer"
 CONTAINER = "trainer"
@@ -25,15 +28,6 @@ COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-ind
 LEFT_OUT = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "pod")
 
 TrainJob = CustomResource[TrainJobSpec]
-
-
-def output_location(cr: TrainJob, config: OperatorConfig) -> tuple[str, str]:
-    return pods.output_location(cr, config.artifact_claim)
-
-
-def output_uri(cr: TrainJob, config: OperatorConfig) -> str:
-    claim, path = output_location(cr, config)
-    return f"pvc://{claim}/{path}"
 
 
 def rendezvous_host(cr: TrainJob) -> str:
@@ -81,25 +75,42 @@ def render_service(cr: TrainJob) -> dict[str, Any]:
 def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     spec = cr.spec
     _, high = spec.node_range
-    claim, path = output_location(cr, config)
+    claim, path = pods.output_location(cr, config.artifact_claim)
+    volumes = [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}]
+    mounts = [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}]
+    model_folder = []
+    if spec.model is not None and spec.model.hf is not None and spec.model.hf.uri is not None:
+        # the Hugging Face model folder to train from: read-only, unless on the output's claim
+        model_claim, model_path = pods.parse_pvc_uri(spec.model.hf.uri)
+        model_folder = [{"name": contract.INPUT_DIR_ENV, "value": contract.volume_path(model_claim, model_path)}]
+        if model_claim != claim:
+            volumes.append({"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}})
+            mounts.append({"name": "model", "mountPath": f"{contract.VOLUMES_ROOT}/{model_claim}", "readOnly": True})
     env = [
         *torchrun_env(cr),
         pods.config_env(),
         {"name": contract.OUTPUT_DIR_ENV, "value": contract.volume_path(claim, path)},
-        {"name": contract.OUTPUT_URI_ENV, "value": f"pvc://{claim}/{path}"},
+        {"name": contract.OUTPUT_URI_ENV, "value": pods.output_uri(cr, config.artifact_claim)},
         {"name": contract.BACKEND_ENV, "value": backend(cr)},
+        *model_folder,
         *pods.env_vars(spec.env),
     ]
     container = pods.worker_container(
-        CONTAINER, spec.image or config.worker_image, list(spec.command) if spec.command else WORKER_COMMAND,
-        env, spec.resources,
-        [{"name": "output", "mountPath": f"{contract.VOLUMES_ROOT}/{claim}"}],
+        CONTAINER,
+        spec.image or config.worker_image,
+        list(spec.command) if spec.command else WORKER_COMMAND,
+        env,
+        spec.resources,
+        mounts,
     )
     container["ports"] = [{"name": "c10d", "containerPort": contract.RDZV_PORT}]
     return pods.worker_job(
-        cr, COMPONENT, container,
-        [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
-        [contract.EXIT_CONFIG_ERROR], cr.as_document(leave_out=LEFT_OUT),
+        cr,
+        COMPONENT,
+        container,
+        volumes,
+        [contract.EXIT_CONFIG_ERROR],
+        cr.as_document(leave_out=LEFT_OUT),
         job_spec={
             "completionMode": "Indexed",
             "completions": high,
@@ -112,7 +123,8 @@ def render_job(cr: TrainJob, config: OperatorConfig) -> dict[str, Any]:
     )
 
 
-def render_children(cr: TrainJob, config: OperatorConfig) -> list[dict[str, Any]]:
+def render_children(cr: TrainJob, config: OperatorConfig, model: Resolution | None = None) -> list[dict[str, Any]]:
     """Everything a TrainJob owns, in the order to apply it (rank 0's name resolves through the
-    Service before the Job's pods start)."""
+    Service before the Job's pods start). There is no input `model`: a TrainJob's model is a
+    definition in its spec (the kinds' render_children share one signature)."""
     return [render_service(cr), render_job(cr, config)]

@@ -3,17 +3,25 @@
 `compute_status` is pure: the same inputs give the same status, so the handler writes only when
 something changed, and a restarted operator computes the very status it had written.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from .. import jobs
 from lmaas_api import contract
+
+from .. import job_status, jobs
 from ..conditions import phase_conditions
 from .builders import CONTAINER, TrainJob
 
 CONDITION_TYPES = ("Running", "Suspended", "Succeeded", "Failed")
-FINISHED = ("Succeeded", "Failed")
+WORK = job_status.Work(
+    CONTAINER,
+    finished="training finished",
+    succeeded="training finished",
+    oom_advice="raise spec.resources.limits.memory or lower the batch size",
+)
 
 
 def compute_status(
@@ -35,7 +43,7 @@ def compute_status(
         "message": message,
         "observedGeneration": cr.generation,
         "nodes": f"{low}:{high}" if cr.spec.elastic else str(high),
-        "restarts": int(((job or {}).get("status") or {}).get("failed", 0)),
+        **job_status.run_fields(job, phase, previous, now),
     }
     progress, checkpoint = _progress(previous.get("progress"), previous.get("latestCheckpoint"), events, output_uri)
     if progress:
@@ -44,16 +52,16 @@ def compute_status(
         status["latestCheckpoint"] = checkpoint
     artifact = previous.get("artifact")
     if phase == "Succeeded":
-        artifact = jobs.artifact_from(jobs.final_event(pods, CONTAINER), output_uri) or artifact or {"uri": f"{output_uri}/{contract.ARTIFACT_SUBDIR}"}
+        artifact = (
+            jobs.artifact_from(jobs.final_event(pods, CONTAINER), output_uri)
+            or artifact
+            or {"uri": f"{output_uri}/{contract.ARTIFACT_SUBDIR}"}
+        )
     if artifact:
         status["artifact"] = artifact
-    job_status = (job or {}).get("status") or {}
-    if job_status.get("startTime"):
-        status["startTime"] = job_status["startTime"]
-    if phase in FINISHED:
-        status["completionTime"] = job_status.get("completionTime") or previous.get("completionTime") or now
     status["conditions"] = phase_conditions(
-        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now)
+        previous.get("conditions"), CONDITION_TYPES, phase, reason, message, cr.generation, now
+    )
     return status
 
 
@@ -61,13 +69,9 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     """(phase, reason, message)."""
     if job is None:
         return "Pending", "Creating", "creating the Job"
-    if jobs.job_condition(job, "Complete") or jobs.job_condition(job, "SuccessCriteriaMet"):
-        if jobs.result_pending(pods, CONTAINER):
-            return "Running", "Finishing", "training finished; reading the result"
-        return "Succeeded", "Completed", "training finished"
-    failed = jobs.job_condition(job, "Failed") or jobs.job_condition(job, "FailureTarget")
-    if failed:
-        return ("Failed", *_failure(failed, pods))
+    ended = job_status.outcome(job, pods, WORK)
+    if ended:
+        return ended
     if cr.spec.suspend or jobs.job_condition(job, "Suspended"):
         return "Suspended", "Suspended", "spec.suspend is true; resuming continues from the latest checkpoint"
     problem = jobs.pod_problem(pods)
@@ -81,26 +85,12 @@ def _phase(cr: TrainJob, job: dict[str, Any] | None, pods: list[dict[str, Any]])
     if failed_pods:
         last = jobs.last_failure(pods, CONTAINER)
         detail = f"; last failure: {last}" if last else ""
-        return "Restarting", "PodFailed", f"{failed_pods} pod failure(s) so far, {len(running)}/{low} nodes running{detail}"
+        return (
+            "Restarting",
+            "PodFailed",
+            f"{failed_pods} pod failure(s) so far, {len(running)}/{low} nodes running{detail}",
+        )
     return "Pending", "Starting", f"{len(running)}/{low} nodes running"
-
-
-def _failure(condition: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
-    reason = condition.get("reason") or "Failed"
-    message = condition.get("message") or ""
-    terminated = jobs.terminated(pods, CONTAINER)
-    if reason == "PodFailurePolicy" and any(t["exitCode"] == contract.EXIT_CONFIG_ERROR for _, t in terminated):
-        pod, state = next((p, t) for p, t in terminated if t["exitCode"] == contract.EXIT_CONFIG_ERROR)
-        return "ConfigError", f"the worker rejected its configuration: {jobs.worker_message(state) or message}"
-    oom = [(p, t) for p, t in terminated if t.get("reason") == "OOMKilled"]
-    if reason == "BackoffLimitExceeded" and oom:
-        pod, state = oom[-1]
-        return "OOMKilled", (f"pod {pod} was OOMKilled (exit code {state['exitCode']}); "
-                             "raise spec.resources.limits.memory or lower the batch size")
-    if reason == "BackoffLimitExceeded":
-        last = jobs.last_failure(pods, CONTAINER)
-        return reason, f"the restart budget (spec.maxRestarts) is spent{'; last failure: ' + last if last else ''}"
-    return reason, message
 
 
 def _progress(
@@ -113,7 +103,16 @@ def _progress(
     for event in events:
         kind = event.get("event")
         if kind in ("progress", "eval", "done", "resume"):
-            for key in ("epoch", "totalEpochs", "step", "totalSteps", "loss", "evalMetric", "evalValue", "samplesPerSecond"):
+            for key in (
+                "epoch",
+                "totalEpochs",
+                "step",
+                "totalSteps",
+                "loss",
+                "evalMetric",
+                "evalValue",
+                "samplesPerSecond",
+            ):
                 if event.get(key) is not None:
                     progress[key] = event[key]
             if event.get("time"):

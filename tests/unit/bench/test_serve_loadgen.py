@@ -1,4 +1,5 @@
 """The serving benchmark's load generator keeps every client's connection alive unless the server closes it."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """lmaas_worker.compress.distill: Hinton's loss, checked against a hand computation and its T-scaling."""
+
 import math
 
 import pytest
@@ -33,7 +34,9 @@ def test_alpha_zero_is_cross_entropy_and_a_student_equal_to_its_teacher_has_no_s
     labels = torch.tensor([1, 2])
     assert float(distillation_loss(logits, logits, labels, 4.0, 1.0)) == pytest.approx(0.0, abs=1e-5)
     ce = torch.nn.functional.cross_entropy(logits, labels)
-    assert float(distillation_loss(logits, logits + 5.0 * torch.randn(2, 3), labels, 4.0, 0.0)) == pytest.approx(float(ce))
+    assert float(distillation_loss(logits, logits + 5.0 * torch.randn(2, 3), labels, 4.0, 0.0)) == pytest.approx(
+        float(ce)
+    )
 
 
 def _soft_gradient(student, teacher, t):

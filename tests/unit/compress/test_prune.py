@@ -1,8 +1,11 @@
 """lmaas_worker.compress.prune: magnitude ranking by |w|, exact sparsity, physically removed channels."""
+
 import pytest
 import torch
 from torch import nn
 
+from lmaas_api.card import LayerSize
+from lmaas_api.spec import ModelDefinition
 from lmaas_worker.compress.prune import channel_links, magnitude_masks, prune_structured, prune_unstructured, schedule
 from lmaas_worker.compress.state import WorkingModel
 from lmaas_worker.models import char_gpt, cnn, mlp
@@ -12,7 +15,7 @@ def test_large_negative_weights_are_kept_and_small_ones_of_either_sign_removed()
     layer = nn.Linear(4, 2, bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[-9.0, 0.1, 5.0, -0.2], [0.05, -7.0, -0.01, 3.0]]))
-    model = WorkingModel(nn.Sequential(layer), {"builtin": None})
+    model = WorkingModel(nn.Sequential(layer), ModelDefinition())
     prune_unstructured(model, 0.5, "global")
     expected = torch.tensor([[-9.0, 0.0, 5.0, 0.0], [0.0, -7.0, 0.0, 3.0]])
     assert torch.equal(layer.weight.detach(), expected)
@@ -24,8 +27,15 @@ class Net(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 64), nn.ReLU(),
-                                 nn.Dropout(0.1), nn.Linear(64, 10))
+        self.net = nn.Sequential(
+            nn.Linear(64, 128),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(128, 64),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(64, 10),
+        )
 
     def forward(self, x):
         return self.net(x.flatten(1))
@@ -69,7 +79,7 @@ def test_layer_scope_hits_the_target_in_every_layer(sparsity):
 
 def test_biases_are_not_pruned():
     module = _mlp()
-    model = WorkingModel(module, {})
+    model = WorkingModel(module, ModelDefinition())
     biases = [module.net[i].bias.detach().clone() for i in (0, 3, 6)]
     prune_unstructured(model, 0.7, "global")
     assert all(torch.equal(b, module.net[i].bias.detach()) for b, i in zip(biases, (0, 3, 6)))
@@ -79,23 +89,31 @@ def test_gradual_schedule_is_cubic_and_ends_at_the_target():
     steps = schedule(0.8, 4)
     assert steps[-1] == pytest.approx(0.8)
     assert steps == sorted(steps)
-    assert steps[0] == pytest.approx(0.8 * (1 - 0.75 ** 3))
+    assert steps[0] == pytest.approx(0.8 * (1 - 0.75**3))
     assert schedule(0.5, 1) == [0.5]
 
 
 def test_channel_links_follow_the_graph_of_each_builtin():
     for module in (_mlp(), mlp.build(64, 10), mlp.build(64, 10, hidden=[32, 16, 8], dropout=0.2)):
         names = _linear_names(module)
-        assert [(l.producer, l.consumer, l.factor) for l in channel_links(module)] == [
-            (a, b, 1) for a, b in zip(names, names[1:])]
+        assert [(link.producer, link.consumer, link.factor) for link in channel_links(module)] == [
+            (a, b, 1) for a, b in zip(names, names[1:])
+        ]
     # the last conv reaches the classifier through pooling and a flatten: 2x2 inputs per channel
     module = cnn.build(64, 10)
     names = _linear_names(module)
-    assert [(l.producer, l.consumer, l.factor) for l in channel_links(module)] == [
-        (names[0], names[1], 1), (names[1], names[2], 4), (names[2], names[3], 1)]
+    assert [(link.producer, link.consumer, link.factor) for link in channel_links(module)] == [
+        (names[0], names[1], 1),
+        (names[1], names[2], 4),
+        (names[2], names[3], 1),
+    ]
     # char-gpt cannot be traced whole (shape checks); its blocks' MLPs can, attention (residual) is left alone
-    assert [(l.producer, l.consumer) for l in channel_links(char_gpt.build(20, context=8, layers=2, embedding=16))] == [
-        ("blocks.0.mlp.0", "blocks.0.mlp.2"), ("blocks.1.mlp.0", "blocks.1.mlp.2")]
+    assert [
+        (link.producer, link.consumer) for link in channel_links(char_gpt.build(20, context=8, layers=2, embedding=16))
+    ] == [
+        ("blocks.0.mlp.0", "blocks.0.mlp.2"),
+        ("blocks.1.mlp.0", "blocks.1.mlp.2"),
+    ]
 
 
 def test_a_residual_or_shared_output_is_never_a_prunable_channel():
@@ -135,7 +153,7 @@ def test_structured_pruning_shrinks_the_layers_and_keeps_the_outputs_of_kept_cha
     import copy
 
     before = copy.deepcopy(module)
-    model = WorkingModel(module, {"builtin": "mlp"})
+    model = WorkingModel(module, ModelDefinition(builtin="mlp"))
     prune_structured(model, 0.5, scope)
     hidden = (module.net[0].out_features, module.net[3].out_features)
     if scope == "global":
@@ -144,8 +162,11 @@ def test_structured_pruning_shrinks_the_layers_and_keeps_the_outputs_of_kept_cha
         assert hidden == (64, 32)
     assert module.net[3].in_features == hidden[0] and module.net[6].in_features == hidden[1]
     assert module.net[6].out_features == 10  # the classifier keeps all its outputs
-    assert model.sizes == {"net.0": {"in": 64, "out": hidden[0]}, "net.3": {"in": hidden[0], "out": hidden[1]},
-                           "net.6": {"in": hidden[1], "out": 10}}
+    assert model.sizes == {
+        "net.0": LayerSize(inputs=64, outputs=hidden[0]),
+        "net.3": LayerSize(inputs=hidden[0], outputs=hidden[1]),
+        "net.6": LayerSize(inputs=hidden[1], outputs=10),
+    }
     kept = _kept_rows(before.net[0].weight.detach(), module.net[0].weight.detach())
     assert kept == sorted(kept) and len(set(kept)) == hidden[0]
     x = torch.rand(16, 64)
@@ -160,7 +181,7 @@ def test_structured_pruning_equals_the_original_with_the_removed_channels_zeroed
 
     before = copy.deepcopy(module)
     x = torch.rand(32, 64)
-    model = WorkingModel(module, {"builtin": "mlp"})
+    model = WorkingModel(module, ModelDefinition(builtin="mlp"))
     prune_structured(model, 0.5, "layer")
     removed = {}
     for name in ("net.0", "net.3"):
@@ -179,7 +200,7 @@ def test_structured_pruning_equals_the_original_with_the_removed_channels_zeroed
 def test_structured_pruning_of_a_cnn_removes_filters_and_the_classifier_columns_they_fed():
     torch.manual_seed(0)
     module = cnn.build(64, 10, channels=[8, 16], hidden=32)
-    model = WorkingModel(module, {"builtin": "cnn"})
+    model = WorkingModel(module, ModelDefinition(builtin="cnn"))
     before = sum(p.numel() for p in module.parameters())
     prune_structured(model, 0.5, "layer")
     conv1, conv2, hidden, output = (module.get_submodule(n) for n in _linear_names(module))

@@ -1,4 +1,5 @@
 """Local jobs whose pods are real processes; whatever a test leaves running is stopped after it."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,14 @@ def local_job(tmp_path):
 
         def make_pod(index, attempt):
             name = f"{manifest['metadata']['name']}-{index}-{attempt}"
-            return LocalPod(name, template, tmp_path / "pods" / name, tmp_path / "volumes",
-                            lambda secret, key: secrets.get(secret, {}).get(key), index=index)
+            return LocalPod(
+                name,
+                template,
+                tmp_path / "pods" / name,
+                tmp_path / "volumes",
+                lambda secret, key: secrets.get(secret, {}).get(key),
+                index=index,
+            )
 
         job = LocalJob(manifest, make_pod)
         made.append(job)
@@ -29,4 +36,3 @@ def local_job(tmp_path):
     yield make
     for job in made:
         job.stop()
-

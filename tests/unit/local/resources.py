@@ -1,4 +1,5 @@
 """lmaas resources for the local-run tests: documents as a user writes them, and as stored."""
+
 from __future__ import annotations
 
 import sys
@@ -13,13 +14,21 @@ CREATED = "2026-11-29T09:00:00Z"
 
 
 def train_job(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "TrainJob", "metadata": {"name": name},
-            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 1, **spec}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TrainJob",
+        "metadata": {"name": name},
+        "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 1, **spec},
+    }
 
 
 def compress_job(name: str, **model: str) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "CompressJob", "metadata": {"name": name},
-            "spec": {"model": model, "steps": [{"quantize": {"scheme": "int8"}}]}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CompressJob",
+        "metadata": {"name": name},
+        "spec": {"model": model, "steps": [{"quantize": {"scheme": "int8"}}]},
+    }
 
 
 def model_service(name: str, **model: str) -> dict[str, Any]:
@@ -62,16 +71,26 @@ def job_manifest(script: str, completions: int = 1, **spec: Any) -> dict[str, An
         "volumeMounts": [{"name": "output", "mountPath": CLAIM_MOUNT}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "w"},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "w"},
         "spec": {
-            "completionMode": "Indexed", "completions": completions, "parallelism": completions, "backoffLimit": 0,
+            "completionMode": "Indexed",
+            "completions": completions,
+            "parallelism": completions,
+            "backoffLimit": 0,
             **spec,
-            "template": {"metadata": {"labels": {"app": "w"}}, "spec": {
-                "restartPolicy": "Never",
-                "containers": [container],
-                "volumes": [{"name": "output", "persistentVolumeClaim": {"claimName": "claim"}},
-                            {"name": "tmp", "emptyDir": {}}],
-            }},
+            "template": {
+                "metadata": {"labels": {"app": "w"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "output", "persistentVolumeClaim": {"claimName": "claim"}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
         },
     }
 

@@ -1,4 +1,5 @@
 """`lmaas get` and `lmaas delete` (lmaas_cli.main) over the state that `lmaas run` leaves in --dir."""
+
 import pytest
 
 from lmaas_cli.main import main
@@ -10,7 +11,9 @@ from tests.unit.local.resources import compress_job, model_service, stored, trai
 def runs(tmp_path):
     """A runs directory after `lmaas run` of a train → compress → serve pipeline, with outputs and logs."""
     store = Store(tmp_path / "runs")
-    store.put(stored(train_job("digits"), {"phase": "Succeeded", "nodes": "1", "progress": {"summary": "200/200 (100%)"}}))
+    store.put(
+        stored(train_job("digits"), {"phase": "Succeeded", "nodes": "1", "progress": {"summary": "200/200 (100%)"}})
+    )
     store.put(stored(train_job("other"), {"phase": "Failed", "reason": "BackoffLimitExceeded"}))
     store.put(stored(compress_job("digits-small", fromTrainJob="digits"), {"phase": "Running"}))
     store.put(stored(model_service("digits", fromCompressJob="digits-small"), {"phase": "Ready"}))

@@ -1,4 +1,5 @@
 """lmaas_operator.local.documents: `lmaas run -f` reads files and folders as `kubectl apply -f` does."""
+
 import base64
 import json
 
@@ -15,8 +16,11 @@ def write(path, *documents):
 
 
 def test_a_folder_is_read_file_by_file_in_name_order(tmp_path):
-    write(tmp_path / "20-compress-and-serve.yaml", compress_job("small", fromTrainJob="digits"),
-          model_service("digits", fromCompressJob="small"))
+    write(
+        tmp_path / "20-compress-and-serve.yaml",
+        compress_job("small", fromTrainJob="digits"),
+        model_service("digits", fromCompressJob="small"),
+    )
     write(tmp_path / "10-train.yml", train_job("digits"))
     (tmp_path / "30-more.json").write_text(json.dumps(train_job("other")))
     (tmp_path / "README.md").write_text("kind: TrainJob\n")
@@ -42,10 +46,13 @@ def test_several_sources_are_read_in_the_order_given(tmp_path):
     assert names(load_documents([str(first), str(second)]).resources) == ["TrainJob/b", "TrainJob/a"]
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"nodes": 0}, "spec.nodes", "should be greater than or equal to 1"),
-    ({"strategy": "zero"}, "spec.strategy", 'Unsupported value: "zero"'),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"nodes": 0}, "spec.nodes", "should be greater than or equal to 1"),
+        ({"strategy": "zero"}, "spec.strategy", 'Unsupported value: "zero"'),
+    ],
+)
 def test_an_invalid_resource_is_refused_naming_its_file_and_field(tmp_path, change, field, words):
     path = write(tmp_path / "train.yaml", train_job("digits", **change))
     found = load_documents([str(path)])
@@ -73,8 +80,12 @@ def test_the_same_name_in_two_kinds_is_fine(tmp_path):
 
 
 def test_other_kubernetes_kinds_are_skipped_with_a_note(tmp_path):
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "lmaas-artifacts"},
-             "spec": {"accessModes": ["ReadWriteMany"]}}
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "lmaas-artifacts"},
+        "spec": {"accessModes": ["ReadWriteMany"]},
+    }
     path = write(tmp_path / "pipeline.yaml", claim, train_job("digits"))
     found = load_documents([str(path)])
     assert found.errors == []
@@ -84,9 +95,13 @@ def test_other_kubernetes_kinds_are_skipped_with_a_note(tmp_path):
 
 
 def test_a_secret_gives_its_data_and_string_data(tmp_path):
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hub"},
-              "data": {"token": base64.b64encode(b"s3cr3t").decode(), "user": base64.b64encode(b"old").decode()},
-              "stringData": {"user": "alice", "port": 8443}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "hub"},
+        "data": {"token": base64.b64encode(b"s3cr3t").decode(), "user": base64.b64encode(b"old").decode()},
+        "stringData": {"user": "alice", "port": 8443},
+    }
     found = load_documents([str(write(tmp_path / "secret.yaml", secret))])
     assert found.errors == [] and found.resources == [] and found.skipped == []
     assert found.secrets == {"hub": {"token": "s3cr3t", "user": "alice", "port": "8443"}}  # stringData wins

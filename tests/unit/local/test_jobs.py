@@ -1,4 +1,5 @@
 """lmaas_operator.local.jobs: the local Job controller, over pods that are real (short) processes."""
+
 import time
 
 from tests.unit.local.resources import condition, container_state, job_manifest, run_to_the_end
@@ -8,10 +9,12 @@ SLEEP_IN_INDEX_1 = "import os, time\nif os.environ['INDEX'] == '1': time.sleep(6
 FAIL_WITH_78 = "import sys; sys.exit(78)"
 FAIL_WITH_3 = "import sys; sys.exit(3)"
 SLEEP = "import time; time.sleep(60)"
-FAIL_JOB_ON_78 = {"rules": [
-    {"action": "FailJob", "onExitCodes": {"containerName": "w", "operator": "In", "values": [78]}},
-    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-]}
+FAIL_JOB_ON_78 = {
+    "rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "w", "operator": "In", "values": [78]}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+}
 
 
 def test_a_job_whose_indexes_all_succeed_is_complete(local_job):
@@ -26,12 +29,16 @@ def test_a_job_whose_indexes_all_succeed_is_complete(local_job):
 
 
 def test_indexes_get_their_own_completion_index(local_job, tmp_path):
-    script = ("import os, pathlib\nout = pathlib.Path(os.environ['OUT'])\nout.mkdir(parents=True, exist_ok=True)\n"
-              "(out / os.environ['INDEX']).write_text('done')")
+    script = (
+        "import os, pathlib\nout = pathlib.Path(os.environ['OUT'])\nout.mkdir(parents=True, exist_ok=True)\n"
+        "(out / os.environ['INDEX']).write_text('done')"
+    )
     job = local_job(job_manifest(script, completions=2))
     assert condition(run_to_the_end(job), "Complete") is not None
     assert sorted(p.name for p in (tmp_path / "volumes" / "claim" / "runs" / "out").iterdir()) == ["0", "1"]
-    annotations = [p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in job.pod_manifests()]
+    annotations = [
+        p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in job.pod_manifests()
+    ]
     assert annotations == ["0", "1"]
 
 
@@ -77,8 +84,10 @@ def test_other_exit_codes_are_retried_until_the_backoff_limit(local_job):
 
 def test_a_retried_index_that_then_succeeds_completes_the_job(local_job, tmp_path):
     # The first attempt leaves a mark on the claim and fails; the second finds it and succeeds.
-    script = ("import os, pathlib, sys\nmark = pathlib.Path(os.environ['OUT'], 'tried')\n"
-              "if not mark.exists():\n    mark.parent.mkdir(parents=True)\n    mark.write_text('')\n    sys.exit(1)")
+    script = (
+        "import os, pathlib, sys\nmark = pathlib.Path(os.environ['OUT'], 'tried')\n"
+        "if not mark.exists():\n    mark.parent.mkdir(parents=True)\n    mark.write_text('')\n    sys.exit(1)"
+    )
     job = local_job(job_manifest(script, backoffLimit=2))
     status = run_to_the_end(job)
     assert condition(status, "Complete") is not None

@@ -1,4 +1,5 @@
 """lmaas_operator.local.kubelet: a pod template's container run as a local process, as a kubelet would."""
+
 import time
 
 import pytest
@@ -9,8 +10,14 @@ from tests.unit.local.resources import CLAIM_MOUNT, SECRETS, container_state, jo
 
 def pod_of(script, tmp_path):
     template = job_manifest(script)["spec"]["template"]
-    return LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes",
-                    lambda name, key: SECRETS.get(name, {}).get(key), index=0)
+    return LocalPod(
+        "w-0-0",
+        template,
+        tmp_path / "pods" / "w-0-0",
+        tmp_path / "volumes",
+        lambda name, key: SECRETS.get(name, {}).get(key),
+        index=0,
+    )
 
 
 def run_to_exit(pod, within=10.0):
@@ -26,8 +33,10 @@ def run_to_exit(pod, within=10.0):
 
 
 def test_env_paths_under_a_claim_mount_lead_to_the_claim_directory(tmp_path):
-    script = ("import os, pathlib\nout = pathlib.Path(os.environ['OUT'])\nout.mkdir(parents=True)\n"
-              "(out / 'result.txt').write_text(os.environ['GREETING'] + ' ' + os.environ['TOKEN'] + ' ' + os.environ['INDEX'])")
+    script = (
+        "import os, pathlib\nout = pathlib.Path(os.environ['OUT'])\nout.mkdir(parents=True)\n"
+        "(out / 'result.txt').write_text(os.environ['GREETING'] + ' ' + os.environ['TOKEN'] + ' ' + os.environ['INDEX'])"
+    )
     status = run_to_exit(pod_of(script, tmp_path))
     assert status["status"]["phase"] == "Succeeded"
     assert (tmp_path / "volumes" / "claim" / "runs" / "out" / "result.txt").read_text() == "hello t0ken 0"
@@ -59,17 +68,29 @@ def test_the_runners_own_lmaas_variables_do_not_leak_into_the_pod(tmp_path, monk
 def test_a_downward_api_volume_holds_the_pods_annotation_as_a_file(tmp_path):
     template = job_manifest("pass")["spec"]["template"]
     template["metadata"]["annotations"] = {"lmaas.io/config": '{"kind": "TrainJob"}'}
-    template["spec"]["volumes"].append({"name": "config", "downwardAPI": {"items": [
-        {"path": "config.json", "fieldRef": {"fieldPath": "metadata.annotations['lmaas.io/config']"}}]}})
-    template["spec"]["containers"][0]["volumeMounts"].append({"name": "config", "mountPath": "/etc/lmaas", "readOnly": True})
-    pod = LocalPod("w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes", lambda name, key: None, index=0)
+    template["spec"]["volumes"].append(
+        {
+            "name": "config",
+            "downwardAPI": {
+                "items": [{"path": "config.json", "fieldRef": {"fieldPath": "metadata.annotations['lmaas.io/config']"}}]
+            },
+        }
+    )
+    template["spec"]["containers"][0]["volumeMounts"].append(
+        {"name": "config", "mountPath": "/etc/lmaas", "readOnly": True}
+    )
+    pod = LocalPod(
+        "w-0-0", template, tmp_path / "pods" / "w-0-0", tmp_path / "volumes", lambda name, key: None, index=0
+    )
     with open(pod.local_path("/etc/lmaas/config.json")) as config:
         assert config.read() == '{"kind": "TrainJob"}'
 
 
 def test_the_termination_log_becomes_the_terminated_message(tmp_path):
-    script = ("import os, sys\nopen(os.environ['LMAAS_TERMINATION_LOG'], 'w').write('nodes must be 2, not 3')\n"
-              "print('noise on stderr', file=sys.stderr)\nsys.exit(78)")
+    script = (
+        "import os, sys\nopen(os.environ['LMAAS_TERMINATION_LOG'], 'w').write('nodes must be 2, not 3')\n"
+        "print('noise on stderr', file=sys.stderr)\nsys.exit(78)"
+    )
     status = run_to_exit(pod_of(script, tmp_path))
     assert status["status"]["phase"] == "Failed"
     terminated = container_state(status)["terminated"]
@@ -116,12 +137,23 @@ def test_a_running_pod_reports_running_until_stopped(tmp_path):
     assert container_state(pod.status())["terminated"]["exitCode"] == 143
 
 
-@pytest.mark.parametrize("variable, words", [
-    ({"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}, 'secret "creds" has no key "nope"'),
-    ({"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, "fieldRef status.podIP has no local value"),
-    ({"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['example.com/zone']"}}},
-     "fieldRef metadata.annotations['example.com/zone'] has no local value"),
-])
+@pytest.mark.parametrize(
+    "variable, words",
+    [
+        (
+            {"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}},
+            'secret "creds" has no key "nope"',
+        ),
+        (
+            {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            "fieldRef status.podIP has no local value",
+        ),
+        (
+            {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['example.com/zone']"}}},
+            "fieldRef metadata.annotations['example.com/zone'] has no local value",
+        ),
+    ],
+)
 def test_env_a_kubelet_could_not_resolve_leaves_the_pod_pending_with_the_reason(tmp_path, variable, words):
     pod = pod_of("pass", tmp_path)
     pod.container["env"].append(variable)
@@ -134,13 +166,18 @@ def test_env_a_kubelet_could_not_resolve_leaves_the_pod_pending_with_the_reason(
 
 def test_an_optional_secret_that_is_missing_is_empty(tmp_path):
     pod = pod_of("pass", tmp_path)
-    pod.container["env"].append({"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}}})
+    pod.container["env"].append(
+        {"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": True}}}
+    )
     assert pod.environment()["X"] == ""
 
 
 def test_a_pod_started_again_runs_again_and_reports_its_new_end(tmp_path):
     # A local ModelService restarts a replica that exited after it had served (restartPolicy Always).
-    pod = pod_of("import os, sys; marker = os.path.join(os.environ['TMPDIR'], 'ran'); "
-                 "again = os.path.exists(marker); open(marker, 'w').close(); sys.exit(0 if again else 3)", tmp_path)
+    pod = pod_of(
+        "import os, sys; marker = os.path.join(os.environ['TMPDIR'], 'ran'); "
+        "again = os.path.exists(marker); open(marker, 'w').close(); sys.exit(0 if again else 3)",
+        tmp_path,
+    )
     assert container_state(run_to_exit(pod))["terminated"]["exitCode"] == 3
     assert container_state(run_to_exit(pod))["terminated"]["exitCode"] == 0

@@ -1,5 +1,6 @@
 """lmaas_operator.local.runner: `lmaas run` validates first, runs producers before their consumers, and
 skips what succeeded unchanged."""
+
 import io
 import signal
 import threading
@@ -25,7 +26,11 @@ def test_a_chain_runs_from_its_trainjob_to_its_modelservice():
         stored(train_job("digits")),
     ]
     assert names(dependency_order(given)) == [
-        "TrainJob/digits", "CompressJob/small", "CompressJob/smaller", "ModelService/serve"]
+        "TrainJob/digits",
+        "CompressJob/small",
+        "CompressJob/smaller",
+        "ModelService/serve",
+    ]
 
 
 def test_resources_without_references_keep_the_order_given():

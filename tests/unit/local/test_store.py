@@ -1,4 +1,5 @@
 """lmaas_operator.local.store: a local run's state, kept across runs as the API server keeps objects."""
+
 import yaml
 
 from lmaas_api.validation import validate
@@ -61,8 +62,11 @@ def test_a_stored_body_read_back_is_unchanged_for_the_next_run(tmp_path):
     store = Store(tmp_path)
     first = stored(train_job("digits", hyperparameters={"learningRate": 0.003, "epochs": 2}))
     store.put(first)
-    again = stored_body(validate(train_job("digits", hyperparameters={"learningRate": 0.003, "epochs": 2})),
-                        store.get("TrainJob", "digits"), LATER)
+    again = stored_body(
+        validate(train_job("digits", hyperparameters={"learningRate": 0.003, "epochs": 2})),
+        store.get("TrainJob", "digits"),
+        LATER,
+    )
     assert again["metadata"]["generation"] == 1
     assert isinstance(store.get("TrainJob", "digits")["metadata"]["creationTimestamp"], str)
 
@@ -104,5 +108,7 @@ def test_secrets_given_with_f_come_before_files_in_the_runs_directory(tmp_path):
 
 def test_a_pvc_uri_is_a_directory_under_volumes(tmp_path):
     store = Store(tmp_path)
-    assert store.volume_dir("pvc://lmaas-artifacts/trainjobs/default/digits/") == \
-        tmp_path.resolve() / "volumes" / "lmaas-artifacts" / "trainjobs" / "default" / "digits"
+    assert (
+        store.volume_dir("pvc://lmaas-artifacts/trainjobs/default/digits/")
+        == tmp_path.resolve() / "volumes" / "lmaas-artifacts" / "trainjobs" / "default" / "digits"
+    )

@@ -1,4 +1,5 @@
 """lmaas_operator.local.table: `lmaas get` prints what `kubectl get` would, from the CRDs' printer columns."""
+
 import calendar
 import json
 import re
@@ -22,8 +23,11 @@ def cells(line: str) -> list[str]:
 
 
 def running_trainjob():
-    return stored(train_job("digits", nodes=2), {
-        "phase": "Running", "nodes": "2", "progress": {"summary": "40/200 (20%)", "loss": 0.2513}}, now=three_hours_ago())
+    return stored(
+        train_job("digits", nodes=2),
+        {"phase": "Running", "nodes": "2", "progress": {"summary": "40/200 (20%)", "loss": 0.2513}},
+        now=three_hours_ago(),
+    )
 
 
 def test_trainjob_columns_are_the_crds_printer_columns():
@@ -98,10 +102,19 @@ def test_kind_of_refuses_an_unknown_word_naming_the_known_ones():
     assert "trainjobs" in str(refused.value) and "compressjobs" in str(refused.value)
 
 
-@pytest.mark.parametrize("seconds, shown", [
-    (0, "0s"), (45, "45s"), (59, "59s"), (60, "1m"), (12 * 60 + 30, "12m"), (3 * 3600 + 59, "3h"),
-    (2 * 86400 + 5, "2d"), (9 * 86400, "9d"),
-])
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [
+        (0, "0s"),
+        (45, "45s"),
+        (59, "59s"),
+        (60, "1m"),
+        (12 * 60 + 30, "12m"),
+        (3 * 3600 + 59, "3h"),
+        (2 * 86400 + 5, "2d"),
+        (9 * 86400, "9d"),
+    ],
+)
 def test_age_is_kubectls_short_form(seconds, shown):
     assert age("2026-11-29T12:00:00Z", now=NOW + seconds) == shown
 

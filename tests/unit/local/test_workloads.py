@@ -2,6 +2,7 @@
 
 Only references that cannot resolve are run here: they fail before any process starts.
 """
+
 from lmaas_api.spec import ModelReference
 from lmaas_operator.local.store import Store
 from lmaas_operator.local.workloads import run_job, unresolved
@@ -10,13 +11,23 @@ from tests.unit.local.resources import compress_job, stored, train_job
 
 
 def test_a_producer_in_no_run_is_not_found(tmp_path):
-    resolution = resolve_model(ModelReference(from_train_job="digits"), Store(tmp_path).lookup, ("CompressJob", "small"))
-    assert (resolution.state, resolution.reason, resolution.producer) == ("waiting", "ProducerNotFound", "TrainJob/digits")
+    resolution = resolve_model(
+        ModelReference(from_train_job="digits"), Store(tmp_path).lookup, ("CompressJob", "small")
+    )
+    assert (resolution.state, resolution.reason, resolution.producer) == (
+        "waiting",
+        "ProducerNotFound",
+        "TrainJob/digits",
+    )
 
 
 def test_a_producer_that_failed_in_an_earlier_run_fails_its_consumer(tmp_path):
     store = Store(tmp_path)
-    store.put(stored(train_job("digits"), {"phase": "Failed", "reason": "OOMKilled", "message": "pod digits-0-0 was OOMKilled"}))
+    store.put(
+        stored(
+            train_job("digits"), {"phase": "Failed", "reason": "OOMKilled", "message": "pod digits-0-0 was OOMKilled"}
+        )
+    )
     resolution = resolve_model(ModelReference(from_train_job="digits"), store.lookup, ("CompressJob", "small"))
     assert (resolution.state, resolution.reason) == ("failed", "ProducerFailed")
     assert resolution.message == "TrainJob/digits failed: OOMKilled: pod digits-0-0 was OOMKilled"
@@ -24,7 +35,11 @@ def test_a_producer_that_failed_in_an_earlier_run_fails_its_consumer(tmp_path):
 
 def test_a_succeeded_producer_gives_its_artifact_from_the_stored_status(tmp_path):
     store = Store(tmp_path)
-    store.put(stored(train_job("digits"), {"phase": "Succeeded", "artifact": {"uri": "pvc://lmaas-artifacts/t/digits/artifact"}}))
+    store.put(
+        stored(
+            train_job("digits"), {"phase": "Succeeded", "artifact": {"uri": "pvc://lmaas-artifacts/t/digits/artifact"}}
+        )
+    )
     resolution = resolve_model(ModelReference(from_train_job="digits"), store.lookup, ("CompressJob", "small"))
     assert (resolution.state, resolution.uri) == ("ready", "pvc://lmaas-artifacts/t/digits/artifact")
 

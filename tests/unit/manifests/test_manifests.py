@@ -1,4 +1,5 @@
 """manifests/ and crds/: what `kubectl apply -k manifests` installs, checked offline."""
+
 import shutil
 import subprocess
 
@@ -59,7 +60,9 @@ def test_rbac_has_no_wildcards(rendered):
 
 def test_rbac_grants_no_access_to_secrets_and_deletes_only_optional_children_and_finished_jobs(rendered):
     (role,) = [d for d in rendered if d["kind"] == "ClusterRole"]
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    granted = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
     assert not [x for x in granted if x[1] == "secrets"]
     deletes = {x[1] for x in granted if x[2] in ("delete", "deletecollection")}
     # The optional children a ModelService can stop asking for, and the Job of a finished TrainJob
@@ -93,7 +96,9 @@ def _walk_properties(schema, path):
 @pytest.mark.parametrize("kind", ["TrainJob", "CompressJob", "ModelService"])
 def test_every_field_has_a_description_for_kubectl_explain(kind):
     schema = load_crds()[kind].schema
-    missing = [p for p, prop in _walk_properties(schema, kind) if not prop.get("description") and not p.endswith(".metadata")]
+    missing = [
+        p for p, prop in _walk_properties(schema, kind) if not prop.get("description") and not p.endswith(".metadata")
+    ]
     assert missing == []
 
 

@@ -1,4 +1,5 @@
 """Helpers for builder tests: CRs as the API server would store them, and schema checks."""
+
 from __future__ import annotations
 
 import copy
@@ -8,13 +9,15 @@ from typing import Any
 import kubernetes_validate
 
 from lmaas_api import contract
-from lmaas_api.validation import validate
 from lmaas_api.resource import CustomResource
+from lmaas_api.validation import validate
 
 KUBERNETES_VERSION = "1.37.0"
 
 
-def stored(doc: dict[str, Any], namespace: str = "ml", uid: str = "0b6f7c1e-uid", generation: int = 1) -> CustomResource:
+def stored(
+    doc: dict[str, Any], namespace: str = "ml", uid: str = "0b6f7c1e-uid", generation: int = 1
+) -> CustomResource:
     """The CR after `kubectl apply`: defaults applied, namespace, uid and generation assigned."""
     body = validate(copy.deepcopy(doc))
     body["metadata"] = {**body["metadata"], "namespace": namespace, "uid": uid, "generation": generation}

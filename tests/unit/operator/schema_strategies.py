@@ -6,6 +6,7 @@ fields, and `{}` for fields that preserve unknown fields (model `args`, `pod.aff
 content the CRD does not constrain and the builders pass on as they are. CEL rules are not
 encoded here: the tests keep only the drawn objects that `validate` (schema + CEL) accepts.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,12 +25,18 @@ def _number(schema: dict[str, Any], integer: bool) -> st.SearchStrategy:
     low, high = schema.get("minimum"), schema.get("maximum")
     if integer:
         low = -1000 if low is None else int(low) + (1 if schema.get("exclusiveMinimum") else 0)
-        high = max(low, 1000 if high is None else min(int(high), low + 100_000)) - (1 if schema.get("exclusiveMaximum") else 0)
+        high = max(low, 1000 if high is None else min(int(high), low + 100_000)) - (
+            1 if schema.get("exclusiveMaximum") else 0
+        )
         return st.integers(min_value=low, max_value=max(low, high))
-    return st.floats(min_value=-1e3 if low is None else low, max_value=1e3 if high is None else high,
-                     exclude_min=bool(schema.get("exclusiveMinimum")) and low is not None,
-                     exclude_max=bool(schema.get("exclusiveMaximum")) and high is not None,
-                     allow_nan=False, allow_infinity=False)
+    return st.floats(
+        min_value=-1e3 if low is None else low,
+        max_value=1e3 if high is None else high,
+        exclude_min=bool(schema.get("exclusiveMinimum")) and low is not None,
+        exclude_max=bool(schema.get("exclusiveMaximum")) and high is not None,
+        allow_nan=False,
+        allow_infinity=False,
+    )
 
 
 def _string(schema: dict[str, Any]) -> st.SearchStrategy:
@@ -41,8 +48,10 @@ def _string(schema: dict[str, Any]) -> st.SearchStrategy:
     return drawn.filter(lambda s: low <= len(s) and (high is None or len(s) <= high))
 
 
-ONE_OF = (re.compile(r"^has\(self\.(\w+)\) != has\(self\.(\w+)\)$"),
-          re.compile(r"^\[(has\(self\.\w+\)(?:, has\(self\.\w+\))*)\]\.exists_one\(x, x\)$"))
+ONE_OF = (
+    re.compile(r"^has\(self\.(\w+)\) != has\(self\.(\w+)\)$"),
+    re.compile(r"^\[(has\(self\.\w+\)(?:, has\(self\.\w+\))*)\]\.exists_one\(x, x\)$"),
+)
 AT_MOST_ONE = re.compile(r"^!\(has\(self\.(\w+)\) && has\(self\.(\w+)\)\)$")
 
 
@@ -53,7 +62,7 @@ def _groups(schema: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
         for shape in ONE_OF:
             if shape.match(rule):
                 exactly.append(re.findall(r"self\.(\w+)", rule))
-        if (match := AT_MOST_ONE.match(rule)):
+        if match := AT_MOST_ONE.match(rule):
             at_most.append(list(match.groups()))
     return exactly, at_most
 
@@ -71,9 +80,18 @@ def _object(schema: dict[str, Any], properties: dict[str, Any], depth: int) -> s
 
     def build(have: set[str], lack: set[str]) -> st.SearchStrategy:
         return st.fixed_dictionaries(
-            {k: from_schema(v, depth + 1) for k, v in properties.items() if (k in required or k in have) and k not in lack},
-            optional={k: from_schema(v, depth + 1) for k, v in properties.items()
-                      if k not in required and k not in have and k not in lack})
+            {
+                k: from_schema(v, depth + 1)
+                for k, v in properties.items()
+                if (k in required or k in have) and k not in lack
+            },
+            optional={
+                k: from_schema(v, depth + 1)
+                for k, v in properties.items()
+                if k not in required and k not in have and k not in lack
+            },
+        )
+
     return st.one_of([build(have, lack) for have, lack in choices])
 
 
@@ -92,8 +110,11 @@ def from_schema(schema: dict[str, Any], depth: int = 0) -> st.SearchStrategy:
     if kind == "string":
         return _string(schema)
     if kind == "array":
-        return st.lists(from_schema(schema["items"], depth + 1), min_size=schema.get("minItems", 0),
-                        max_size=min(schema.get("maxItems", 3), 3))
+        return st.lists(
+            from_schema(schema["items"], depth + 1),
+            min_size=schema.get("minItems", 0),
+            max_size=min(schema.get("maxItems", 3), 3),
+        )
     if kind == "object":
         properties = schema.get("properties")
         if properties and depth < 8:
@@ -108,5 +129,8 @@ def from_schema(schema: dict[str, Any], depth: int = 0) -> st.SearchStrategy:
 def resources(kind: str) -> st.SearchStrategy:
     """Whole objects of `kind` (apiVersion, kind, metadata.name, spec), not yet validated."""
     spec = load_crds()[kind].schema["properties"]["spec"]
-    return st.builds(lambda name, body: {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": body},
-                     NAMES, from_schema(spec))
+    return st.builds(
+        lambda name, body: {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": body},
+        NAMES,
+        from_schema(spec),
+    )

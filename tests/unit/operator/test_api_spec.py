@@ -1,4 +1,5 @@
 """lmaas_api.spec: the typed specs stay in step with the CRD schemas."""
+
 import typing
 
 import pydantic
@@ -36,7 +37,9 @@ def _drift(model: type[ApiModel], schema: dict, path: str) -> list[str]:
     for key in sorted(set(fields) & set(properties)):
         field, prop = fields[key], properties[key]
         if (key in required) != field.is_required():
-            problems.append(f"{path}.{key}: required in the CRD={key in required}, in {model.__name__}={field.is_required()}")
+            problems.append(
+                f"{path}.{key}: required in the CRD={key in required}, in {model.__name__}={field.is_required()}"
+            )
         if "default" in prop and prop["default"] != {}:
             if field.is_required() or field.get_default(call_default_factory=True) != prop["default"]:
                 problems.append(f"{path}.{key}: CRD default {prop['default']!r} differs from {model.__name__}'s")
@@ -65,7 +68,9 @@ def test_the_drift_check_notices_a_missing_property():
     assert any(p.startswith("spec.model: required in the CRD=True") for p in problems)
 
 
-@pytest.mark.parametrize("name,doc", sample_documents(), ids=lambda v: v if isinstance(v, str) else v["metadata"]["name"])
+@pytest.mark.parametrize(
+    "name,doc", sample_documents(), ids=lambda v: v if isinstance(v, str) else v["metadata"]["name"]
+)
 def test_every_sample_parses_into_its_typed_spec(name, doc):
     spec = SPEC_TYPES[doc["kind"]].parse(validate(doc)["spec"])
     assert spec.to_dict()  # round-trips to the wire form
@@ -75,7 +80,9 @@ def test_typed_specs_read_like_the_api():
     train = TrainJobSpec.parse({"minNodes": 2, "maxNodes": 4, "model": {"builtin": "mlp"}})
     assert train.elastic and train.node_range == (2, 4)
     assert TrainJobSpec.parse({}).node_range == (1, 1)
-    compress = CompressJobSpec.parse({"model": {"fromTrainJob": "t"}, "steps": [{"quantize": {}}, {"prune": {"sparsity": 0.5}}]})
+    compress = CompressJobSpec.parse(
+        {"model": {"fromTrainJob": "t"}, "steps": [{"quantize": {}}, {"prune": {"sparsity": 0.5}}]}
+    )
     assert [s.kind for s in compress.steps] == ["quantize", "prune"]
     assert compress.model.producer == ("TrainJob", "t")
     serve = ModelServiceSpec.parse({"model": {"uri": "pvc://a/b"}, "autoscaling": {"maxReplicas": 3}})
@@ -87,3 +94,22 @@ def test_typed_specs_read_like_the_api():
 def test_unknown_fields_are_refused_by_the_types_too():
     with pytest.raises(pydantic.ValidationError, match="gpus"):
         TrainJobSpec.parse({"gpus": 2})
+
+
+def test_a_hugging_face_config_keeps_every_key_as_config_json_spells_it():
+    config = {"model_type": "llama", "hidden_size": 64, "rope_theta": 10000.0, "tie_word_embeddings": True}
+    spec = TrainJobSpec.parse(
+        {
+            "model": {"hf": {"config": config}},
+            "tokenizer": {"train": {"vocabSize": 1024}},
+            "dataset": {"builtin": "shakespeare", "sequenceLength": 64},
+        }
+    )
+    assert spec.model.hf.config.model_type == "llama" and spec.model.label == "hf llama"
+    assert spec.to_dict()["model"]["hf"] == {
+        "config": config,
+        "dtype": "float32",
+        "attnImplementation": "sdpa",
+        "gradientCheckpointing": False,
+    }
+    assert spec.dataset.sequence_length == 64 and spec.tokenizer.train.vocab_size == 1024

@@ -1,4 +1,5 @@
 """lmaas_api.validation: the API server's checks, run locally on the repository's manifests."""
+
 import pytest
 
 from lmaas_api.validation import InvalidResource, validate
@@ -40,10 +41,14 @@ def test_each_invalid_manifest_breaks_exactly_the_rule_it_names(case):
 
 
 def test_defaults_are_filled_in_as_the_api_server_would():
-    spec = validate({
-        "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t"},
-        "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}},
-    })["spec"]
+    spec = validate(
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "TrainJob",
+            "metadata": {"name": "t"},
+            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}},
+        }
+    )["spec"]
     assert spec["strategy"] == "ddp"
     assert spec["procsPerNode"] == 1
     assert spec["hyperparameters"]["batchSize"] == 32  # nested default under a defaulted {}
@@ -52,20 +57,28 @@ def test_defaults_are_filled_in_as_the_api_server_would():
 
 
 def test_mutable_fields_may_change_on_update():
-    old = validate({
-        "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t"},
-        "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 2},
-    })
+    old = validate(
+        {
+            "apiVersion": "lmaas.io/v1alpha1",
+            "kind": "TrainJob",
+            "metadata": {"name": "t"},
+            "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 2},
+        }
+    )
     new = {**old, "spec": {**old["spec"], "suspend": True, "ttlSecondsAfterFinished": 60}}
     assert validate(new, old=old)["spec"]["suspend"] is True
 
 
 def test_several_errors_are_all_reported():
     with pytest.raises(InvalidResource) as caught:
-        validate({
-            "apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "m"},
-            "spec": {"model": {"uri": "pvc://a/b"}, "port": 80, "replicas": -1},
-        })
+        validate(
+            {
+                "apiVersion": "lmaas.io/v1alpha1",
+                "kind": "ModelService",
+                "metadata": {"name": "m"},
+                "spec": {"model": {"uri": "pvc://a/b"}, "port": 80, "replicas": -1},
+            }
+        )
     assert {e.path for e in caught.value.errors} == {"spec.port", "spec.replicas"}
 
 

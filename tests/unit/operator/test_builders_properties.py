@@ -4,25 +4,27 @@ Objects are drawn from the CRDs' own schemas (schema_strategies.py); those that 
 defaults and CEL, as the API server) accepts must parse into the typed spec and render children
 that the official Kubernetes 1.37 schemas accept, with every pod restricted and token-less.
 """
+
 from __future__ import annotations
 
 import copy
 
 from hypothesis import HealthCheck, assume, given, settings
 
+from lmaas_api.resource import CustomResource
 from lmaas_api.validation import InvalidResource, validate
 from lmaas_operator.compressjob.builders import render_children as compress_children
 from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children as service_children
 from lmaas_operator.references import Resolution
-from lmaas_api.resource import CustomResource
 from lmaas_operator.trainjob.builders import render_children as train_children
 from tests.unit.operator.builders import assert_valid_kubernetes
 from tests.unit.operator.schema_strategies import resources
 
 CONFIG = OperatorConfig(worker_image="registry.example/lmaas/worker:1", peering_priority=1)
-PROPERTY = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)
 
 
 def accepted(doc: dict) -> CustomResource:
@@ -57,7 +59,10 @@ def test_every_accepted_trainjob_renders_valid_children(doc):
 @given(resources("CompressJob"))
 def test_every_accepted_compressjob_renders_valid_children(doc):
     cr = accepted(doc)
-    check_pods(compress_children(cr, CONFIG, cr.spec.model.uri or "pvc://lmaas-artifacts/trainjobs/ns/x/artifact"))
+    model = Resolution(
+        "ready", "ProducerSucceeded", "", uri=cr.spec.model.uri or "pvc://lmaas-artifacts/trainjobs/ns/x/artifact"
+    )
+    check_pods(compress_children(cr, CONFIG, model))
 
 
 @PROPERTY
@@ -65,4 +70,4 @@ def test_every_accepted_compressjob_renders_valid_children(doc):
 def test_every_accepted_modelservice_renders_valid_children(doc):
     cr = accepted(doc)
     model = Resolution("ready", "ProducerSucceeded", "", uri=cr.spec.model.uri or "pvc://lmaas-artifacts/x/artifact")
-    check_pods(service_children(cr, CONFIG.worker_image, model))
+    check_pods(service_children(cr, CONFIG, model))

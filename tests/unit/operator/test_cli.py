@@ -1,4 +1,5 @@
 """lmaas_cli.main: the `lmaas` command."""
+
 import subprocess
 import sys
 

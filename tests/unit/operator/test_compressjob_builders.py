@@ -5,30 +5,36 @@ import pytest
 from lmaas_api import contract
 from lmaas_operator.compressjob.builders import render_children, render_job
 from lmaas_operator.config import OperatorConfig
-from lmaas_operator.handlers.common import job_changes
-from lmaas_operator.handlers.compressjob import FOLLOWED
+from lmaas_operator.references import Resolution
 from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
 CONFIG = OperatorConfig(worker_image="w:1", artifact_claim="artifacts", peering_priority=1)
-COMPRESS = {"apiVersion": "lmaas.io/v1alpha1", "kind": "CompressJob", "metadata": {"name": "small"},
-            "spec": {"model": {"fromTrainJob": "digits"}, "steps": [{"prune": {"sparsity": 0.5}}, {"quantize": {}}]}}
+COMPRESS = {
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "CompressJob",
+    "metadata": {"name": "small"},
+    "spec": {"model": {"fromTrainJob": "digits"}, "steps": [{"prune": {"sparsity": 0.5}}, {"quantize": {}}]},
+}
 INPUT = "pvc://artifacts/trainjobs/ml/digits/artifact"
+MODEL = Resolution("ready", "ProducerSucceeded", "", uri=INPUT, producer="TrainJob/digits")
 
 
 def env_of(job):
     return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
 
 
-@pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize(
+    "doc", [d for _, d in sample_documents() if d["kind"] == "CompressJob"], ids=lambda d: d["metadata"]["name"]
+)
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
-    children = render_children(stored(doc), CONFIG, INPUT)
+    children = render_children(stored(doc), CONFIG, MODEL)
     assert [c["kind"] for c in children] == ["Job"]
     assert_valid_kubernetes(*children)
 
 
 def test_the_worker_gets_its_input_and_output_directories():
-    (job,) = render_children(stored(COMPRESS), CONFIG, INPUT)
+    (job,) = render_children(stored(COMPRESS), CONFIG, MODEL)
     env = env_of(job)
     assert env[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/trainjobs/ml/digits/artifact"
     assert env[contract.OUTPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/compressjobs/ml/small"
@@ -59,20 +65,9 @@ def test_a_broken_bound_or_config_fails_the_job_at_once():
 
 def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
     before = render_job(stored(COMPRESS), CONFIG, INPUT)
-    edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 0,
-                                   "ttlSecondsAfterFinished": 30}}
+    edited = {
+        **COMPRESS,
+        "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 0, "ttlSecondsAfterFinished": 30},
+    }
     after = render_job(stored(edited, generation=2), CONFIG, INPUT)
     assert after["spec"]["template"] == before["spec"]["template"]
-
-
-def test_a_live_job_differs_only_in_what_the_spec_changed():
-    rendered = render_job(stored(COMPRESS), CONFIG, INPUT)
-    # As the API server stores it: defaults filled in (suspend, backoffLimit), the CRD's maxRestarts 2.
-    live = {"spec": {"suspend": False, "backoffLimit": 2, "completions": 1, "parallelism": 1}}
-    assert job_changes(rendered, live, FOLLOWED) == {}
-    edited = {**COMPRESS, "spec": {**COMPRESS["spec"], "activeDeadlineSeconds": 900, "maxRestarts": 5}}
-    assert job_changes(render_job(stored(edited), CONFIG, INPUT), live, FOLLOWED) == {"activeDeadlineSeconds": 900, "backoffLimit": 5}
-    earlier = {"spec": {**live["spec"], "ttlSecondsAfterFinished": 3600, "activeDeadlineSeconds": 60}}
-    assert job_changes(rendered, earlier, FOLLOWED) == {"ttlSecondsAfterFinished": None, "activeDeadlineSeconds": None}
-    queued = {"spec": {**live["spec"], "suspend": True}}  # suspended by a queue such as Kueue: left to it
-    assert job_changes(rendered, queued, FOLLOWED) == {}

@@ -5,6 +5,7 @@ only act on some of them says which in its filter, so that kopf calls it for tho
 costs kwargs, a context and an outcome: a share of the operator's CPU in `python -m bench.operator
 --profile`). What the handlers then do is tested against the API server in tests/integration.
 """
+
 import logging
 
 import kopf
@@ -12,7 +13,7 @@ import pytest
 from kopf._core.intents import causes
 
 import lmaas_operator.main  # noqa: F401  (registers the handlers)
-from lmaas_operator.handlers.common import GROUP, VERSION
+from lmaas_api.crds import GROUP, VERSION
 
 JOBS = kopf.Resource("batch", "v1", "jobs", kind="Job", namespaced=True)
 SERVICES = kopf.Resource("", "v1", "services", kind="Service", namespaced=True)
@@ -24,8 +25,14 @@ def called(resource: kopf.Resource, event_type: str, body: dict, memo: dict | No
     """The ids of the event handlers kopf calls for this event."""
     body = kopf.Body(body)
     cause = causes.detect_watching_cause(
-        raw_event={"type": event_type, "object": body}, body=body, resource=resource, indices={},
-        logger=logging.getLogger("test"), patch=kopf.Patch(), memo=kopf.Memo(memo or {}))
+        raw_event={"type": event_type, "object": body},
+        body=body,
+        resource=resource,
+        indices={},
+        logger=logging.getLogger("test"),
+        patch=kopf.Patch(),
+        memo=kopf.Memo(memo or {}),
+    )
     return {handler.id for handler in kopf.get_default_registry()._watching.get_handlers(cause=cause)}
 
 
@@ -36,11 +43,14 @@ def child(kind: str, label: str, generation: int | None = None) -> dict:
     return {"apiVersion": "v1", "kind": kind, "metadata": meta}
 
 
-@pytest.mark.parametrize("resource, kind, label, handler", [
-    (JOBS, "Job", "lmaas.io/trainjob", "restore_trainjob_child"),
-    (SERVICES, "Service", "lmaas.io/trainjob", "restore_trainjob_child"),
-    (JOBS, "Job", "lmaas.io/compressjob", "restore_compressjob_child"),
-])
+@pytest.mark.parametrize(
+    "resource, kind, label, handler",
+    [
+        (JOBS, "Job", "lmaas.io/trainjob", "restore_trainjob_child"),
+        (SERVICES, "Service", "lmaas.io/trainjob", "restore_trainjob_child"),
+        (JOBS, "Job", "lmaas.io/compressjob", "restore_compressjob_child"),
+    ],
+)
 def test_a_job_child_is_restored_on_its_deletion_alone(resource, kind, label, handler):
     body = child(kind, label, generation=1)
     assert called(resource, "DELETED", body) == {handler}
@@ -62,7 +72,10 @@ def test_a_modelservice_child_is_compared_once_per_generation(resource, kind):
 
 
 def test_a_resource_is_forgotten_by_the_metrics_on_its_deletion_alone():
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainJob",
-            "metadata": {"name": "digits", "namespace": "ml", "uid": "u1", "generation": 1}}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainJob",
+        "metadata": {"name": "digits", "namespace": "ml", "uid": "u1", "generation": 1},
+    }
     assert called(TRAINJOBS, "DELETED", body) == {"forget_deleted_trainjob"}
     assert called(TRAINJOBS, "MODIFIED", body) == set()

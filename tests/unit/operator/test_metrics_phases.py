@@ -1,5 +1,6 @@
 """lmaas_operator_resources counts each resource once, by its latest phase, and forgets a deleted
 one for good: a handler call still under way when it was deleted does not bring it back."""
+
 from lmaas_operator.metrics import PhaseCollector
 
 

@@ -1,16 +1,29 @@
 """lmaas_operator.modelservice.builders: a ModelService's children, tested as data."""
+
 import pytest
 
 from lmaas_api import contract
+from lmaas_operator.config import OperatorConfig
 from lmaas_operator.modelservice.builders import render_children, unwanted_children
 from lmaas_operator.references import Resolution
 from tests.unit.corpus import sample_documents
 from tests.unit.operator.builders import assert_valid_kubernetes, projected_config, stored
 
-MODEL = Resolution("ready", "ProducerSucceeded", "", uri="pvc://artifacts/compressjobs/ml/small/artifact",
-                   producer="CompressJob/small", created_at="2026-11-29T10:00:00Z")
-SERVE = {"apiVersion": "lmaas.io/v1alpha1", "kind": "ModelService", "metadata": {"name": "digits"},
-         "spec": {"model": {"fromCompressJob": "small"}, "replicas": 2}}
+CONFIG = OperatorConfig(worker_image="w:1", peering_priority=1)
+MODEL = Resolution(
+    "ready",
+    "ProducerSucceeded",
+    "",
+    uri="pvc://artifacts/compressjobs/ml/small/artifact",
+    producer="CompressJob/small",
+    created_at="2026-11-29T10:00:00Z",
+)
+SERVE = {
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "ModelService",
+    "metadata": {"name": "digits"},
+    "spec": {"model": {"fromCompressJob": "small"}, "replicas": 2},
+}
 
 
 def by_kind(children):
@@ -21,13 +34,15 @@ def with_spec(**spec):
     return {**SERVE, "spec": {**SERVE["spec"], **spec}}
 
 
-@pytest.mark.parametrize("doc", [d for _, d in sample_documents() if d["kind"] == "ModelService"], ids=lambda d: d["metadata"]["name"])
+@pytest.mark.parametrize(
+    "doc", [d for _, d in sample_documents() if d["kind"] == "ModelService"], ids=lambda d: d["metadata"]["name"]
+)
 def test_children_of_every_sample_are_valid_kubernetes_objects(doc):
-    assert_valid_kubernetes(*render_children(stored(doc), "w:1", MODEL))
+    assert_valid_kubernetes(*render_children(stored(doc), CONFIG, MODEL))
 
 
 def test_a_deployment_service_and_budget_for_two_replicas():
-    children = by_kind(render_children(stored(SERVE), "w:1", MODEL))
+    children = by_kind(render_children(stored(SERVE), CONFIG, MODEL))
     assert set(children) == {"Deployment", "Service", "PodDisruptionBudget"}
     deployment = children["Deployment"]
     assert deployment["spec"]["replicas"] == 2
@@ -47,7 +62,13 @@ def test_a_deployment_service_and_budget_for_two_replicas():
 
 
 def test_autoscaling_makes_an_hpa_and_leaves_replicas_to_it():
-    children = by_kind(render_children(stored(with_spec(autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})), "w:1", MODEL))
+    children = by_kind(
+        render_children(
+            stored(with_spec(autoscaling={"minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60})),
+            CONFIG,
+            MODEL,
+        )
+    )
     assert "replicas" not in children["Deployment"]["spec"]
     hpa = children["HorizontalPodAutoscaler"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 5)
@@ -57,18 +78,24 @@ def test_autoscaling_makes_an_hpa_and_leaves_replicas_to_it():
 
 def test_one_replica_gets_no_budget_and_unwanted_children_are_named():
     cr = stored(with_spec(replicas=1))
-    assert {c["kind"] for c in render_children(cr, "w:1", MODEL)} == {"Deployment", "Service"}
+    assert {c["kind"] for c in render_children(cr, CONFIG, MODEL)} == {"Deployment", "Service"}
     assert [k for _, k, _ in unwanted_children(cr)] == ["HorizontalPodAutoscaler", "PodDisruptionBudget"]
 
 
 def test_the_token_comes_from_the_secret_never_from_the_spec():
-    deployment = by_kind(render_children(stored(with_spec(auth={"tokenSecretRef": {"name": "tok"}})), "w:1", MODEL))["Deployment"]
-    (token,) = [e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == contract.AUTH_TOKEN_ENV]
+    deployment = by_kind(render_children(stored(with_spec(auth={"tokenSecretRef": {"name": "tok"}})), CONFIG, MODEL))[
+        "Deployment"
+    ]
+    (token,) = [
+        e
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"] == contract.AUTH_TOKEN_ENV
+    ]
     assert token == {"name": contract.AUTH_TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}
 
 
 def test_a_newer_artifact_or_a_spec_change_changes_the_pod_template():
-    template = lambda cr, model: by_kind(render_children(cr, "w:1", model))["Deployment"]["spec"]["template"]
+    template = lambda cr, model: by_kind(render_children(cr, CONFIG, model))["Deployment"]["spec"]["template"]
     base = template(stored(SERVE), MODEL)
     newer = Resolution("ready", "", "", uri=MODEL.uri, producer=MODEL.producer, created_at="2026-11-30T10:00:00Z")
     assert template(stored(SERVE), newer) != base
@@ -82,7 +109,7 @@ def test_a_newer_artifact_or_a_spec_change_changes_the_pod_template():
 
 def test_the_server_reads_the_modelservice_from_its_pod_template():
     doc = with_spec(batching={"maxBatchSize": 8}, pod={"annotations": {"lmaas.io/config": "mine"}})
-    template = by_kind(render_children(stored(doc, uid="u"), "w:1", MODEL))["Deployment"]["spec"]["template"]
+    template = by_kind(render_children(stored(doc, uid="u"), CONFIG, MODEL))["Deployment"]["spec"]["template"]
     document = projected_config(template)  # the operator's annotation wins over the pod's own
     assert document["metadata"] == {"name": "digits", "namespace": "ml", "uid": "u"}
     assert document["spec"]["batching"]["maxBatchSize"] == 8

@@ -1,4 +1,5 @@
 """lmaas_operator.references: a consumer waits for, uses, or fails with its producer."""
+
 from lmaas_api.spec import ModelReference
 from lmaas_operator.references import resolve_model
 
@@ -26,15 +27,25 @@ def test_a_running_producer_is_waited_for_with_its_progress():
 
 
 def test_a_succeeded_producer_gives_its_artifact():
-    objects = {("CompressJob", "small"): {"status": {"phase": "Succeeded", "artifact": {
-        "uri": "pvc://a/compressjobs/ns/small/artifact", "createdAt": "2026-11-29T10:00:00Z"}}}}
+    objects = {
+        ("CompressJob", "small"): {
+            "status": {
+                "phase": "Succeeded",
+                "artifact": {"uri": "pvc://a/compressjobs/ns/small/artifact", "createdAt": "2026-11-29T10:00:00Z"},
+            }
+        }
+    }
     resolution = resolve_model(ModelReference(from_compress_job="small"), lookup_in(objects), ("ModelService", "m"))
     assert (resolution.state, resolution.uri) == ("ready", "pvc://a/compressjobs/ns/small/artifact")
     assert (resolution.producer, resolution.created_at) == ("CompressJob/small", "2026-11-29T10:00:00Z")
 
 
 def test_a_failed_producer_fails_the_consumer_with_its_reason():
-    objects = {("TrainJob", "digits"): {"status": {"phase": "Failed", "reason": "OOMKilled", "message": "pod digits-0 was OOMKilled"}}}
+    objects = {
+        ("TrainJob", "digits"): {
+            "status": {"phase": "Failed", "reason": "OOMKilled", "message": "pod digits-0 was OOMKilled"}
+        }
+    }
     resolution = resolve_model(ModelReference(from_train_job="digits"), lookup_in(objects), ("CompressJob", "c"))
     assert (resolution.state, resolution.reason) == ("failed", "ProducerFailed")
     assert resolution.message == "TrainJob/digits failed: OOMKilled: pod digits-0 was OOMKilled"

@@ -1,5 +1,4 @@
 """lmaas_operator.trainjob.builders: a TrainJob's children, tested as data."""
-import json
 
 import pytest
 
@@ -11,7 +10,9 @@ from tests.unit.operator.builders import assert_valid_kubernetes, projected_conf
 
 CONFIG = OperatorConfig(worker_image="registry.example/lmaas/worker:1", artifact_claim="artifacts", peering_priority=1)
 TRAIN = {
-    "apiVersion": "lmaas.io/v1alpha1", "kind": "TrainJob", "metadata": {"name": "digits"},
+    "apiVersion": "lmaas.io/v1alpha1",
+    "kind": "TrainJob",
+    "metadata": {"name": "digits"},
     "spec": {"model": {"builtin": "mlp"}, "dataset": {"builtin": "digits"}, "nodes": 2},
 }
 TRAIN_SAMPLES = [d for _, d in sample_documents() if d["kind"] == "TrainJob"]
@@ -44,7 +45,12 @@ def test_children_have_deterministic_names_and_are_owned_by_the_trainjob():
     assert [c["metadata"]["name"] for c in first] == ["digits", "digits"]
     for child in first:
         (owner,) = child["metadata"]["ownerReferences"]
-        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("TrainJob", "digits", "uid-1", True)
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+            "TrainJob",
+            "digits",
+            "uid-1",
+            True,
+        )
         assert child["metadata"]["namespace"] == "ml"
 
 
@@ -63,7 +69,9 @@ def test_torchrun_contract_is_set_by_the_operator():
     env = env_of(render_job(stored(with_spec(procsPerNode=4, maxRestarts=5), uid="run-42"), CONFIG))
     assert env["PET_NNODES"] == "2"
     assert env["PET_NPROC_PER_NODE"] == "4"
-    assert env["PET_NODE_RANK"] == {"fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+    assert env["PET_NODE_RANK"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
+    }
     assert env["PET_RDZV_BACKEND"] == "c10d"
     assert env["PET_RDZV_ID"] == "run-42"
     assert env["PET_MAX_RESTARTS"] == "5"
@@ -90,7 +98,9 @@ def test_the_worker_reads_the_whole_trainjob_from_its_pod_template():
 def test_what_may_change_while_the_job_runs_leaves_its_pod_template_as_it_was():
     # The API server refuses any change of a Job's pod template.
     before = render_job(stored(TRAIN, uid="u"), CONFIG)
-    edited = stored(with_spec(suspend=True, activeDeadlineSeconds=600, ttlSecondsAfterFinished=60), uid="u", generation=4)
+    edited = stored(
+        with_spec(suspend=True, activeDeadlineSeconds=600, ttlSecondsAfterFinished=60), uid="u", generation=4
+    )
     after = render_job(edited, CONFIG)
     assert after["spec"]["template"] == before["spec"]["template"]
     assert (after["spec"]["suspend"], after["spec"]["activeDeadlineSeconds"]) == (True, 600)
@@ -109,10 +119,44 @@ def test_output_goes_to_the_named_claim_or_the_operators_default():
     job = render_job(stored(with_spec(output={"uri": "pvc://team-vol/runs/digits"})), CONFIG)
     assert env_of(job)[contract.OUTPUT_DIR_ENV] == "/var/lib/lmaas/volumes/team-vol/runs/digits"
     assert env_of(job)[contract.OUTPUT_URI_ENV] == "pvc://team-vol/runs/digits"
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in job["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in job["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
     assert claims == ["team-vol"]
     default = render_job(stored(TRAIN), CONFIG)
     assert env_of(default)[contract.OUTPUT_URI_ENV] == "pvc://artifacts/trainjobs/ml/digits"
+
+
+def test_a_hugging_face_model_folder_is_mounted_read_only_and_named_to_the_worker():
+    def rendered(uri):
+        return render_job(
+            stored(with_spec(model={"hf": {"uri": uri}}, dataset={"builtin": "shakespeare", "sequenceLength": 64})),
+            CONFIG,
+        )
+
+    job = rendered("pvc://models/llama/base")
+    assert env_of(job)[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/models/llama/base"
+    pod = job["spec"]["template"]["spec"]
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"].get("readOnly", False)
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"artifacts": False, "models": True}
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container_of(job)["volumeMounts"]}
+    assert mounts["/var/lib/lmaas/volumes/models"] is True and mounts["/var/lib/lmaas/volumes/artifacts"] is False
+    assert_valid_kubernetes(job)
+    # a folder on the output's claim is under its (writable) mount already
+    same = rendered("pvc://artifacts/models/llama")
+    assert env_of(same)[contract.INPUT_DIR_ENV] == "/var/lib/lmaas/volumes/artifacts/models/llama"
+    assert [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in same["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ] == ["artifacts"]
+    assert contract.INPUT_DIR_ENV not in env_of(render_job(stored(TRAIN), CONFIG))
 
 
 def test_image_defaults_to_the_operator_config_and_a_custom_command_replaces_the_trainer():
@@ -126,8 +170,17 @@ def test_image_defaults_to_the_operator_config_and_a_custom_command_replaces_the
 
 
 def test_user_env_passes_through_after_the_contract():
-    job = render_job(stored(with_spec(env=[{"name": "WANDB_MODE", "value": "offline"},
-                                            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])), CONFIG)
+    job = render_job(
+        stored(
+            with_spec(
+                env=[
+                    {"name": "WANDB_MODE", "value": "offline"},
+                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                ]
+            )
+        ),
+        CONFIG,
+    )
     names = [e["name"] for e in container_of(job)["env"]]
     assert names[-2:] == ["WANDB_MODE", "TOKEN"]
     assert env_of(job)["TOKEN"] == {"secretKeyRef": {"name": "s", "key": "k"}}
@@ -135,9 +188,13 @@ def test_user_env_passes_through_after_the_contract():
 
 def test_placement_labels_and_kueue_queue_pass_through_and_suspend_maps_to_the_job():
     pod = {
-        "labels": {"kueue.x-k8s.io/queue-name": "team-a"}, "annotations": {"note": "x"},
-        "nodeSelector": {"pool": "gpu"}, "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        "affinity": {"nodeAffinity": {}}, "priorityClassName": "high", "schedulerName": "volcano",
+        "labels": {"kueue.x-k8s.io/queue-name": "team-a"},
+        "annotations": {"note": "x"},
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "high",
+        "schedulerName": "volcano",
         "serviceAccountName": "trainer",
     }
     job = render_job(stored(with_spec(pod=pod, suspend=True)), CONFIG)
@@ -165,5 +222,8 @@ def test_restart_budget_and_deadline_map_to_the_job_and_ttl_is_the_operators():
     # The Job controller would delete the Job before the operator read its result.
     assert "ttlSecondsAfterFinished" not in job["spec"]
     rules = job["spec"]["podFailurePolicy"]["rules"]
-    assert rules[0] == {"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [contract.EXIT_CONFIG_ERROR]}}
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [contract.EXIT_CONFIG_ERROR]},
+    }
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy

@@ -1,4 +1,5 @@
 """The bearer-token check."""
+
 from __future__ import annotations
 
 import hmac
@@ -16,12 +17,24 @@ def test_no_token_configured_allows_everything():
     assert not BearerAuth("").enabled
 
 
-@pytest.mark.parametrize("header, allowed", [
-    (f"Bearer {TOKEN}", True), (f"bearer {TOKEN}", True), (f"Bearer  {TOKEN} ", True),
-    (None, False), ("", False), ("Bearer", False), ("Bearer ", False), (f"Basic {TOKEN}", False), (TOKEN, False),
-    (f"Bearer {TOKEN[:-1]}", False), (f"Bearer {TOKEN}x", False), (f"Bearer {TOKEN.upper()}", False),
-    ("Bearer \u00e9t\u00e9", False),
-])
+@pytest.mark.parametrize(
+    "header, allowed",
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"Bearer  {TOKEN} ", True),
+        (None, False),
+        ("", False),
+        ("Bearer", False),
+        ("Bearer ", False),
+        (f"Basic {TOKEN}", False),
+        (TOKEN, False),
+        (f"Bearer {TOKEN[:-1]}", False),
+        (f"Bearer {TOKEN}x", False),
+        (f"Bearer {TOKEN.upper()}", False),
+        ("Bearer \u00e9t\u00e9", False),
+    ],
+)
 def test_only_the_exact_token_passes(header, allowed):
     assert BearerAuth(TOKEN).allows(header) is allowed
 

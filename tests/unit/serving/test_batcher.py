@@ -1,4 +1,5 @@
 """The dynamic batcher on its own: grouping, splitting, waiting and failing, with a fake model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,9 @@ def rows(start: int, n: int) -> np.ndarray:
 
 
 async def _with_batcher(model, max_batch_size, max_latency_s, body, arriving=lambda: 0, executor=None, observe=None):
-    batcher = DynamicBatcher(model, max_batch_size, max_latency_s, executor=executor, arriving=arriving,
-                             observe=observe)
+    batcher = DynamicBatcher(
+        model, max_batch_size, max_latency_s, executor=executor, arriving=arriving, observe=observe
+    )
     batcher.start()
     try:
         return await body(batcher)

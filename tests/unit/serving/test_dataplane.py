@@ -1,4 +1,5 @@
 """The data plane's model thread computes with the intra-op threads the server was given."""
+
 from __future__ import annotations
 
 import os

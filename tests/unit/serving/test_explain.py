@@ -1,4 +1,5 @@
 """Attributions: integrated gradients add up (completeness); both methods are exact on linear models."""
+
 from __future__ import annotations
 
 import pytest

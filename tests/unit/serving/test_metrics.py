@@ -1,17 +1,27 @@
 """The metrics exposition: what a Prometheus scrape of the server sees."""
+
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from lmaas_worker.serve.metrics import Metrics
 
-INFO = {"model": "digits", "task": "classification", "path": "/m", "source": "TrainJob/t", "producer": "TrainJob/t",
-        "quantization": "none", "dtype": "float32"}
+INFO = {
+    "model": "digits",
+    "task": "classification",
+    "path": "/m",
+    "source": "TrainJob/t",
+    "producer": "TrainJob/t",
+    "quantization": "none",
+    "dtype": "float32",
+}
 FAMILIES = {  # name: (type, help, labels); what dashboards and alerts were written against
-    "lmaas_requests": ("counter", "Requests answered, by endpoint, method and status code.",
-                       {"endpoint", "method", "code"}),
-    "lmaas_request_duration_seconds": ("histogram", "Time from routing a request to its response.",
-                                       {"endpoint", "le"}),
+    "lmaas_requests": (
+        "counter",
+        "Requests answered, by endpoint, method and status code.",
+        {"endpoint", "method", "code"},
+    ),
+    "lmaas_request_duration_seconds": ("histogram", "Time from routing a request to its response.", {"endpoint", "le"}),
     "lmaas_requests_in_flight": ("gauge", "Requests being handled now.", set()),
     "lmaas_batch_size": ("histogram", "Rows per forward pass of the model.", {"le"}),
     "lmaas_batch_duration_seconds": ("histogram", "Time of one forward pass, in the model thread.", {"le"}),
@@ -19,11 +29,22 @@ FAMILIES = {  # name: (type, help, labels); what dashboards and alerts were writ
     "lmaas_model_ready": ("gauge", "1 when the model is loaded, warmed up and not draining.", set()),
     "lmaas_model_info": ("gauge", "The served model; the value is always 1.", set(INFO)),
 }
-SAMPLES = {"lmaas_requests_total", "lmaas_request_duration_seconds_bucket", "lmaas_request_duration_seconds_sum",
-           "lmaas_request_duration_seconds_count", "lmaas_requests_in_flight", "lmaas_batch_size_bucket",
-           "lmaas_batch_size_sum", "lmaas_batch_size_count", "lmaas_batch_duration_seconds_bucket",
-           "lmaas_batch_duration_seconds_sum", "lmaas_batch_duration_seconds_count", "lmaas_inference_rows_total",
-           "lmaas_model_ready", "lmaas_model_info"}
+SAMPLES = {
+    "lmaas_requests_total",
+    "lmaas_request_duration_seconds_bucket",
+    "lmaas_request_duration_seconds_sum",
+    "lmaas_request_duration_seconds_count",
+    "lmaas_requests_in_flight",
+    "lmaas_batch_size_bucket",
+    "lmaas_batch_size_sum",
+    "lmaas_batch_size_count",
+    "lmaas_batch_duration_seconds_bucket",
+    "lmaas_batch_duration_seconds_sum",
+    "lmaas_batch_duration_seconds_count",
+    "lmaas_inference_rows_total",
+    "lmaas_model_ready",
+    "lmaas_model_info",
+}
 
 
 def _scrape(metrics: Metrics) -> dict:
@@ -36,8 +57,10 @@ def test_a_scrape_has_the_same_families_help_texts_and_labels_and_no_other_serie
     metrics.observe_request("/v2/models/{model}/infer", "POST", 200, 0.002)
     metrics.observe_batch(4, 0.001)
     families = _scrape(metrics)
-    assert {name: (family.type, family.documentation, {label for sample in family.samples for label in sample.labels})
-            for name, family in families.items()} == FAMILIES
+    assert {
+        name: (family.type, family.documentation, {label for sample in family.samples for label in sample.labels})
+        for name, family in families.items()
+    } == FAMILIES
     assert {sample.name for family in families.values() for sample in family.samples} == SAMPLES
 
 

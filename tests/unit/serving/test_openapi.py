@@ -1,4 +1,5 @@
 """The OpenAPI document against the routes the server really has and the bodies it really accepts."""
+
 from __future__ import annotations
 
 import re
@@ -7,6 +8,8 @@ import orjson
 import pytest
 from openapi_spec_validator import validate
 
+from lmaas_api import contract
+from lmaas_api.card import ModelCard
 from lmaas_worker.serve.auth import BearerAuth
 from lmaas_worker.serve.dataplane import DataPlane
 from lmaas_worker.serve.http import Frontend
@@ -16,13 +19,29 @@ from lmaas_worker.serve.protocols import parse
 
 
 def _classifier() -> ClassifierModel:
-    card = {"task": "classification", "input": {"shape": [64]}, "numClasses": 10, "producer": {"name": "p"}}
+    card = ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "model": {"builtin": "mlp"},
+            "task": "classification",
+            "input": {"shape": [64]},
+            "numClasses": 10,
+            "producer": {"name": "p"},
+        }
+    )
     return ClassifierModel("digits", "/m", card)
 
 
 def _language_model() -> LanguageModel:
-    card = {"task": "language-modeling", "input": {"shape": [16]}, "vocab": list("\n !',-.?abc[]\\^"),
-            "model": {"args": {"context": 16}}}
+    card = ModelCard.model_validate(
+        {
+            "format": contract.ARTIFACT_FORMAT,
+            "task": "language-modeling",
+            "input": {"shape": [16]},
+            "vocab": list("\n !',-.?abc[]\\^"),
+            "model": {"builtin": "char-gpt", "args": {"context": 16}},
+        }
+    )
     return LanguageModel("chars", "/m", card)
 
 
@@ -46,8 +65,13 @@ def test_the_openapi_document_is_valid_and_covers_every_route(model, auth):
     assert {(path, method) for path, operations in document["paths"].items() for method in operations} == routes
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            public = path in ("/v2/health/live", "/v2/health/ready", "/metrics", "/v1/models/{model}",
-                              "/v2/models/{model}/ready")
+            public = path in (
+                "/v2/health/live",
+                "/v2/health/ready",
+                "/metrics",
+                "/v1/models/{model}",
+                "/v2/models/{model}/ready",
+            )
             assert ("401" in operation["responses"]) == (auth and not public), (path, method)
             if "requestBody" in operation:
                 assert {"400", "413"} <= set(operation["responses"])
@@ -64,7 +88,8 @@ def test_every_request_example_is_a_body_the_server_accepts(model):
         if endpoint.request is None:
             continue
         example = document["paths"][path][endpoint.method.lower()]["requestBody"]["content"]["application/json"][
-            "example"]
+            "example"
+        ]
         body = parse(endpoint.request, orjson.dumps(example))
         instances = body.inputs if path == "/predict" else getattr(body, "instances", None)
         if instances is not None:

@@ -1,4 +1,5 @@
 """The V2 tensor codec: datatypes, values and shapes are checked, never silently coerced."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,13 @@ import pytest
 
 from lmaas_worker.serve.errors import ClientError
 from lmaas_worker.serve.tensors import (
-    DATATYPES, TensorSpec, binary_to_array, conforms, datatype_of, json_to_array, reshape,
+    DATATYPES,
+    TensorSpec,
+    binary_to_array,
+    conforms,
+    datatype_of,
+    json_to_array,
+    reshape,
 )
 
 
@@ -24,10 +31,20 @@ def test_floats_from_flat_or_nested_json(datatype):
     assert reshape(json_to_array([1, 2.5, 3, 4], datatype, "x"), (2, 2), "x").shape == (2, 2)
 
 
-@pytest.mark.parametrize("datatype, value, ok", [
-    ("INT8", 127, True), ("INT8", 128, False), ("INT8", -129, False), ("UINT8", -1, False), ("UINT8", 255, True),
-    ("INT32", 2**31 - 1, True), ("INT32", 2**31, False), ("INT64", 2**63 - 1, True), ("UINT64", 2**64 - 1, True),
-])
+@pytest.mark.parametrize(
+    "datatype, value, ok",
+    [
+        ("INT8", 127, True),
+        ("INT8", 128, False),
+        ("INT8", -129, False),
+        ("UINT8", -1, False),
+        ("UINT8", 255, True),
+        ("INT32", 2**31 - 1, True),
+        ("INT32", 2**31, False),
+        ("INT64", 2**63 - 1, True),
+        ("UINT64", 2**64 - 1, True),
+    ],
+)
 def test_integers_must_fit_their_datatype(datatype, value, ok):
     if ok:
         assert json_to_array([value], datatype, "x")[0] == value

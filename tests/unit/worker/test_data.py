@@ -1,13 +1,14 @@
 """lmaas_worker.data: the builtin data sets and the factory protocol."""
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import DatasetDefinition
 from lmaas_worker.data import DataBundle, build_datasets, digits, shakespeare
 from lmaas_worker.data.batches import batches
-from lmaas_api.errors import ConfigError
 
 
 def test_the_digits_split_is_disjoint_complete_and_the_same_for_the_same_seed():
@@ -26,13 +27,15 @@ def test_a_digits_test_split_is_seen_by_neither_training_nor_validation():
 
     whole = build_datasets(DatasetDefinition(builtin="digits"), seed=3)
     tuning = build_datasets(DatasetDefinition(builtin="digits", args={"test_fraction": 0.2}), seed=3)
-    reporting = build_datasets(DatasetDefinition(builtin="digits", args={"test_fraction": 0.2, "held_out": "test"}),
-                               seed=3)
+    reporting = build_datasets(
+        DatasetDefinition(builtin="digits", args={"test_fraction": 0.2, "held_out": "test"}), seed=3
+    )
     assert len(reporting.val) == 359 and len(tuning.val) == 288 and len(tuning.train) == 1797 - 359 - 288
     assert rows(reporting.train) == rows(tuning.train)  # the same training samples either way
     # training, validation and test samples together are every image, each once
-    assert sorted(rows(tuning.train) + rows(tuning.val) + rows(reporting.val)) == sorted(rows(whole.train) +
-                                                                                       rows(whole.val))
+    assert sorted(rows(tuning.train) + rows(tuning.val) + rows(reporting.val)) == sorted(
+        rows(whole.train) + rows(whole.val)
+    )
     with pytest.raises(ConfigError, match="test_fraction"):
         build_datasets(DatasetDefinition(builtin="digits", args={"held_out": "test"}), seed=3)
 
@@ -60,7 +63,7 @@ def test_shakespeare_is_shipped_verse_cut_into_shifted_windows():
     cut = int(len(text) * 0.8)
     assert len(bundle.val) == (len(text) - cut - 1) // 32  # validation windows do not overlap
     first_val = "".join(bundle.vocab[i] for i in bundle.val[0][0].tolist())
-    assert first_val == text[cut:cut + 32]
+    assert first_val == text[cut : cut + 32]
 
 
 def test_a_context_too_long_for_the_text_is_a_configuration_error():
@@ -94,11 +97,14 @@ def test_a_data_factory_returns_a_pair_whose_attributes_describe_it():
     assert build_datasets(DatasetDefinition(factory=f"{__name__}:make_bundle"), seed=0).num_classes == 3
 
 
-@pytest.mark.parametrize("factory,message", [
-    ("make_nothing", "must return (train, validation)"),
-    ("make_empty", "the training split is empty"),
-    ("absent", "has no attribute 'absent'"),
-])
+@pytest.mark.parametrize(
+    "factory,message",
+    [
+        ("make_nothing", "must return (train, validation)"),
+        ("make_empty", "the training split is empty"),
+        ("absent", "has no attribute 'absent'"),
+    ],
+)
 def test_a_data_factory_breaking_the_protocol_is_a_configuration_error(factory, message):
     with pytest.raises(ConfigError, match="spec.dataset") as error:
         build_datasets(DatasetDefinition(factory=f"{__name__}:{factory}"), seed=0)
@@ -128,3 +134,14 @@ def test_in_memory_batches_hold_the_same_samples_in_the_same_order_as_collated_o
         assert torch.equal(x, cx) and torch.equal(y, cy) and x.dtype == cx.dtype and y.dtype == cy.dtype
     assert torch.equal(gathered[0][0][2], tensors[0][22]) and gathered[2][1].item() == tensors[1][2].item()
     assert list(batches(TensorDataset(*tensors), [], 4)) == []
+
+
+def test_a_tensor_dataset_subclass_is_fetched_through_its_own_getitem():
+    class Scaled(TensorDataset):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x * 100, y
+
+    tensors = (torch.ones(5, 2), torch.zeros(5, dtype=torch.long))
+    (x, _), *_ = list(batches(Scaled(*tensors), [0, 1, 2], 3))
+    assert torch.equal(x, torch.full((3, 2), 100.0))

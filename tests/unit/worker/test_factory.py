@@ -1,4 +1,5 @@
 """lmaas_worker.factory: importing user code and calling builders with the spec's args."""
+
 import pytest
 
 from lmaas_api.errors import ConfigError
@@ -17,12 +18,15 @@ def test_import_factory_finds_the_function():
     assert import_factory(f"{__name__}:build", "spec.model.factory") is build
 
 
-@pytest.mark.parametrize("reference,message", [
-    ("not a reference", "is not of the form"),
-    ("no_such_module_anywhere:fn", "cannot import module 'no_such_module_anywhere'"),
-    (f"{__name__}:absent", "has no attribute 'absent'"),
-    (f"{__name__}:pytest", "is not callable"),
-])
+@pytest.mark.parametrize(
+    "reference,message",
+    [
+        ("not a reference", "is not of the form"),
+        ("no_such_module_anywhere:fn", "cannot import module 'no_such_module_anywhere'"),
+        (f"{__name__}:absent", "has no attribute 'absent'"),
+        (f"{__name__}:pytest", "is not callable"),
+    ],
+)
 def test_import_failures_name_the_field(reference, message):
     with pytest.raises(ConfigError) as error:
         import_factory(reference, "spec.model.factory")

@@ -1,10 +1,11 @@
 """lmaas_worker.models: the builtin networks and building them from a spec."""
+
 import pytest
 import torch
 from torch import nn
 
-from lmaas_api.spec import ModelDefinition
 from lmaas_api.errors import ConfigError
+from lmaas_api.spec import ModelDefinition
 from lmaas_worker.models import build_model, data_hints, rebuild_model, sharding_units
 from lmaas_worker.models.char_gpt import CharGPT
 from lmaas_worker.models.cnn import SmallCNN
@@ -45,8 +46,9 @@ def test_char_gpt_gives_next_token_logits_and_never_looks_ahead():
 
 def test_build_model_fills_in_what_the_data_knows_and_records_the_arguments():
     built = build_model(ModelDefinition(builtin="mlp", args={"hidden": [16]}), DIGITS_HINTS, "classification")
-    assert built.definition == {"builtin": "mlp", "factory": None,
-                                "args": {"hidden": [16], "in_features": 64, "num_classes": 10}}
+    assert built.definition == ModelDefinition(
+        builtin="mlp", factory=None, args={"hidden": [16], "in_features": 64, "num_classes": 10}
+    )
     again = rebuild_model(built.definition)
     assert [p.shape for p in again.parameters()] == [p.shape for p in built.module.parameters()]
 
@@ -56,12 +58,15 @@ def test_the_spec_args_win_over_hints():
     assert built.module(torch.zeros(1, 64)).shape == (1, 4)
 
 
-@pytest.mark.parametrize("definition,task,field", [
-    (ModelDefinition(builtin="mlp", args={"depth": 3}), "classification", "spec.model.args"),
-    (ModelDefinition(builtin="mlp", args={"hidden": [0]}), "classification", "spec.model.args"),
-    (ModelDefinition(builtin="char-gpt"), "classification", "spec.model.builtin"),
-    (ModelDefinition(factory="collections:OrderedDict"), "classification", "spec.model.factory"),
-])
+@pytest.mark.parametrize(
+    "definition,task,field",
+    [
+        (ModelDefinition(builtin="mlp", args={"depth": 3}), "classification", "spec.model.args"),
+        (ModelDefinition(builtin="mlp", args={"hidden": [0]}), "classification", "spec.model.args"),
+        (ModelDefinition(builtin="char-gpt"), "classification", "spec.model.builtin"),
+        (ModelDefinition(factory="collections:OrderedDict"), "classification", "spec.model.factory"),
+    ],
+)
 def test_models_that_cannot_be_built_are_configuration_errors(definition, task, field):
     with pytest.raises(ConfigError) as error:
         build_model(definition, DIGITS_HINTS, task)

@@ -1,4 +1,5 @@
 """lmaas_worker.progress: progress lines and the termination log."""
+
 import io
 import json
 

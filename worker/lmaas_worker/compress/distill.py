@@ -21,39 +21,43 @@ students of 8 to 128 units, T from 2 to 8, alpha from 0.2 to 1, 8 seeds); with S
 on average and never worse in the recommended setting (see tests/compress and bench/compress).
 SGD wants a larger learning rate than Adam: about 0.05 for the builtin models.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from lmaas_api.spec import DistillStep
+from lmaas_api.card import ModelCard
+from lmaas_api.spec import DistillStep, ModelDefinition
 
 from ..models import build_model, data_hints
 from ..train.tasks import Task
 from .training import train_epochs
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, alpha: float) -> torch.Tensor:
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, alpha: float
+) -> torch.Tensor:
     """Hinton's loss; logits (batch, classes) or (batch, time, vocab), labels (batch) or (batch, time)."""
     classes = student_logits.shape[-1]
     student = student_logits.reshape(-1, classes).float()
     teacher = teacher_logits.reshape(-1, classes).float()
-    soft = F.kl_div(F.log_softmax(student / temperature, dim=-1), F.softmax(teacher / temperature, dim=-1),
-                    reduction="batchmean")
+    soft = F.kl_div(
+        F.log_softmax(student / temperature, dim=-1), F.softmax(teacher / temperature, dim=-1), reduction="batchmean"
+    )
     hard = F.cross_entropy(student, labels.reshape(-1))
-    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
 
 
 @dataclass
 class DistillResult:
     student: nn.Module
-    definition: dict[str, Any]
+    definition: ModelDefinition
     alone: nn.Module
     """The same student trained without a teacher."""
     losses: list[float]
@@ -65,20 +69,29 @@ def size_warning(teacher_parameters: int, student_parameters: int) -> str | None
     step's `student` definition has to be smaller, and a student that is not brings no compression."""
     if student_parameters < teacher_parameters:
         return None
-    return (f"the distilled student has {student_parameters:,} parameters, not fewer than its teacher's "
-            f"{teacher_parameters:,}: distillation made the model no smaller")
+    return (
+        f"the distilled student has {student_parameters:,} parameters, not fewer than its teacher's "
+        f"{teacher_parameters:,}: distillation made the model no smaller"
+    )
 
 
-def build_student(step: DistillStep, card: dict[str, Any], task: Task, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+def build_student(step: DistillStep, card: ModelCard, task: Task, seed: int) -> tuple[nn.Module, ModelDefinition]:
     """A freshly initialised student (the same weights for the same seed), and its definition for the card."""
-    hints = data_hints(card["task"], (card.get("input") or {}).get("shape"), card.get("numClasses"), card.get("vocab"))
+    hints = data_hints(card.task, card.input.shape if card.input else None, card.num_classes, card.vocab)
     torch.manual_seed(seed)
-    built = build_model(step.student, hints, card["task"])
+    built = build_model(step.student, hints, card.task)
     return built.module, built.definition
 
 
-def distill(teacher: nn.Module, step: DistillStep, card: dict[str, Any], data: Dataset, task: Task, seed: int,
-            on_epoch: Callable[[str, int, float], None] | None = None) -> DistillResult:
+def distill(
+    teacher: nn.Module,
+    step: DistillStep,
+    card: ModelCard,
+    data: Dataset,
+    task: Task,
+    seed: int,
+    on_epoch: Callable[[str, int, float], None] | None = None,
+) -> DistillResult:
     teacher.eval()
     teacher.requires_grad_(False)
 
@@ -93,9 +106,17 @@ def distill(teacher: nn.Module, step: DistillStep, card: dict[str, Any], data: D
     runs = {}
     for name, batch_loss in (("distilled", with_teacher), ("alone", without_teacher)):
         student, definition = build_student(step, card, task, seed)
-        losses = train_epochs(student, data, epochs=step.epochs, learning_rate=step.learning_rate,
-                              batch_size=step.batch_size, seed=seed, batch_loss=batch_loss, optimizer="sgd",
-                              on_epoch=(lambda epoch, loss, name=name: on_epoch(name, epoch, loss)) if on_epoch else None)
+        losses = train_epochs(
+            student,
+            data,
+            epochs=step.epochs,
+            learning_rate=step.learning_rate,
+            batch_size=step.batch_size,
+            seed=seed,
+            batch_loss=batch_loss,
+            optimizer="sgd",
+            on_epoch=(lambda epoch, loss, name=name: on_epoch(name, epoch, loss)) if on_epoch else None,
+        )
         runs[name] = (student, definition, losses)
     student, definition, losses = runs["distilled"]
     alone, _, alone_losses = runs["alone"]

@@ -6,14 +6,15 @@ report is written, no artifact); `contract.EXIT_CONFIG_ERROR` (78) when the conf
 work. Any other failure propagates (a crash, which the Job may retry). The final progress line
 (`done` or `error`) also goes to the termination log, trimmed to fit the kubelet's 4096 bytes.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 
 from lmaas_api import contract
-
 from lmaas_api.errors import ConfigError
+
 from ..log import setup_logging
 from ..progress import Progress, write_termination_log
 from .config import load_compress_config
@@ -24,14 +25,19 @@ from .report import fit_line
 log = logging.getLogger("lmaas_worker.compress")
 
 
-def run_compression(config_path: str | os.PathLike | None = None, input_dir: str | os.PathLike | None = None,
-                    output_dir: str | os.PathLike | None = None) -> int:
+def run_compression(
+    config_path: str | os.PathLike | None = None,
+    input_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+) -> int:
     setup_logging(0)
     progress = Progress(enabled=True)
     try:
-        config = load_compress_config(config_path or os.environ.get(contract.CONFIG_ENV),
-                                      input_dir or os.environ.get(contract.INPUT_DIR_ENV),
-                                      output_dir or os.environ.get(contract.OUTPUT_DIR_ENV))
+        config = load_compress_config(
+            config_path or os.environ.get(contract.CONFIG_ENV),
+            input_dir or os.environ.get(contract.INPUT_DIR_ENV),
+            output_dir or os.environ.get(contract.OUTPUT_DIR_ENV),
+        )
         job = build_compression(config, LatencySettings.from_env())
         outcome = Compressor(job, progress).run()
     except ConfigError as error:

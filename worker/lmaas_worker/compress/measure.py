@@ -14,14 +14,16 @@ LMAAS_COMPRESS_THREADS (default 1), LMAAS_COMPRESS_LATENCY_SECONDS (default 1.0,
 batch size; the rounds share one such budget per model) and LMAAS_COMPRESS_LATENCY_ROUNDS (default
 5, at least 3) set the thread count, the budget and the rounds.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,11 +49,13 @@ class LatencySettings:
     rounds: int = 5
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "LatencySettings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> LatencySettings:
         env = os.environ if environ is None else environ
-        return cls(threads=max(1, int(env.get(THREADS_ENV, "1"))),
-                   budget_seconds=max(0.0, float(env.get(BUDGET_ENV, "1.0"))),
-                   rounds=max(MIN_ROUNDS, int(env.get(ROUNDS_ENV, "5"))))
+        return cls(
+            threads=max(1, int(env.get(THREADS_ENV, "1"))),
+            budget_seconds=max(0.0, float(env.get(BUDGET_ENV, "1.0"))),
+            rounds=max(MIN_ROUNDS, int(env.get(ROUNDS_ENV, "5"))),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,27 @@ class Measurement:
     loss: float
     latency_ms: dict[int, float]
 
+    @property
+    def quality(self) -> float:
+        return quality(self.accuracy, self.perplexity)
+
     def entry(self) -> dict[str, Any]:
         """The `steps` entry of the report summary (the keys the operator and the contract name)."""
         return {
-            "name": self.name, "sizeBytes": self.size_bytes, "parameters": self.parameters,
-            "nonzeroParameters": self.nonzero_parameters, "accuracy": _round(self.accuracy, 3),
-            "perplexity": _round(self.perplexity, 4), "latencyMsBatch1": _round(self.latency_ms.get(1), 4),
+            "name": self.name,
+            "sizeBytes": self.size_bytes,
+            "parameters": self.parameters,
+            "nonzeroParameters": self.nonzero_parameters,
+            "accuracy": _round(self.accuracy, 3),
+            "perplexity": _round(self.perplexity, 4),
+            "latencyMsBatch1": _round(self.latency_ms.get(1), 4),
             "latencyMsBatch32": _round(self.latency_ms.get(32), 4),
         }
+
+
+def quality(accuracy: float | None, perplexity: float | None) -> float:
+    """The figure a model is judged by: held-out accuracy for a classifier, else perplexity."""
+    return accuracy if accuracy is not None else perplexity
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -109,8 +126,9 @@ def example_batch(dataset: Dataset, size: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def latency_p50_ms(module: nn.Module, inputs: torch.Tensor, settings: LatencySettings,
-                   budget_seconds: float | None = None) -> float:
+def latency_p50_ms(
+    module: nn.Module, inputs: torch.Tensor, settings: LatencySettings, budget_seconds: float | None = None
+) -> float:
     module.eval()
     with intra_op_threads(settings.threads):
         for _ in range(WARM_UP):
@@ -130,18 +148,34 @@ def count_parameters(state: dict[str, torch.Tensor], parameter_names: set[str]) 
     return sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
 
 
-def measure(name: str, module: nn.Module, weights_file: os.PathLike, state: dict[str, torch.Tensor],
-            parameter_names: set[str], data: Dataset, task: Task, settings: LatencySettings) -> Measurement:
+def measure(
+    name: str,
+    module: nn.Module,
+    weights_file: os.PathLike,
+    state: dict[str, torch.Tensor],
+    parameter_names: set[str],
+    data: Dataset,
+    task: Task,
+    settings: LatencySettings,
+) -> Measurement:
     quality = evaluate(module, data, task)
     parameters, nonzero = count_parameters(state, parameter_names)
     latency = {batch: latency_p50_ms(module, example_batch(data, batch), settings) for batch in LATENCY_BATCHES}
-    return Measurement(name=name, size_bytes=os.path.getsize(weights_file), parameters=parameters,
-                       nonzero_parameters=nonzero, accuracy=quality["accuracy"], perplexity=quality["perplexity"],
-                       loss=quality["loss"], latency_ms=latency)
+    return Measurement(
+        name=name,
+        size_bytes=os.path.getsize(weights_file),
+        parameters=parameters,
+        nonzero_parameters=nonzero,
+        accuracy=quality["accuracy"],
+        perplexity=quality["perplexity"],
+        loss=quality["loss"],
+        latency_ms=latency,
+    )
 
 
-def interleaved_latencies(before: nn.Module, after: nn.Module, data: Dataset, settings: LatencySettings
-                          ) -> dict[int, dict[str, list[float]]]:
+def interleaved_latencies(
+    before: nn.Module, after: nn.Module, data: Dataset, settings: LatencySettings
+) -> dict[int, dict[str, list[float]]]:
     """{batch: {"before": p50 ms per round, "after": p50 ms per round}}, the two models timed in
     alternating order round by round, so that a change in the machine's load hits both alike."""
     budget = settings.budget_seconds / settings.rounds

@@ -6,9 +6,9 @@ output becomes `OUTPUT/artifact`; the report goes to OUTPUT in every case, also 
 the quality bound (then no artifact is written). The report's latency speedup times the input and
 the last output again, in alternating rounds (`measure.interleaved_latencies`).
 """
+
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 import time
@@ -17,28 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from lmaas_api import contract
-from lmaas_api.spec import CompressionStep, DatasetDefinition, DistillStep, PruneStep, QuantizeStep
+from lmaas_api.card import ModelCard, Producer, Quantization, Source, Sparsity, read_card
+from lmaas_api.errors import ConfigError
+from lmaas_api.spec import CompressionStep, DatasetDefinition, DistillStep, ModelDefinition, PruneStep, QuantizeStep
 
 from .. import artifacts
+from ..artifacts.int8_backend import default_kernel, describe_layer
+from ..artifacts.layers import weight_layers
+from ..artifacts.quantize import DEFAULT_INT4_GROUP_SIZE, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 from ..data import DataBundle, build_datasets
-from lmaas_api.errors import ConfigError
 from ..factory import refuse_unless_allowed
 from ..progress import Progress, utc_now
 from ..train.tasks import TASKS, Task
-from . import storage
 from .config import INPUT_FIELD, CompressConfig
 from .distill import distill, size_warning
-from .int8_backend import default_kernel, describe_layer
-from .layers import weight_layers
-from .measure import LatencySettings, Measurement, evaluate, interleaved_latencies, measure
+from .measure import LatencySettings, Measurement, evaluate, interleaved_latencies, measure, quality
 from .prune import prune_structured, prune_unstructured, schedule
-from .quantize import DEFAULT_INT4_GROUP_SIZE, dequantize_int4, dequantize_int8, quantize_int4, quantize_int8
 from .report import describe_speedup, fit_line, summary, write_report
-from .state import WorkingModel
+from .state import WorkingModel, working_model
 from .training import train_epochs
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class Outcome:
 @dataclass
 class CompressionJob:
     config: CompressConfig
-    card: dict[str, Any]
+    card: ModelCard
     data: DataBundle
     task: Task
     settings: LatencySettings
@@ -68,31 +67,35 @@ class CompressionJob:
 def build_compression(config: CompressConfig, settings: LatencySettings) -> CompressionJob:
     """Read the input artifact's card and build the held-out data; problems are ConfigErrors."""
     try:
-        artifacts.refuse_pickles(config.input_dir)
-        card = artifacts.read_card(config.input_dir)
+        card = artifacts.checked_card(config.input_dir)
     except (FileNotFoundError, ValueError) as error:
         raise ConfigError(INPUT_FIELD, str(error)) from error
-    recorded = card.get("dataset") or {}
+    if card.layout != "lmaas":
+        raise ConfigError(
+            "spec.model", f"the input artifact is a {card.layout} folder, which CompressJob cannot compress yet"
+        )
+    recorded = card.dataset
     if config.spec.dataset is not None:
         definition, field_name = config.spec.dataset, "spec.dataset"
-    elif recorded.get("builtin") or recorded.get("factory"):
-        if recorded.get("factory"):
-            refuse_unless_allowed(str(recorded["factory"]), "dataset.factory", config.spec.artifact_code)
-        definition = DatasetDefinition.parse({k: v for k, v in recorded.items() if k != "seed"})
+    elif recorded is not None and (recorded.builtin or recorded.factory):
+        if recorded.factory:
+            refuse_unless_allowed(recorded.factory, "dataset.factory", config.spec.artifact_code)
+        definition = DatasetDefinition(**recorded.model_dump(exclude={"seed"}))
         field_name = "the input artifact's dataset"
     else:
         raise ConfigError("spec.dataset", "the input artifact records no data set; set spec.dataset")
     # the split seed of the training run, so that held-out samples were never trained on
-    split_seed = int(recorded.get("seed", config.spec.seed))
-    context = ((card.get("model") or {}).get("args") or {}).get("context")
+    split_seed = recorded.seed if recorded is not None and recorded.seed is not None else config.spec.seed
+    context = (card.model.args or {}).get("context")
     try:
         data = build_datasets(definition, seed=split_seed, context=context)
     except ConfigError as error:
         raise ConfigError(field_name, str(error)) from error
-    if data.task != card.get("task"):
-        raise ConfigError(field_name, f"the data set is for {data.task}, but the model solves {card.get('task')}")
-    return CompressionJob(config, card, data, TASKS[data.task], settings,
-                          {**definition.to_dict(), "splitSeed": split_seed})
+    if data.task != card.task:
+        raise ConfigError(field_name, f"the data set is for {data.task}, but the model solves {card.task}")
+    return CompressionJob(
+        config, card, data, TASKS[data.task], settings, {**definition.to_dict(), "splitSeed": split_seed}
+    )
 
 
 class Compressor:
@@ -112,17 +115,31 @@ class Compressor:
         started = time.perf_counter()
         kinds = [step.kind for step in self.spec.steps]
         card = self.job.card
-        self.progress.emit("start", step=0, totalSteps=self.total,
-                           message=f"compressing {_model_name(card['model'])} with {', '.join(kinds)}")
+        self.progress.emit(
+            "start",
+            step=0,
+            totalSteps=self.total,
+            message=f"compressing {_model_name(card.model)} with {', '.join(kinds)}",
+        )
         shutil.rmtree(self.work, ignore_errors=True)
         try:
-            module, _ = storage.load_artifact(self.job.config.input_dir, artifact_code=self.spec.artifact_code)
+            module, _ = artifacts.load(self.job.config.input_dir, artifact_code=self.spec.artifact_code)
             self.input_module = module
-            working, state = storage.working_model(self.job.config.input_dir, card, self.spec.artifact_code)
+            working, state = working_model(self.job.config.input_dir, card, self.spec.artifact_code)
             self._check_fits(module)
-            self._record(measure("input", module, self.job.config.input_dir / contract.WEIGHTS_FILE, state,
-                                 _parameter_names(working.module), self.job.data.val, self.job.task,
-                                 self.job.settings), 0)
+            self._record(
+                measure(
+                    "input",
+                    module,
+                    self.job.config.input_dir / contract.WEIGHTS_FILE,
+                    state,
+                    _parameter_names(working.module),
+                    self.job.data.val,
+                    self.job.task,
+                    self.job.settings,
+                ),
+                0,
+            )
             for index, step in enumerate(self.spec.steps):
                 self.progress.emit("progress", step=index, totalSteps=self.total, message=step.kind)
                 working = self._run_step(index, step, working, module)
@@ -140,8 +157,11 @@ class Compressor:
             with torch.inference_mode():
                 module(x)
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise ConfigError("spec.dataset", f"the input model cannot take the data set's inputs of shape "
-                                              f"{list(x.shape[1:])}: {type(error).__name__}: {error}") from error
+            raise ConfigError(
+                "spec.dataset",
+                f"the input model cannot take the data set's inputs of shape "
+                f"{list(x.shape[1:])}: {type(error).__name__}: {error}",
+            ) from error
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -168,64 +188,109 @@ class Compressor:
                 raise ConfigError(f"spec.steps[{index}].prune", str(error)) from error
             done = round_index * step.fine_tune_epochs
             train_epochs(
-                working.module, self.job.data.train, epochs=step.fine_tune_epochs, learning_rate=step.learning_rate,
-                batch_size=FINE_TUNE_BATCH_SIZE, seed=self.spec.seed + 1000 * index + round_index,
-                batch_loss=lambda m, x, y: self.job.task.loss(m(x), y), after_step=working.apply_masks,
+                working.module,
+                self.job.data.train,
+                epochs=step.fine_tune_epochs,
+                learning_rate=step.learning_rate,
+                batch_size=FINE_TUNE_BATCH_SIZE,
+                seed=self.spec.seed + 1000 * index + round_index,
+                batch_loss=lambda m, x, y: self.job.task.loss(m(x), y),
+                after_step=working.apply_masks,
                 on_epoch=lambda epoch, loss, done=done: self.progress.emit(
-                    "progress", step=index, totalSteps=self.total, message="prune", epoch=done + epoch,
-                    totalEpochs=total_epochs, loss=loss))
-            log.info("pruned to %.1f%% (%s, %s) and fine-tuned %d epoch(s)", 100 * target, step.structure,
-                     step.scope, step.fine_tune_epochs)
+                    "progress",
+                    step=index,
+                    totalSteps=self.total,
+                    message="prune",
+                    epoch=done + epoch,
+                    totalEpochs=total_epochs,
+                    loss=loss,
+                ),
+            )
+            log.info(
+                "pruned to %.1f%% (%s, %s) and fine-tuned %d epoch(s)",
+                100 * target,
+                step.structure,
+                step.scope,
+                step.fine_tune_epochs,
+            )
         working.apply_masks()
-        working.pruning = {"structure": step.structure, "scope": step.scope, "target": step.sparsity,
-                           "iterations": step.iterations}
+        working.pruning = Sparsity(
+            structure=step.structure,
+            scope=step.scope,
+            target=step.sparsity,
+            iterations=step.iterations,
+            format="smaller layers" if step.structure == "structured" else "bitmask",
+        )
         return working
 
     def _distill(self, index: int, step: DistillStep, teacher: nn.Module) -> WorkingModel:
         field_name = f"spec.steps[{index}].distill.student"
         if step.learning_rate < SGD_SLOW_RATE:
-            log.warning("distillation trains with SGD (momentum 0.9); a learning rate of %g is slow for it: "
-                        "0.05 suits the builtin models", step.learning_rate)
+            log.warning(
+                "distillation trains with SGD (momentum 0.9); a learning rate of %g is slow for it: "
+                "0.05 suits the builtin models",
+                step.learning_rate,
+            )
         try:
-            result = distill(teacher, step, self.job.card, self.job.data.train, self.job.task, self.spec.seed,
-                             on_epoch=lambda name, epoch, loss: self.progress.emit(
-                                 "progress", step=index, totalSteps=self.total, message="distill",
-                                 epoch=epoch + (step.epochs if name == "alone" else 0), totalEpochs=2 * step.epochs,
-                                 loss=loss))
+            result = distill(
+                teacher,
+                step,
+                self.job.card,
+                self.job.data.train,
+                self.job.task,
+                self.spec.seed,
+                on_epoch=lambda name, epoch, loss: self.progress.emit(
+                    "progress",
+                    step=index,
+                    totalSteps=self.total,
+                    message="distill",
+                    epoch=epoch + (step.epochs if name == "alone" else 0),
+                    totalEpochs=2 * step.epochs,
+                    loss=loss,
+                ),
+            )
         except ConfigError as error:
             raise ConfigError(field_name, str(error)) from error
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise ConfigError(field_name, f"the student cannot learn from this teacher and data: "
-                                          f"{type(error).__name__}: {error}") from error
+            raise ConfigError(
+                field_name, f"the student cannot learn from this teacher and data: {type(error).__name__}: {error}"
+            ) from error
         teacher_parameters = self.measurements[-1].parameters
         student_parameters = sum(p.numel() for p in result.student.parameters())
         warning = size_warning(teacher_parameters, student_parameters)
         if warning:
             log.warning("step %d (distill): %s", index + 1, warning)
-        self.distillations.append({
-            "step": index + 1, "metric": self.job.task.metric,
-            "teacher": _quality(evaluate(teacher, self.job.data.val, self.job.task)),
-            "student": _quality(evaluate(result.student, self.job.data.val, self.job.task)),
-            "alone": _quality(evaluate(result.alone, self.job.data.val, self.job.task)),
-            "teacherParameters": teacher_parameters, "studentParameters": student_parameters,
-            "studentSmaller": warning is None,
-            "temperature": step.temperature, "alpha": step.alpha, "epochs": step.epochs,
-            "finalLoss": result.losses[-1], "aloneFinalLoss": result.alone_losses[-1],
-        })
+        self.distillations.append(
+            {
+                "step": index + 1,
+                "metric": self.job.task.metric,
+                "teacher": self._quality(teacher),
+                "student": self._quality(result.student),
+                "alone": self._quality(result.alone),
+                "teacherParameters": teacher_parameters,
+                "studentParameters": student_parameters,
+                "studentSmaller": warning is None,
+                "temperature": step.temperature,
+                "alpha": step.alpha,
+                "epochs": step.epochs,
+                "finalLoss": result.losses[-1],
+                "aloneFinalLoss": result.alone_losses[-1],
+            }
+        )
         return WorkingModel(module=result.student, definition=result.definition)
 
     def _quantize(self, step: QuantizeStep, working: WorkingModel) -> WorkingModel:
         working = working.copy()
         if step.scheme == "int8":
-            working.quantization = {"scheme": "int8"}
+            working.quantization = Quantization(scheme="int8")
         else:
-            working.quantization = {"scheme": "int4", "groupSize": step.group_size or DEFAULT_INT4_GROUP_SIZE}
+            working.quantization = Quantization(scheme="int4", group_size=step.group_size or DEFAULT_INT4_GROUP_SIZE)
         with torch.no_grad():  # later steps start from the quantized values
             for _, layer in weight_layers(working.module):
                 if step.scheme == "int8":
                     layer.weight.copy_(dequantize_int8(*quantize_int8(layer.weight)))
                 else:
-                    group = working.quantization["groupSize"]
+                    group = working.quantization.group_size
                     layer.weight.copy_(dequantize_int4(*quantize_int4(layer.weight, group), group))
         return working
 
@@ -233,38 +298,59 @@ class Compressor:
 
     def _store_and_load(self, index: int, step: CompressionStep, working: WorkingModel) -> tuple[nn.Module, Path]:
         directory = self.work / f"step-{index + 1}"
-        tensors, section = storage.encode(working)
-        artifacts.save_artifact(directory, tensors, self._card(working, section), metrics={})
-        module, card = storage.load_artifact(directory, artifact_code=self.spec.artifact_code)
-        float_module, state = storage.decode_artifact(directory, card, self.spec.artifact_code)
-        self._record(measure(step.kind, module, directory / contract.WEIGHTS_FILE, state,
-                             _parameter_names(float_module), self.job.data.val, self.job.task, self.job.settings),
-                     index + 1)
+        working.save(directory, self._card(working), metrics={})
+        module, _ = artifacts.load(directory, artifact_code=self.spec.artifact_code)
+        float_module, state = artifacts.load_float(directory, artifact_code=self.spec.artifact_code)
+        self._record(
+            measure(
+                step.kind,
+                module,
+                directory / contract.WEIGHTS_FILE,
+                state,
+                _parameter_names(float_module),
+                self.job.data.val,
+                self.job.task,
+                self.job.settings,
+            ),
+            index + 1,
+        )
         return module, directory
 
     def _record(self, measurement: Measurement, completed: int) -> None:
         self.measurements.append(measurement)
-        quality = measurement.accuracy if measurement.accuracy is not None else measurement.perplexity
         first = self.measurements[0]
-        message = (f"{measurement.name}: {self.job.task.metric} {quality:.3f}, {measurement.size_bytes:,} bytes "
-                   f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
-                   f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32")
+        message = (
+            f"{measurement.name}: {self.job.task.metric} {measurement.quality:.3f}, "
+            f"{measurement.size_bytes:,} bytes "
+            f"({measurement.size_bytes / first.size_bytes:.3f} of the input), p50 "
+            f"{measurement.latency_ms[1]:.3f} ms at batch 1, {measurement.latency_ms[32]:.3f} ms at batch 32"
+        )
         log.info(message)
-        self.progress.emit("eval", step=completed, totalSteps=self.total, evalMetric=self.job.task.metric,
-                           evalValue=quality, message=message)
+        self.progress.emit(
+            "eval",
+            step=completed,
+            totalSteps=self.total,
+            evalMetric=self.job.task.metric,
+            evalValue=measurement.quality,
+            message=message,
+        )
 
     def _check_bound(self, number: int, kind: str, m: Measurement) -> str | None:
         first = self.measurements[0]
         if first.accuracy is not None and m.accuracy is not None:
             drop = first.accuracy - m.accuracy
             if drop > self.spec.max_accuracy_drop + 1e-9:
-                return (f"step {number} ({kind}): accuracy {m.accuracy:.2f} is {drop:.2f} points below the input's "
-                        f"{first.accuracy:.2f} (maxAccuracyDrop {self.spec.max_accuracy_drop:g})")
+                return (
+                    f"step {number} ({kind}): accuracy {m.accuracy:.2f} is {drop:.2f} points below the input's "
+                    f"{first.accuracy:.2f} (maxAccuracyDrop {self.spec.max_accuracy_drop:g})"
+                )
         if first.perplexity is not None and m.perplexity is not None:
             increase = m.perplexity / first.perplexity - 1
             if increase > self.spec.max_perplexity_increase + 1e-9:
-                return (f"step {number} ({kind}): perplexity {m.perplexity:.3f} is {100 * increase:.1f}% above the "
-                        f"input's {first.perplexity:.3f} (maxPerplexityIncrease {self.spec.max_perplexity_increase:g})")
+                return (
+                    f"step {number} ({kind}): perplexity {m.perplexity:.3f} is {100 * increase:.1f}% above the "
+                    f"input's {first.perplexity:.3f} (maxPerplexityIncrease {self.spec.max_perplexity_increase:g})"
+                )
         return None
 
     # --- the end -----------------------------------------------------------------------------
@@ -274,24 +360,45 @@ class Compressor:
         extra: dict[str, Any] = {}
         if self.distillations:
             last = self.distillations[-1]
-            extra["distillation"] = {k: last[k] for k in ("teacher", "student", "alone", "teacherParameters",
-                                                          "studentParameters", "studentSmaller")}
+            extra["distillation"] = {
+                k: last[k]
+                for k in ("teacher", "student", "alone", "teacherParameters", "studentParameters", "studentSmaller")
+            }
         latencies = interleaved_latencies(self.input_module, output, self.job.data.val, self.job.settings)
         report = {
-            "job": self.job.config.resource.name, "outcome": outcome, "failure": failure, "createdAt": utc_now(),
-            "input": {"model": _model_name(card["model"]), "task": card["task"], "producer": card.get("producer"),
-                      "dataset": self.job.dataset, "path": str(self.job.config.input_dir)},
+            "job": self.job.config.resource.name,
+            "outcome": outcome,
+            "failure": failure,
+            "createdAt": utc_now(),
+            "input": {
+                "model": _model_name(card.model),
+                "task": card.task,
+                "producer": card.producer.to_dict() if card.producer else None,
+                "dataset": self.job.dataset,
+                "path": str(self.job.config.input_dir),
+            },
             "steps": [step.to_dict() for step in self.spec.steps],
             "summary": summary(self.measurements, latencies, extra),
-            "latencyRounds": {f"batch{batch}": {"inputMs": [round(ms, 4) for ms in rounds["before"]],
-                                                "outputMs": [round(ms, 4) for ms in rounds["after"]]}
-                              for batch, rounds in latencies.items()},
+            "latencyRounds": {
+                f"batch{batch}": {
+                    "inputMs": [round(ms, 4) for ms in rounds["before"]],
+                    "outputMs": [round(ms, 4) for ms in rounds["after"]],
+                }
+                for batch, rounds in latencies.items()
+            },
             "distillation": self.distillations,
-            "bounds": {"maxAccuracyDrop": self.spec.max_accuracy_drop,
-                       "maxPerplexityIncrease": self.spec.max_perplexity_increase},
-            "settings": {"threads": self.job.settings.threads, "latencyBudgetSeconds": self.job.settings.budget_seconds,
-                         "latencyRounds": self.job.settings.rounds,
-                         "int8Kernel": default_kernel(), "torch": torch.__version__, "seed": self.spec.seed},
+            "bounds": {
+                "maxAccuracyDrop": self.spec.max_accuracy_drop,
+                "maxPerplexityIncrease": self.spec.max_perplexity_increase,
+            },
+            "settings": {
+                "threads": self.job.settings.threads,
+                "latencyBudgetSeconds": self.job.settings.budget_seconds,
+                "latencyRounds": self.job.settings.rounds,
+                "int8Kernel": default_kernel(),
+                "torch": torch.__version__,
+                "seed": self.spec.seed,
+            },
             "wallSeconds": round(wall_seconds, 3),
         }
         write_report(self.job.config.output_dir, report, self.measurements)
@@ -300,61 +407,86 @@ class Compressor:
     def _fail(self, failure: str, output: nn.Module, wall_seconds: float) -> Outcome:
         log.error("%s; the report is in %s", failure, self.job.config.output_dir)
         report = self._report("failed", failure, output, wall_seconds)
-        m = self.measurements[-1]
-        line = fit_line(self.progress.emit(
-            "error", step=len(self.measurements) - 2, totalSteps=self.total, evalMetric=self.job.task.metric,
-            evalValue=m.accuracy if m.accuracy is not None else m.perplexity,
-            artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]}, message=failure))
+        line = fit_line(
+            self.progress.emit(
+                "error",
+                step=len(self.measurements) - 2,
+                totalSteps=self.total,
+                evalMetric=self.job.task.metric,
+                evalValue=self.measurements[-1].quality,
+                artifact={"path": None, "sizeBytes": None, "metrics": report["summary"]},
+                message=failure,
+            )
+        )
         return Outcome(line, passed=False)
 
     def _succeed(self, directory: Path, output: nn.Module, wall_seconds: float) -> Outcome:
         report = self._report("succeeded", None, output, wall_seconds)
         config = self.job.config
-        card = artifacts.read_card(directory)
-        card["createdAt"] = utc_now()
-        tensors = load_file(directory / contract.WEIGHTS_FILE)
-        size = artifacts.save_artifact(config.artifact_dir, tensors, card, metrics=report["summary"])
+        card = read_card(directory).model_copy(update={"created_at": utc_now()})
+        size = artifacts.copy_artifact(directory, config.artifact_dir, card, metrics=report["summary"])
         log.info("artifact written to %s (%d bytes of weights)", config.artifact_dir, size)
-        s, last = report["summary"], self.measurements[-1]
-        quality = last.accuracy if last.accuracy is not None else last.perplexity
-        warnings = [f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
-                    for d in self.distillations if not d["studentSmaller"]]
-        line = fit_line(self.progress.emit(
-            "done", step=self.total, totalSteps=self.total, evalMetric=self.job.task.metric, evalValue=quality,
-            artifact={"path": contract.ARTIFACT_SUBDIR, "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
-                      "sizeBytes": size, "metrics": s},
-            message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
-                    f"latency speedup at batch 1: {describe_speedup(s, 1)}" + "".join(warnings)))
+        s, quality = report["summary"], self.measurements[-1].quality
+        warnings = [
+            f"; warning: step {d['step']}: {size_warning(d['teacherParameters'], d['studentParameters'])}"
+            for d in self.distillations
+            if not d["studentSmaller"]
+        ]
+        line = fit_line(
+            self.progress.emit(
+                "done",
+                step=self.total,
+                totalSteps=self.total,
+                evalMetric=self.job.task.metric,
+                evalValue=quality,
+                artifact={
+                    "path": contract.ARTIFACT_SUBDIR,
+                    "uri": config.uri_of(contract.ARTIFACT_SUBDIR),
+                    "sizeBytes": size,
+                    "metrics": s,
+                },
+                message=f"{self.total} step(s): size ratio {s['sizeRatio']:.3f}, {self.job.task.metric} {quality:.3f}, "
+                f"latency speedup at batch 1: {describe_speedup(s, 1)}" + "".join(warnings),
+            )
+        )
         return Outcome(line, passed=True)
 
-    def _card(self, working: WorkingModel, section: dict[str, Any] | None) -> dict[str, Any]:
-        card = copy.deepcopy(self.job.card)
+    def _card(self, working: WorkingModel) -> ModelCard:
+        """The output's card: the input's, with what the steps changed and who made it (the
+        `compression` section is the writer's to fill in, from what it stores)."""
         quantization = None
         if working.quantization:
-            scheme = working.quantization["scheme"]
-            quantization = {**working.quantization, "symmetric": True,
-                            "granularity": "per-channel" if scheme == "int8" else "per-group",
-                            "layers": {name: describe_layer(layer, scheme) for name, layer in weight_layers(working.module)}}
-        sparsity = None
-        if working.pruning:
-            sparsity = {**working.pruning,
-                        "format": "smaller layers" if working.pruning["structure"] == "structured" else "bitmask"}
-        card.update(
-            model=working.definition, quantization=quantization, sparsity=sparsity, compression=section,
-            parameters=sum(p.numel() for p in working.module.parameters()),
-            producer=self.job.config.producer, createdAt=utc_now(), framework={"torch": torch.__version__},
-            source={"producer": self.job.card.get("producer"), "model": self.job.card.get("model")},
+            scheme = working.quantization.scheme
+            quantization = Quantization(
+                scheme=scheme,
+                group_size=working.quantization.group_size,
+                symmetric=True,
+                granularity="per-channel" if scheme == "int8" else "per-group",
+                layers={name: describe_layer(layer, scheme) for name, layer in weight_layers(working.module)},
+            )
+        source = self.job.card
+        return source.model_copy(
+            update=dict(
+                model=working.definition,
+                quantization=quantization,
+                sparsity=working.pruning,
+                compression=None,
+                parameters=sum(p.numel() for p in working.module.parameters()),
+                producer=Producer.model_validate(self.job.config.producer),
+                created_at=utc_now(),
+                framework={"torch": torch.__version__},
+                source=Source(producer=source.producer, model=source.model),
+            )
         )
-        return card
+
+    def _quality(self, module: nn.Module) -> float:
+        result = evaluate(module, self.job.data.val, self.job.task)
+        return quality(result["accuracy"], result["perplexity"])
 
 
 def _parameter_names(module: nn.Module) -> set[str]:
     return {name for name, _ in module.named_parameters()}
 
 
-def _quality(result: dict[str, float | None]) -> float:
-    return result["accuracy"] if result["accuracy"] is not None else result["perplexity"]
-
-
-def _model_name(definition: dict[str, Any]) -> str:
-    return definition.get("builtin") or definition.get("factory") or "model"
+def _model_name(definition: ModelDefinition) -> str:
+    return definition.builtin or definition.factory or "model"

@@ -18,6 +18,7 @@ keeps at least one channel.
 Gradual pruning reaches the target in `iterations` rounds on the cubic schedule of Zhu & Gupta
 (2017), s_i = s (1 - (1 - i/n)^3), each round followed by fine-tuning.
 """
+
 from __future__ import annotations
 
 import operator
@@ -28,7 +29,17 @@ import torch.fx
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import CONVOLUTIONS, WEIGHT_LAYERS, in_size, out_size, resized_like, set_submodule, weight_layers
+from lmaas_api.card import LayerSize
+
+from ..artifacts.layers import (
+    CONVOLUTIONS,
+    WEIGHT_LAYERS,
+    in_size,
+    out_size,
+    resized_like,
+    set_submodule,
+    weight_layers,
+)
 from .state import WorkingModel
 
 
@@ -39,6 +50,7 @@ def schedule(sparsity: float, iterations: int) -> list[float]:
 
 # --- unstructured ---------------------------------------------------------------------------
 
+
 def magnitude_masks(module: nn.Module, sparsity: float, scope: str) -> dict[str, torch.Tensor]:
     """{weight name: bool mask, True = kept}: the round(sparsity x n) smallest |w| are removed."""
     weights = {f"{name}.weight": layer.weight.detach() for name, layer in weight_layers(module)}
@@ -47,7 +59,9 @@ def magnitude_masks(module: nn.Module, sparsity: float, scope: str) -> dict[str,
     masks = {}
     if scope == "layer":
         for name, weight in weights.items():
-            masks[name] = _keep_largest(weight.abs().reshape(-1), round(sparsity * weight.numel())).reshape(weight.shape)
+            masks[name] = _keep_largest(weight.abs().reshape(-1), round(sparsity * weight.numel())).reshape(
+                weight.shape
+            )
         return masks
     scores = torch.cat([w.abs().reshape(-1) for w in weights.values()])
     kept = _keep_largest(scores, round(sparsity * scores.numel()))
@@ -70,6 +84,7 @@ def prune_unstructured(model: WorkingModel, sparsity: float, scope: str) -> None
 
 # --- structured: which channels can go ---------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ChannelLink:
     producer: str
@@ -81,14 +96,49 @@ class ChannelLink:
 
 
 _CHANNELWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Hardswish, nn.Mish,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Hardswish,
+    nn.Mish,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Identity,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
 )
 _CHANNELWISE_FUNCTIONS = {
-    F.relu, torch.relu, F.relu6, F.gelu, F.silu, torch.tanh, F.tanh, torch.sigmoid, F.sigmoid, F.leaky_relu, F.elu,
-    F.dropout, F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d,
+    F.relu,
+    torch.relu,
+    F.relu6,
+    F.gelu,
+    F.silu,
+    torch.tanh,
+    F.tanh,
+    torch.sigmoid,
+    F.sigmoid,
+    F.leaky_relu,
+    F.elu,
+    F.dropout,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.avg_pool1d,
+    F.avg_pool2d,
 }
 _CHANNELWISE_METHODS = {"relu", "tanh", "sigmoid", "contiguous"}
 
@@ -120,8 +170,12 @@ def _links_in(graph: torch.fx.Graph, root: nn.Module, prefix: str) -> list[Chann
         current, flattened = node, False
         while len(current.users) == 1:
             (user,) = current.users
-            if not user.args or user.args[0] is not current or current in user.args[1:] \
-                    or current in user.kwargs.values():
+            if (
+                not user.args
+                or user.args[0] is not current
+                or current in user.args[1:]
+                or current in user.kwargs.values()
+            ):
                 break
             kind = _classify(user, modules)
             if kind == "layer":
@@ -171,13 +225,15 @@ def _factor(producer: nn.Module, consumer: nn.Module, flattened: bool) -> int:
 
 # --- structured: removing them -------------------------------------------------------------
 
+
 def channel_scores(layer: nn.Module, normalize: bool) -> torch.Tensor:
     norms = layer.weight.detach().reshape(out_size(layer), -1).norm(dim=1)
     return norms / norms.mean().clamp_min(1e-12) if normalize else norms
 
 
-def choose_channels(model: nn.Module, links: list[ChannelLink], original: dict[str, int], sparsity: float,
-                    scope: str) -> dict[str, torch.Tensor]:
+def choose_channels(
+    model: nn.Module, links: list[ChannelLink], original: dict[str, int], sparsity: float, scope: str
+) -> dict[str, torch.Tensor]:
     """{producer: sorted indices of the channels to keep} so that `sparsity` of the original channels is gone."""
     layers = {link.producer: model.get_submodule(link.producer) for link in links}
     scores = {name: channel_scores(layer, normalize=scope == "global") for name, layer in layers.items()}
@@ -190,8 +246,9 @@ def choose_channels(model: nn.Module, links: list[ChannelLink], original: dict[s
     total = sum(original[name] for name in layers)
     remaining = {name: score.numel() for name, score in scores.items()}
     to_remove = max(0, sum(remaining.values()) - (total - round(sparsity * total)))
-    ranked = sorted(((float(s), name, i) for name, score in scores.items() for i, s in enumerate(score)),
-                    key=operator.itemgetter(0))
+    ranked = sorted(
+        ((float(s), name, i) for name, score in scores.items() for i, s in enumerate(score)), key=operator.itemgetter(0)
+    )
     removed: dict[str, set[int]] = {name: set() for name in layers}
     for _, name, index in ranked:
         if to_remove == 0:
@@ -225,14 +282,15 @@ def remove_channels(model: WorkingModel, links: list[ChannelLink], keep: dict[st
                 smaller.bias.copy_(layer.bias[row])
         smaller.train(layer.training)
         set_submodule(model.module, name, smaller)
-        model.sizes[name] = {"in": len(column), "out": len(row)}
+        model.sizes[name] = LayerSize(inputs=len(column), outputs=len(row))
         mask = model.masks.get(f"{name}.weight")
         if mask is not None:
             model.masks[f"{name}.weight"] = mask[row][:, column]
 
 
-def prune_structured(model: WorkingModel, sparsity: float, scope: str, original: dict[str, int] | None = None
-                     ) -> dict[str, int]:
+def prune_structured(
+    model: WorkingModel, sparsity: float, scope: str, original: dict[str, int] | None = None
+) -> dict[str, int]:
     """Remove `sparsity` of the original output channels of every prunable layer; returns the
     original channel counts (pass them back for the next round of gradual pruning)."""
     links = channel_links(model.module)

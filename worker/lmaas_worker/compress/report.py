@@ -1,6 +1,7 @@
 """The compression report: `report.json` (everything), `report.md` (a table for people), a PNG of
 size against quality per step, and the short summary that goes into progress lines and the
 termination log (which Kubernetes cuts at 4096 bytes, so `fit_line` trims it to fit)."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .measure import Measurement
+from .measure import Measurement, quality
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -27,16 +28,22 @@ BATCH_SUFFIX = {1: "", 32: "Batch32"}
 def speedup(before_ms: list[float], after_ms: list[float]) -> dict[str, Any]:
     """The speedup of `after` over `before` from their p50 latencies in alternating rounds: the
     median of the rounds' ratios, their range, and the verdict: "faster" or "slower" when every
-    round says so, "no measurable gain" when the range covers 1.0."""
+    round says so, "no measurable gain" when the range covers 1.0. The verdict is judged on the range
+    as reported (3 decimals), so that a range shown as 1.000-1.050 never reads "faster"."""
     ratios = [b / a for b, a in zip(before_ms, after_ms, strict=True)]
-    low, high = min(ratios), max(ratios)
+    low, high = round(min(ratios), 3), round(max(ratios), 3)
     verdict = FASTER if low > 1 else SLOWER if high < 1 else NO_GAIN
-    return {"median": round(statistics.median(ratios), 3), "range": [round(low, 3), round(high, 3)],
-            "rounds": len(ratios), "verdict": verdict}
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "range": [low, high],
+        "rounds": len(ratios),
+        "verdict": verdict,
+    }
 
 
-def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list[float]]],
-            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def summary(
+    measurements: list[Measurement], latencies: dict[int, dict[str, list[float]]], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The report summary of `artifact.metrics`: input vs the last measured model, and every step.
 
     `latencies` are the two models' p50s in alternating rounds, {batch: {"before": ms, "after": ms}}
@@ -62,6 +69,7 @@ def summary(measurements: list[Measurement], latencies: dict[int, dict[str, list
 
 def fit_line(line: dict[str, Any], limit: int = TERMINATION_LIMIT) -> dict[str, Any]:
     """`line` made small enough for the termination log: per-step detail goes first, the summary figures last."""
+
     def size(candidate: dict[str, Any]) -> int:
         return len(json.dumps(candidate, allow_nan=False).encode())
 
@@ -69,12 +77,26 @@ def fit_line(line: dict[str, Any], limit: int = TERMINATION_LIMIT) -> dict[str, 
         return line
     line = json.loads(json.dumps(line))
     metrics = (line.get("artifact") or {}).get("metrics") or {}
-    for extra in [k for k in metrics if k not in ("sizeRatio", "accuracyDelta", "perplexityRatio", "latencySpeedup",
-                                                  "latencySpeedupRange", "latencyVerdict", "latencySpeedupBatch32",
-                                                  "steps")]:
+    for extra in [
+        k
+        for k in metrics
+        if k
+        not in (
+            "sizeRatio",
+            "accuracyDelta",
+            "perplexityRatio",
+            "latencySpeedup",
+            "latencySpeedupRange",
+            "latencyVerdict",
+            "latencySpeedupBatch32",
+            "steps",
+        )
+    ]:
         metrics.pop(extra)
     if size(line) > limit and metrics.get("steps"):
-        metrics["steps"] = [{k: s[k] for k in ("name", "sizeBytes", "accuracy", "perplexity")} for s in metrics["steps"]]
+        metrics["steps"] = [
+            {k: s[k] for k in ("name", "sizeBytes", "accuracy", "perplexity")} for s in metrics["steps"]
+        ]
     while size(line) > limit and len(metrics.get("steps") or []) > 2:
         metrics["steps"].pop(1)  # keep the input and the output, drop intermediate steps first
         metrics["stepsTrimmed"] = True
@@ -115,7 +137,7 @@ def markdown(report: dict[str, Any]) -> str:
     steps = report["summary"]["steps"]
     first = steps[0]
     classifier = first["accuracy"] is not None
-    quality = "accuracy (%)" if classifier else "perplexity"
+    quality_column = "accuracy (%)" if classifier else "perplexity"
     lines = [
         f"# Compression report: {report.get('job') or 'lmaas compress'}",
         "",
@@ -125,34 +147,47 @@ def markdown(report: dict[str, Any]) -> str:
         f"Latency: p50 of single forward passes on CPU with {report['settings']['threads']} thread(s); "
         f"int8 kernel: {report['settings']['int8Kernel']}.",
         "",
-        f"| # | step | size | size ratio | parameters | nonzero | {quality} | change | p50 batch 1 (ms) | p50 batch 32 (ms) |",
+        f"| # | step | size | size ratio | parameters | nonzero | {quality_column} | change | p50 batch 1 (ms) | p50 batch 32 (ms) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for index, step in enumerate(steps):
-        value = step["accuracy"] if classifier else step["perplexity"]
-        base = first["accuracy"] if classifier else first["perplexity"]
+        value, base = quality(step["accuracy"], step["perplexity"]), quality(first["accuracy"], first["perplexity"])
         change = f"{value - base:+.2f} pts" if classifier else f"x{value / base:.3f}"
         lines.append(
             f"| {index} | {step['name']} | {_kib(step['sizeBytes'])} | {step['sizeBytes'] / first['sizeBytes']:.3f} "
             f"| {step['parameters']:,} | {step['nonzeroParameters']:,} | {value:.2f} | {change if index else '-'} "
-            f"| {step['latencyMsBatch1']:.3f} | {step['latencyMsBatch32']:.3f} |")
+            f"| {step['latencyMsBatch1']:.3f} | {step['latencyMsBatch32']:.3f} |"
+        )
     s = report["summary"]
-    lines += ["", f"Output against input: size ratio {s['sizeRatio']:.3f}"
-              + (f", accuracy change {s['accuracyDelta']:+.2f} points" if "accuracyDelta" in s else "")
-              + (f", perplexity ratio {s['perplexityRatio']:.3f}" if "perplexityRatio" in s else "")
-              + f". Latency speedup (input p50 / output p50, the two timed in alternating rounds): at batch 1 "
-                f"{describe_speedup(s, 1)}; at batch 32 {describe_speedup(s, 32)}."]
+    lines += [
+        "",
+        f"Output against input: size ratio {s['sizeRatio']:.3f}"
+        + (f", accuracy change {s['accuracyDelta']:+.2f} points" if "accuracyDelta" in s else "")
+        + (f", perplexity ratio {s['perplexityRatio']:.3f}" if "perplexityRatio" in s else "")
+        + f". Latency speedup (input p50 / output p50, the two timed in alternating rounds): at batch 1 "
+        f"{describe_speedup(s, 1)}; at batch 32 {describe_speedup(s, 32)}.",
+    ]
     for d in report.get("distillation") or []:
         metric = d["metric"]
-        size = (f"{d['teacherParameters'] / d['studentParameters']:.1f}x fewer than the teacher's "
-                f"{d['teacherParameters']:,}" if d["studentSmaller"] else
-                f"NOT smaller than the teacher's {d['teacherParameters']:,}")
-        lines += ["", f"Distillation (step {d['step']}): teacher {metric} {d['teacher']:.2f}; student with the teacher "
-                      f"{d['student']:.2f}; the same student trained without a teacher {d['alone']:.2f} "
-                      f"(student: {d['studentParameters']:,} parameters, {size})."]
+        size = (
+            f"{d['teacherParameters'] / d['studentParameters']:.1f}x fewer than the teacher's "
+            f"{d['teacherParameters']:,}"
+            if d["studentSmaller"]
+            else f"NOT smaller than the teacher's {d['teacherParameters']:,}"
+        )
+        lines += [
+            "",
+            f"Distillation (step {d['step']}): teacher {metric} {d['teacher']:.2f}; student with the teacher "
+            f"{d['student']:.2f}; the same student trained without a teacher {d['alone']:.2f} "
+            f"(student: {d['studentParameters']:,} parameters, {size}).",
+        ]
     bounds = report["bounds"]
-    lines += ["", f"Bounds: maxAccuracyDrop {bounds['maxAccuracyDrop']} points, maxPerplexityIncrease "
-                  f"{bounds['maxPerplexityIncrease']} (relative), checked against the input after every step.", ""]
+    lines += [
+        "",
+        f"Bounds: maxAccuracyDrop {bounds['maxAccuracyDrop']} points, maxPerplexityIncrease "
+        f"{bounds['maxPerplexityIncrease']} (relative), checked against the input after every step.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -164,7 +199,7 @@ def plot_size_quality(measurements: list[Measurement], path: Path, title: str = 
 
     classifier = measurements[0].accuracy is not None
     xs = [m.size_bytes / 1024 for m in measurements]
-    ys = [m.accuracy if classifier else m.perplexity for m in measurements]
+    ys = [m.quality for m in measurements]
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
     axes.plot(xs, ys, "-o", color="tab:blue")
     for m, x, y in zip(measurements, xs, ys):

@@ -6,9 +6,10 @@ dropout are drawn from `seed`, so two runs with the same seed see the same batch
 order: distillation relies on that to compare a student trained with a teacher to the same student
 trained without one.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -20,9 +21,19 @@ BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 SGD_MOMENTUM = 0.9
 
 
-def train_epochs(module: nn.Module, dataset: Dataset, *, epochs: int, learning_rate: float, batch_size: int,
-                 seed: int, batch_loss: BatchLoss, optimizer: str = "adam", after_step: Callable[[], None] | None = None,
-                 on_epoch: Callable[[int, float], None] | None = None) -> list[float]:
+def train_epochs(
+    module: nn.Module,
+    dataset: Dataset,
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    batch_loss: BatchLoss,
+    optimizer: str = "adam",
+    after_step: Callable[[], None] | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
     """Train `module` in place; returns the mean training loss of each epoch."""
     if epochs <= 0:
         return []

@@ -11,7 +11,11 @@ From a pair, lmaas reads these optional attributes of the training dataset:
 - `num_classes`, `class_labels` (a list of names), `vocab` (a list of token strings, index order);
 - `input_spec`: a dict for the model card, e.g. {"shape": [64], "dtype": "float32"}; when absent,
   shape and dtype are read from the first sample.
+
+A Hugging Face language model's text is built by `text` instead (split, tokenized once, packed into
+blocks), which returns a DataBundle holding the tokenizer (`tokenizer`) that encoded it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -19,10 +23,11 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-
-from lmaas_api.spec import DatasetDefinition
+from transformers import PreTrainedTokenizerBase
 
 from lmaas_api.errors import ConfigError
+from lmaas_api.spec import DatasetDefinition
+
 from ..factory import call_builder, import_factory
 from . import digits, shakespeare
 
@@ -39,6 +44,8 @@ class DataBundle:
     vocab: list[str] | None = None
     input_spec: dict[str, Any] | None = None
     """Shape and dtype of one input, and how raw inputs were preprocessed (for the model card)."""
+    tokenizer: PreTrainedTokenizerBase | None = None
+    """The tokenizer that encoded a Hugging Face language model's text (saved with its artifact)."""
 
 
 BUILTIN_DATASETS = {
@@ -64,11 +71,14 @@ def _bundle_from_factory(result: Any, reference: str) -> DataBundle:
     if isinstance(result, DataBundle):
         return result
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        raise ConfigError("spec.dataset.factory", f"{reference} must return (train, validation) datasets "
-                                                  f"or a DataBundle, got {type(result).__name__}")
+        raise ConfigError(
+            "spec.dataset.factory",
+            f"{reference} must return (train, validation) datasets or a DataBundle, got {type(result).__name__}",
+        )
     train, val = result
     return DataBundle(
-        train=train, val=val,
+        train=train,
+        val=val,
         task=getattr(train, "task", "classification"),
         num_classes=getattr(train, "num_classes", None),
         class_labels=getattr(train, "class_labels", None),
@@ -89,7 +99,9 @@ def _checked(bundle: DataBundle) -> DataBundle:
         sample = bundle.train[0]
         if not (isinstance(sample, (tuple, list)) and len(sample) == 2 and torch.is_tensor(sample[0])):
             raise ConfigError("spec.dataset", "each item must be an (input, target) pair of tensors")
-        bundle = replace(bundle, input_spec={"shape": list(sample[0].shape), "dtype": str(sample[0].dtype).removeprefix("torch.")})
+        bundle = replace(
+            bundle, input_spec={"shape": list(sample[0].shape), "dtype": str(sample[0].dtype).removeprefix("torch.")}
+        )
     if bundle.task == "classification" and bundle.class_labels and bundle.num_classes is None:
         bundle = replace(bundle, num_classes=len(bundle.class_labels))
     return bundle

@@ -7,6 +7,7 @@ validation samples is a permutation drawn from `seed`, so the same seed gives th
 rest is split as above); `held_out="test"` then makes it the bundle's held-out split, so that
 settings chosen on the validation samples can be reported on samples no choice was made on.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,6 +49,10 @@ def load(validation_fraction: float = 0.2, seed: int = 0, test_fraction: float =
         task="classification",
         num_classes=10,
         class_labels=[str(d) for d in range(10)],
-        input_spec={"shape": [64], "dtype": "float32", "layout": "8x8 image, row-major",
-                    "preprocessing": {"divideBy": 16.0, "rawRange": [0, 16]}},
+        input_spec={
+            "shape": [64],
+            "dtype": "float32",
+            "layout": "8x8 image, row-major",
+            "preprocessing": {"divideBy": 16.0, "rawRange": [0, 16]},
+        },
     )

@@ -4,6 +4,7 @@ The vocabulary is every character of the text, sorted. The first (1 - validation
 text trains, the rest validates. Training samples are windows of `context` characters starting
 every `stride` characters; validation windows do not overlap. Targets are the inputs shifted by one.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files
@@ -33,7 +34,7 @@ class CharWindows(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         start = self.starts[index]
-        chunk = self.ids[start:start + self.context + 1]
+        chunk = self.ids[start : start + self.context + 1]
         return chunk[:-1], chunk[1:]
 
 
@@ -51,8 +52,10 @@ def load(validation_fraction: float = 0.2, context: int | None = None, stride: i
     ids = torch.tensor([index[ch] for ch in corpus], dtype=torch.int64)
     cut = int(len(ids) * (1 - validation_fraction))
     if min(cut, len(ids) - cut) <= context:
-        raise ValueError(f"context {context} is too long for a {len(ids)}-character text split "
-                         f"{1 - validation_fraction:.2f}/{validation_fraction:.2f}")
+        raise ValueError(
+            f"context {context} is too long for a {len(ids)}-character text split "
+            f"{1 - validation_fraction:.2f}/{validation_fraction:.2f}"
+        )
     return DataBundle(
         train=CharWindows(ids[:cut], context, stride),
         val=CharWindows(ids[cut:], context, context),

@@ -5,6 +5,7 @@ self-attention and a 4x MLP), a final layer norm and a linear head to the vocabu
 output is logits of shape (batch, time, vocab). Untied embedding and head weights, so that each
 block and the embeddings shard independently under FSDP.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,9 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(embedding)
         self.attention = CausalSelfAttention(embedding, heads, dropout)
         self.norm2 = nn.LayerNorm(embedding)
-        self.mlp = nn.Sequential(nn.Linear(embedding, 4 * embedding), nn.GELU(), nn.Linear(4 * embedding, embedding),
-                                 nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(embedding, 4 * embedding), nn.GELU(), nn.Linear(4 * embedding, embedding), nn.Dropout(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
@@ -45,8 +47,15 @@ class Block(nn.Module):
 
 
 class CharGPT(nn.Module):
-    def __init__(self, vocab_size: int, context: int = DEFAULT_CONTEXT, layers: int = 4, heads: int = 4,
-                 embedding: int = 128, dropout: float = 0.0):
+    def __init__(
+        self,
+        vocab_size: int,
+        context: int = DEFAULT_CONTEXT,
+        layers: int = 4,
+        heads: int = 4,
+        embedding: int = 128,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if min(vocab_size, context, layers, heads, embedding) < 1:
             raise ValueError("vocab_size, context, layers, heads and embedding must be positive")
@@ -84,6 +93,12 @@ class CharGPT(nn.Module):
         return list(self.blocks)
 
 
-def build(vocab_size: int, context: int = DEFAULT_CONTEXT, layers: int = 4, heads: int = 4, embedding: int = 128,
-          dropout: float = 0.0) -> CharGPT:
+def build(
+    vocab_size: int,
+    context: int = DEFAULT_CONTEXT,
+    layers: int = 4,
+    heads: int = 4,
+    embedding: int = 128,
+    dropout: float = 0.0,
+) -> CharGPT:
     return CharGPT(vocab_size, context, layers, heads, embedding, dropout)

@@ -1,4 +1,5 @@
 """A multi-layer perceptron classifier (the digits default: 64 features, 10 classes)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,10 @@ class MLP(nn.Module):
         super().__init__()
         hidden = list(hidden)
         if in_features < 1 or num_classes < 2 or any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"need in_features >= 1, num_classes >= 2 and positive integer hidden sizes, "
-                             f"got in_features={in_features}, num_classes={num_classes}, hidden={hidden}")
+            raise ValueError(
+                f"need in_features >= 1, num_classes >= 2 and positive integer hidden sizes, "
+                f"got in_features={in_features}, num_classes={num_classes}, hidden={hidden}"
+            )
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         layers: list[nn.Module] = []

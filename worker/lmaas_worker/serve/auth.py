@@ -5,6 +5,7 @@ Exempt, so that probes and scrapers need no secret: the liveness and readiness e
 whether the model is ready) and `/metrics`. Everything else, `/openapi.json` included, needs
 `Authorization: Bearer <token>` when a token is set.
 """
+
 from __future__ import annotations
 
 import hmac

@@ -16,6 +16,7 @@ batches grow by themselves, while at low load no request waits for company that 
 `max_batch_size` 1 disables batching. If a batched forward pass fails, its requests are run again
 one by one, so that a request the model cannot take fails alone.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,9 +39,15 @@ class _Item:
 
 
 class DynamicBatcher:
-    def __init__(self, run: Callable[[list[np.ndarray]], list[Outputs]], max_batch_size: int, max_latency_s: float,
-                 executor: Executor | None = None, arriving: Callable[[], int] = lambda: 0,
-                 observe: Callable[[int, float], None] | None = None):
+    def __init__(
+        self,
+        run: Callable[[list[np.ndarray]], list[Outputs]],
+        max_batch_size: int,
+        max_latency_s: float,
+        executor: Executor | None = None,
+        arriving: Callable[[], int] = lambda: 0,
+        observe: Callable[[int, float], None] | None = None,
+    ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.run = run
@@ -81,13 +88,16 @@ class DynamicBatcher:
         limit = self.max_batch_size
         if len(groups) == 1 and len(groups[0]) <= limit:  # the usual request: one future, no gathering
             return [await self._enqueue(groups[0])]
-        futures = [[self._enqueue(rows[i:i + limit]) for i in range(0, len(rows), limit)] for rows in groups]
+        futures = [[self._enqueue(rows[i : i + limit]) for i in range(0, len(rows), limit)] for rows in groups]
         done = iter(await asyncio.gather(*(f for chunks in futures for f in chunks)))
         results = []
         for chunks in futures:
             parts = [next(done) for _ in chunks]
-            results.append(parts[0] if len(parts) == 1 else
-                           {key: np.concatenate([part[key] for part in parts]) for key in parts[0]})
+            results.append(
+                parts[0]
+                if len(parts) == 1
+                else {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+            )
         return results
 
     def _enqueue(self, rows: np.ndarray) -> asyncio.Future:

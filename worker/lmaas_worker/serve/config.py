@@ -15,6 +15,7 @@
 The model's own name is resolved when the artifact is read (`resolve_model_name`), since it may
 come from the artifact.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from lmaas_api import contract
+from lmaas_api.card import ModelCard
+from lmaas_api.errors import ConfigError
 from lmaas_api.resource import read_resource
 from lmaas_api.spec import ArtifactCodePolicy, ModelServiceSpec
-
-from lmaas_api.errors import ConfigError
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -61,10 +62,12 @@ class ServeConfig:
 
     def describe(self) -> str:
         """For the log: every setting but the token, which is only said to be set or not."""
-        return (f"model_dir={self.model_dir} name={self.name or '(from the artifact)'} host={self.host} "
-                f"port={self.port} max_batch_size={self.max_batch_size} max_latency_ms={self.max_latency_ms:g} "
-                f"threads={self.threads} auth={'bearer token' if self.auth_token else 'none'} "
-                f"trust_artifact_code={str(self.artifact_code.trust_all).lower()}")
+        return (
+            f"model_dir={self.model_dir} name={self.name or '(from the artifact)'} host={self.host} "
+            f"port={self.port} max_batch_size={self.max_batch_size} max_latency_ms={self.max_latency_ms:g} "
+            f"threads={self.threads} auth={'bearer token' if self.auth_token else 'none'} "
+            f"trust_artifact_code={str(self.artifact_code.trust_all).lower()}"
+        )
 
 
 def available_cpus() -> int:
@@ -82,11 +85,18 @@ def available_cpus() -> int:
     return max(1, count)
 
 
-def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                   host: str | None = None, port: int | None = None, name: str | None = None,
-                   max_batch_size: int | None = None, max_latency_ms: float | None = None,
-                   threads: int | None = None, trust_artifact_code: bool | None = None,
-                   environ: dict[str, str] | None = None) -> ServeConfig:
+def resolve_config(
+    config_path: str | os.PathLike | None = None,
+    model_dir: str | os.PathLike | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    name: str | None = None,
+    max_batch_size: int | None = None,
+    max_latency_ms: float | None = None,
+    threads: int | None = None,
+    trust_artifact_code: bool | None = None,
+    environ: dict[str, str] | None = None,
+) -> ServeConfig:
     env = os.environ if environ is None else environ
     resource = read_resource(config_path, "ModelService") if config_path else None
     spec: ModelServiceSpec | None = resource.spec if resource is not None else None
@@ -95,8 +105,11 @@ def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str 
         raise ConfigError(f"--model-dir (${contract.INPUT_DIR_ENV})", "no model artifact directory given")
     name = name or (resource.name if resource is not None else None) or None
     if name is not None and not _NAME.match(name):
-        raise ConfigError("--name", f"{name!r} cannot be a model name in a URL: use letters, digits, '.', '_' "
-                                    f"and '-', starting with a letter or digit, at most 128 characters")
+        raise ConfigError(
+            "--name",
+            f"{name!r} cannot be a model name in a URL: use letters, digits, '.', '_' "
+            f"and '-', starting with a letter or digit, at most 128 characters",
+        )
     port = _first(port, spec and spec.port, DEFAULT_PORT)
     batch = _first(max_batch_size, spec and spec.batching.max_batch_size, DEFAULT_MAX_BATCH_SIZE)
     latency = _first(max_latency_ms, spec and spec.batching.max_latency_ms, DEFAULT_MAX_LATENCY_MS)
@@ -119,20 +132,26 @@ def resolve_config(config_path: str | os.PathLike | None = None, model_dir: str 
         reference = spec.model
         source = reference.uri or (f"{reference.producer[0]}/{reference.producer[1]}" if reference.producer else None)
     return ServeConfig(
-        model_dir=Path(model_dir), name=name, host=host or DEFAULT_HOST, port=int(port), max_batch_size=int(batch),
-        max_latency_ms=float(latency), threads=int(thread_count),
-        auth_token=env.get(contract.AUTH_TOKEN_ENV) or None, source=source, artifact_code=artifact_code,
+        model_dir=Path(model_dir),
+        name=name,
+        host=host or DEFAULT_HOST,
+        port=int(port),
+        max_batch_size=int(batch),
+        max_latency_ms=float(latency),
+        threads=int(thread_count),
+        auth_token=env.get(contract.AUTH_TOKEN_ENV) or None,
+        source=source,
+        artifact_code=artifact_code,
     )
 
 
-def resolve_model_name(configured: str | None, card: dict[str, Any], model_dir: Path) -> str:
+def resolve_model_name(configured: str | None, card: ModelCard, model_dir: Path) -> str:
     """The configured name, else the artifact's own, else its producer's, else the directory's."""
     if configured:
         return configured
-    producer = card.get("producer") if isinstance(card.get("producer"), dict) else {}
     directory = model_dir.resolve()
     fallback = directory.parent.name if directory.name == contract.ARTIFACT_SUBDIR else directory.name
-    for candidate in (card.get("name"), producer.get("name"), fallback):
+    for candidate in (card.name, card.producer and card.producer.name, fallback):
         if isinstance(candidate, str) and candidate:
             cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", candidate).strip("-._")[:128]
             if cleaned:

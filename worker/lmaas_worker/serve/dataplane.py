@@ -6,6 +6,7 @@ intra-op threads are never oversubscribed. The thread sets its own number of the
 torch.set_num_threads binds the calling thread only, and a thread that never called it computes
 with one OpenMP thread per core.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,16 +26,21 @@ class DataPlane:
     def __init__(self, model: Model, metrics: Metrics, max_batch_size: int, max_latency_ms: float, threads: int):
         self.model = model
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmaas-model",
-                                           initializer=torch.set_num_threads, initargs=(threads,))
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lmaas-model", initializer=torch.set_num_threads, initargs=(threads,)
+        )
         self.arriving = 0
         """Inference requests whose body is being read: the batcher may wait for them."""
         self.draining = False
         self.state = "loading"
         """loading, ready, draining or failed: why the server is (not) ready."""
         self.batcher = DynamicBatcher(
-            model.predict, max_batch_size, max_latency_ms / 1000.0, executor=self.executor,
-            arriving=lambda: self.arriving, observe=metrics.observe_batch,
+            model.predict,
+            max_batch_size,
+            max_latency_ms / 1000.0,
+            executor=self.executor,
+            arriving=lambda: self.arriving,
+            observe=metrics.observe_batch,
         )
 
     @property
@@ -63,8 +69,9 @@ class DataPlane:
 
     def check_ready(self) -> None:
         if not self.model.ready:
-            raise ClientError(503, f"model {self.model.name!r} is not ready yet ({self.state})",
-                              headers={"Retry-After": "1"})
+            raise ClientError(
+                503, f"model {self.model.name!r} is not ready yet ({self.state})", headers={"Retry-After": "1"}
+            )
 
     async def infer(self, rows: np.ndarray) -> Outputs:
         """Outputs for one array of rows; the rows join a batch with other requests' rows."""

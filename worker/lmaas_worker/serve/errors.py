@@ -1,4 +1,5 @@
 """The one exception a protocol adapter raises for a client's mistake: it becomes a 4xx JSON error."""
+
 from __future__ import annotations
 
 

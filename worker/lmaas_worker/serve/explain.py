@@ -11,6 +11,7 @@ with respect to each input feature:
 
 The baseline defaults to zeros (for digits: a blank image).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,14 +44,20 @@ class Attributions:
 def _target_logits(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits = module(inputs)
     if logits.ndim != 2:
-        raise ValueError(f"explain needs a classifier returning (batch, classes) logits, "
-                         f"got shape {list(logits.shape)}")
+        raise ValueError(
+            f"explain needs a classifier returning (batch, classes) logits, got shape {list(logits.shape)}"
+        )
     return logits.gather(1, targets.view(-1, 1)).squeeze(1)
 
 
-def explain(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None = None,
-            baseline: torch.Tensor | None = None, method: str = "integrated_gradients",
-            steps: int = 64) -> Attributions:
+def explain(
+    module: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    baseline: torch.Tensor | None = None,
+    method: str = "integrated_gradients",
+    steps: int = 64,
+) -> Attributions:
     """Attributions of `inputs` (n, ...) for `targets` (n,) or, when None, the predicted classes."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -75,7 +82,7 @@ def explain(module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     total = torch.zeros_like(inputs)
     per_pass = max(1, MAX_ROWS_PER_PASS // max(1, n))
     for start in range(0, steps, per_pass):
-        chunk = alphas[start:start + per_pass]
+        chunk = alphas[start : start + per_pass]
         shape = (len(chunk),) + (1,) * inputs.ndim
         path = (baseline.unsqueeze(0) + chunk.view(shape) * difference.unsqueeze(0)).reshape(-1, *inputs.shape[1:])
         path.requires_grad_(True)

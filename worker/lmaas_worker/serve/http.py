@@ -6,6 +6,7 @@ For a routed request, the endpoint's handler checks the bearer token and the mod
 path (404 for any but the served one), reads the body within the limit, validates it with the
 endpoint's request model, calls the adapter and writes its reply.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,17 +44,28 @@ class Frontend:
         self.idle.set()
         self.app = web.Application(middlewares=[self._answer])
         seed, v1, v2 = SeedProtocol(plane), V1Protocol(plane), V2Protocol(plane)
-        own = [Endpoint("GET", "/metrics", self._metrics, "Prometheus metrics (text format 0.0.4)", str, public=True,
-                        content_type="text/plain"),
-               Endpoint("GET", "/openapi.json", self._openapi, "This document", dict[str, object])]
+        own = [
+            Endpoint(
+                "GET",
+                "/metrics",
+                self._metrics,
+                "Prometheus metrics (text format 0.0.4)",
+                str,
+                public=True,
+                content_type="text/plain",
+            ),
+            Endpoint("GET", "/openapi.json", self._openapi, "This document", dict[str, object]),
+        ]
         self.routes: list[tuple[str, Endpoint]] = []
         """(path template, endpoint) of every route, in the router's order."""
         for endpoint in (*seed.endpoints(), *v1.endpoints(), *v2.endpoints(), *own):
-            route = self.app.router.add_route(endpoint.method, endpoint.path, self._handler(endpoint),
-                                              expect_handler=_continue_later)
+            route = self.app.router.add_route(
+                endpoint.method, endpoint.path, self._handler(endpoint), expect_handler=_continue_later
+            )
             self.routes.append((route.resource.canonical, endpoint))
-        self.openapi = orjson.dumps(build_openapi(self.routes, plane.model, auth.enabled, v2.server.version,
-                                                  max_body_bytes))
+        self.openapi = orjson.dumps(
+            build_openapi(self.routes, plane.model, auth.enabled, v2.server.version, max_body_bytes)
+        )
 
     @web.middleware
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -83,8 +95,12 @@ class Frontend:
                 self.idle.set()
         if self.plane.draining:
             response.force_close()  # clients reconnect, to a pod that is not going away
-        metrics.observe_request(template or "unmatched", method if method in _METHODS else "other",
-                                response.status, time.perf_counter() - started)
+        metrics.observe_request(
+            template or "unmatched",
+            method if method in _METHODS else "other",
+            response.status,
+            time.perf_counter() - started,
+        )
         return response
 
     async def _unrouted(self, request: web.Request) -> tuple[str | None, ClientError]:
@@ -94,14 +110,18 @@ class Frontend:
             if allowed:
                 methods = ", ".join(sorted(allowed))
                 return resource.canonical, ClientError(
-                    405, f"{request.method} is not allowed on {resource.canonical}; use {methods}", {"Allow": methods})
+                    405, f"{request.method} is not allowed on {resource.canonical}; use {methods}", {"Allow": methods}
+                )
         return None, ClientError(404, f"no endpoint at {request.path}; see /openapi.json")
 
     def _handler(self, endpoint: Endpoint) -> Handler:
         async def handle(request: web.Request) -> web.Response:
             if not endpoint.public and not self.auth.allows(request.headers.get("Authorization")):
-                raise ClientError(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
-                                  {"WWW-Authenticate": 'Bearer realm="lmaas"'})
+                raise ClientError(
+                    401,
+                    "missing or wrong bearer token (Authorization: Bearer <token>)",
+                    {"WWW-Authenticate": 'Bearer realm="lmaas"'},
+                )
             model = request.match_info.get("model")
             if model is not None:
                 self.plane.check_name(model)
@@ -149,8 +169,9 @@ class Frontend:
 
     @staticmethod
     def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        return web.Response(body=json_bytes(ErrorBody(error=message)), status=status, headers=headers,
-                            content_type="application/json")
+        return web.Response(
+            body=json_bytes(ErrorBody(error=message)), status=status, headers=headers, content_type="application/json"
+        )
 
     async def _metrics(self, call: Call) -> Reply:
         return Reply(self.metrics.render(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

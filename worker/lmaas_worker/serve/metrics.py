@@ -12,10 +12,17 @@
 `endpoint` is the route's template (e.g. `/v2/models/{model}/infer`), or `unmatched`, so that the
 label's values are bounded whatever paths clients send.
 """
+
 from __future__ import annotations
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics, generate_latest,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
 )
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -29,30 +36,47 @@ class Metrics:
         disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter("lmaas_requests_total", "Requests answered, by endpoint, method and status code.",
-                                ["endpoint", "method", "code"], registry=registry)
-        self.latency = Histogram("lmaas_request_duration_seconds", "Time from routing a request to its response.",
-                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.requests = Counter(
+            "lmaas_requests_total",
+            "Requests answered, by endpoint, method and status code.",
+            ["endpoint", "method", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "lmaas_request_duration_seconds",
+            "Time from routing a request to its response.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.in_flight = 0
         """Requests being handled now (the drain waits for none)."""
-        Gauge("lmaas_requests_in_flight", "Requests being handled now.",
-              registry=registry).set_function(lambda: self.in_flight)
-        self.batch_size = Histogram("lmaas_batch_size", "Rows per forward pass of the model.", buckets=BATCH_BUCKETS,
-                                    registry=registry)
-        self.batch_duration = Histogram("lmaas_batch_duration_seconds",
-                                        "Time of one forward pass, in the model thread.", buckets=LATENCY_BUCKETS,
-                                        registry=registry)
+        Gauge("lmaas_requests_in_flight", "Requests being handled now.", registry=registry).set_function(
+            lambda: self.in_flight
+        )
+        self.batch_size = Histogram(
+            "lmaas_batch_size", "Rows per forward pass of the model.", buckets=BATCH_BUCKETS, registry=registry
+        )
+        self.batch_duration = Histogram(
+            "lmaas_batch_duration_seconds",
+            "Time of one forward pass, in the model thread.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.rows = Counter("lmaas_inference_rows_total", "Rows run through the model.", registry=registry)
-        self.ready = Gauge("lmaas_model_ready", "1 when the model is loaded, warmed up and not draining.",
-                           registry=registry)
+        self.ready = Gauge(
+            "lmaas_model_ready", "1 when the model is loaded, warmed up and not draining.", registry=registry
+        )
         self.model_info = Info("lmaas_model", "The served model; the value is always 1.", registry=registry)
 
     def observe_request(self, endpoint: str, method: str, code: int, seconds: float) -> None:
         series = self._series.get((endpoint, method, code))
         if series is None:  # labels() costs more than the observation; the label values are bounded
-            series = self._series[(endpoint, method, code)] = (self.requests.labels(endpoint, method, str(code)),
-                                                               self.latency.labels(endpoint))
+            series = self._series[(endpoint, method, code)] = (
+                self.requests.labels(endpoint, method, str(code)),
+                self.latency.labels(endpoint),
+            )
         series[0].inc()
         series[1].observe(seconds)
 

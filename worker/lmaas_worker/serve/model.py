@@ -1,6 +1,6 @@
 """The served model, KServe-style: `load()`, then `predict()`; `ready` once loaded and warmed up.
 
-A `Model` owns the torch module of one artifact (read with `lmaas_worker.artifacts.load_model`,
+A `Model` owns the torch module of one artifact (read with `lmaas_worker.artifacts.load`,
 which never unpickles, and imports a factory that the card names only as the ModelService's
 `trustArtifactCode` allows) and says, as typed tensors, what it takes and gives. `predict` takes a
 list of per-request arrays, runs ONE forward pass per group of same-shaped rows and splits the
@@ -18,6 +18,7 @@ Two kinds, by the artifact's task:
   predictions are the most likely next character. Rows of different lengths are never padded
   together: each length gets its own forward pass, so no assumption about the model is needed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmaas_api.card import ModelCard, read_card
+from lmaas_api.errors import ConfigError
 from lmaas_api.spec import ArtifactCodePolicy
 
-from ..artifacts import load_model, read_card
+from .. import artifacts
 from . import explain as explaining
 from .errors import ClientError, bad_request
 from .tensors import TensorSpec, conforms, json_to_array
@@ -47,8 +50,9 @@ class Model:
     task = ""
     platform = "pytorch_torch"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
-                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
+    def __init__(
+        self, name: str, model_dir: Path, card: ModelCard, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+    ):
         self.name = name
         self.model_dir = Path(model_dir)
         self.card = card
@@ -61,10 +65,9 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------
 
     def load(self) -> None:
-        module, self.card = load_model(self.model_dir, artifact_code=self.artifact_code)
-        for parameter in module.parameters():
-            parameter.requires_grad_(False)  # serving never trains; explain differentiates inputs only
-        self.module = module
+        """Load the module in eval mode and without gradients (serving never trains; explain
+        differentiates its inputs only)."""
+        self.module, self.card = artifacts.load(self.model_dir, artifact_code=self.artifact_code)
 
     def warm_up(self, max_batch_size: int) -> float:
         """Run a forward pass at batch size 1 and at the largest batch; return the seconds it took.
@@ -111,11 +114,15 @@ class Model:
             raise bad_request(f"{where}: unknown input {name!r}; this model's input is {spec.name!r}")
         if datatype != spec.datatype and datatype not in spec.accepts:
             accepted = ", ".join((spec.datatype, *spec.accepts))
-            raise bad_request(f"{where}: input {name!r} has datatype {datatype}; the model expects {spec.datatype} "
-                              f"(accepted: {accepted})")
+            raise bad_request(
+                f"{where}: input {name!r} has datatype {datatype}; the model expects {spec.datatype} "
+                f"(accepted: {accepted})"
+            )
         if not conforms(array.shape, spec.shape):
-            raise bad_request(f"{where}: input {name!r} has shape {list(array.shape)}; the model expects "
-                              f"{list(spec.shape)} (-1: any size)")
+            raise bad_request(
+                f"{where}: input {name!r} has shape {list(array.shape)}; the model expects "
+                f"{list(spec.shape)} (-1: any size)"
+            )
         if array.shape[0] == 0:
             raise bad_request(f"{where}: input {name!r} has no rows (shape {list(array.shape)})")
         return self.check_rows(array.astype(spec.dtype, copy=False), where)
@@ -133,41 +140,51 @@ class Model:
 
     def explain(self, rows: list[np.ndarray], options: dict[str, Any], where: str) -> dict[str, Any]:
         """Attributions for the rows of one request (see `lmaas_worker.serve.explain`)."""
-        raise ClientError(400, f"explain is not supported for {self.task} models: attributions are computed "
-                               f"over the float input features of a classification model")
+        raise ClientError(
+            400,
+            f"explain is not supported for {self.task} models: attributions are computed "
+            f"over the float input features of a classification model",
+        )
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "name": self.name, "versions": ["1"], "platform": self.platform,
+            "name": self.name,
+            "versions": ["1"],
+            "platform": self.platform,
             "inputs": [spec.metadata() for spec in self.inputs],
             "outputs": [spec.metadata() for spec in self.outputs],
         }
 
     def info(self) -> dict[str, str]:
         """Labels of the model-info metric."""
-        producer = self.card.get("producer") if isinstance(self.card.get("producer"), dict) else {}
+        producer = self.card.producer
         return {
-            "model": self.name, "task": self.task, "path": str(self.model_dir),
-            "producer": "/".join(str(producer[k]) for k in ("kind", "name") if producer.get(k)),
-            "quantization": str(_scheme(self.card.get("quantization")) or "none"),
-            "dtype": str(self.card.get("dtype") or "float32"),
+            "model": self.name,
+            "task": self.task,
+            "path": str(self.model_dir),
+            "producer": "/".join(value for value in (producer.kind, producer.name) if value) if producer else "",
+            "quantization": self.card.quantization.scheme if self.card.quantization else "none",
+            "dtype": self.card.dtype,
         }
 
 
 class ClassifierModel(Model):
     task = "classification"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
-                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
+    def __init__(
+        self, name: str, model_dir: Path, card: ModelCard, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+    ):
         super().__init__(name, model_dir, card, artifact_code)
-        shape = (card.get("input") or {}).get("shape")
-        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        shape = card.input.shape if card.input else None
+        if not (shape and all(d > 0 for d in shape)):
             raise ValueError(f"{model_dir}: model.json has no usable input shape ({shape!r})")
         self.input_shape = tuple(shape)
-        self.num_classes = card.get("numClasses") or (len(card["classLabels"]) if card.get("classLabels") else -1)
+        self.num_classes = card.num_classes or (len(card.class_labels) if card.class_labels else -1)
         self.inputs = [TensorSpec("input", "FP32", (-1, *self.input_shape), accepts=("FP16", "FP64"))]
-        self.outputs = [TensorSpec("probabilities", "FP32", (-1, self.num_classes)),
-                        TensorSpec("class", "INT64", (-1,))]
+        self.outputs = [
+            TensorSpec("probabilities", "FP32", (-1, self.num_classes)),
+            TensorSpec("class", "INT64", (-1,)),
+        ]
 
     def forward(self, inputs: torch.Tensor) -> dict[str, np.ndarray]:
         logits = self.module(inputs)
@@ -182,9 +199,11 @@ class ClassifierModel(Model):
         array = json_to_array(instances, "FP32", where)
         expected = (-1, *self.input_shape)
         if not conforms(array.shape, expected):
-            raise bad_request(f"{where}: expected a list of instances, each of shape {list(self.input_shape)} "
-                              f"(an array of shape [n, {', '.join(map(str, self.input_shape))}]), got an array of "
-                              f"shape {list(array.shape)}")
+            raise bad_request(
+                f"{where}: expected a list of instances, each of shape {list(self.input_shape)} "
+                f"(an array of shape [n, {', '.join(map(str, self.input_shape))}]), got an array of "
+                f"shape {list(array.shape)}"
+            )
         return [array]
 
     def predictions(self, outputs: dict[str, np.ndarray]) -> tuple[list[Any], dict[str, Any]]:
@@ -199,17 +218,23 @@ class ClassifierModel(Model):
         if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= EXPLAIN_MAX_STEPS):
             raise bad_request(f"{where}.steps: must be an integer from 1 to {EXPLAIN_MAX_STEPS}, got {steps!r}")
         if len(rows) > EXPLAIN_MAX_INSTANCES:
-            raise bad_request(f"{where}.instances: at most {EXPLAIN_MAX_INSTANCES} instances per explain request, "
-                              f"got {len(rows)}")
+            raise bad_request(
+                f"{where}.instances: at most {EXPLAIN_MAX_INSTANCES} instances per explain request, got {len(rows)}"
+            )
         n = len(rows)
         targets = None
         if options.get("target") is not None:
             target = options["target"]
             values = target if isinstance(target, list) else [target] * n
-            if (len(values) != n or not all(isinstance(t, int) and not isinstance(t, bool) for t in values)
-                    or (self.num_classes > 0 and not all(0 <= t < self.num_classes for t in values))):
-                raise bad_request(f"{where}.target: must be a class index from 0 to {self.num_classes - 1}, or a "
-                                  f"list of {n} of them, got {target!r}")
+            if (
+                len(values) != n
+                or not all(isinstance(t, int) and not isinstance(t, bool) for t in values)
+                or (self.num_classes > 0 and not all(0 <= t < self.num_classes for t in values))
+            ):
+                raise bad_request(
+                    f"{where}.target: must be a class index from 0 to {self.num_classes - 1}, or a "
+                    f"list of {n} of them, got {target!r}"
+                )
             targets = torch.tensor(values, dtype=torch.int64)
         baseline = None
         if options.get("baseline") is not None:
@@ -219,36 +244,47 @@ class ClassifierModel(Model):
             else:
                 array = json_to_array(value, "FP32", f"{where}.baseline")
                 if array.shape != self.input_shape:
-                    raise bad_request(f"{where}.baseline: must be a number or one instance of shape "
-                                      f"{list(self.input_shape)}, got shape {list(array.shape)}")
+                    raise bad_request(
+                        f"{where}.baseline: must be a number or one instance of shape "
+                        f"{list(self.input_shape)}, got shape {list(array.shape)}"
+                    )
                 baseline = torch.from_numpy(array)
         result = explaining.explain(self.module, torch.from_numpy(rows), targets, baseline, method, steps)
         explanations = [
-            {"target": int(result.targets[i]), "attributions": result.attributions[i].numpy(),
-             "score": float(result.scores[i]), "baseline_score": float(result.baseline_scores[i]),
-             "delta": float(result.delta[i])}
+            {
+                "target": int(result.targets[i]),
+                "attributions": result.attributions[i].numpy(),
+                "score": float(result.scores[i]),
+                "baseline_score": float(result.baseline_scores[i]),
+                "delta": float(result.delta[i]),
+            }
             for i in range(n)
         ]
-        return {"method": method, "output": "logit", "steps": steps if method == "integrated_gradients" else 1,
-                "explanations": explanations}
+        return {
+            "method": method,
+            "output": "logit",
+            "steps": steps if method == "integrated_gradients" else 1,
+            "explanations": explanations,
+        }
 
 
 class LanguageModel(Model):
     task = "language-modeling"
 
-    def __init__(self, name: str, model_dir: Path, card: dict[str, Any],
-                 artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()):
+    def __init__(
+        self, name: str, model_dir: Path, card: ModelCard, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+    ):
         super().__init__(name, model_dir, card, artifact_code)
-        vocab = card.get("vocab")
-        if not (isinstance(vocab, list) and vocab and all(isinstance(t, str) for t in vocab)):
+        vocab = card.vocab
+        if not vocab:
             raise ValueError(f"{model_dir}: model.json of a language model has no vocab")
         self.vocab = vocab
         self.index = {token: i for i, token in enumerate(vocab)}
-        shape = (card.get("input") or {}).get("shape") or []
-        args = (card.get("model") or {}).get("args") or {}
-        self.context = int(args.get("context") or (shape[-1] if shape else 0)) or None
-        self.inputs = [TensorSpec("input_ids", "INT64", (-1, -1),
-                                  accepts=("INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32"))]
+        shape = (card.input.shape if card.input else None) or []
+        self.context = int((card.model.args or {}).get("context") or (shape[-1] if shape else 0)) or None
+        self.inputs = [
+            TensorSpec("input_ids", "INT64", (-1, -1), accepts=("INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32"))
+        ]
         self.outputs = [TensorSpec("logits", "FP32", (-1, len(vocab))), TensorSpec("next_token", "INT64", (-1,))]
 
     def forward(self, inputs: torch.Tensor) -> dict[str, np.ndarray]:
@@ -263,8 +299,9 @@ class LanguageModel(Model):
         if length == 0:
             raise bad_request(f"{where}: a sequence needs at least one token")
         if self.context and length > self.context:
-            raise bad_request(f"{where}: a sequence of {length} tokens is longer than the model's context of "
-                              f"{self.context}")
+            raise bad_request(
+                f"{where}: a sequence of {length} tokens is longer than the model's context of {self.context}"
+            )
         if array.size and (array.min() < 0 or array.max() >= len(self.vocab)):
             bad = array.min() if array.min() < 0 else array.max()
             raise bad_request(f"{where}: token id {bad} is outside the vocabulary (0..{len(self.vocab) - 1})")
@@ -272,8 +309,9 @@ class LanguageModel(Model):
 
     def instances_to_rows(self, instances: Any, where: str) -> list[np.ndarray]:
         if not isinstance(instances, list):
-            raise bad_request(f"{where}: expected a list of instances (texts, or lists of token ids), got "
-                              f"{type(instances).__name__}")
+            raise bad_request(
+                f"{where}: expected a list of instances (texts, or lists of token ids), got {type(instances).__name__}"
+            )
         if not instances:
             raise bad_request(f"{where}: the list of instances is empty")
         rows = []
@@ -287,8 +325,9 @@ class LanguageModel(Model):
             else:
                 ids = json_to_array(instance, "INT64", at)
                 if ids.ndim != 1:
-                    raise bad_request(f"{at}: an instance is a text or a flat list of token ids, got shape "
-                                      f"{list(ids.shape)}")
+                    raise bad_request(
+                        f"{at}: an instance is a text or a flat list of token ids, got shape {list(ids.shape)}"
+                    )
                 ids = ids.reshape(1, -1)
             rows.append(self.check_rows(ids, at))
         return rows
@@ -298,22 +337,17 @@ class LanguageModel(Model):
         return [self.vocab[i] for i in ids.tolist()], {"next_token_ids": ids}
 
 
-def open_model(model_dir: Path, configured_name: str | None,
-               artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()) -> Model:
+def open_model(
+    model_dir: Path, configured_name: str | None, artifact_code: ArtifactCodePolicy = ArtifactCodePolicy()
+) -> Model:
     """The model an artifact describes, not yet loaded (reading the card is quick; loading is not)."""
     from .config import resolve_model_name
 
     card = read_card(model_dir)
+    if card.layout != "lmaas":
+        raise ConfigError(
+            "spec.model", f"{model_dir} is a {card.layout} folder, which the lmaas runtime does not serve yet"
+        )
     name = resolve_model_name(configured_name, card, Path(model_dir))
     kinds = {ClassifierModel.task: ClassifierModel, LanguageModel.task: LanguageModel}
-    task = card.get("task", "classification")
-    if task not in kinds:
-        raise ValueError(f"{model_dir}: cannot serve a model of task {task!r} (known: {', '.join(kinds)})")
-    return kinds[task](name, Path(model_dir), card, artifact_code)
-
-
-def _scheme(quantization: Any) -> Any:
-    if isinstance(quantization, dict):
-        return quantization.get("scheme") or quantization.get("dtype") or "yes"
-    return quantization
-
+    return kinds[card.task](name, Path(model_dir), card, artifact_code)

@@ -13,6 +13,7 @@ Exit status: 0 after a drain; 78 (`contract.EXIT_CONFIG_ERROR`) when the setting
 artifact cannot work (missing, not an lmaas artifact, a pickle, a module that fails its warm-up
 inference); 1 when the port cannot be opened or loading fails otherwise.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,9 +26,9 @@ from typing import Any
 from aiohttp import web
 
 from lmaas_api import contract
+from lmaas_api.errors import ConfigError
 
 from ..artifacts import UnsafeArtifactError
-from lmaas_api.errors import ConfigError
 from ..log import setup_logging
 from .auth import BearerAuth
 from .config import ServeConfig, resolve_config
@@ -44,15 +45,23 @@ SHUTDOWN_TIMEOUT_S = 2.0
 _CONFIG_FAILURES = (ConfigError, UnsafeArtifactError, FileNotFoundError, NotADirectoryError, ValueError, KeyError)
 
 
-def run_server(config_path: str | None = None, model_dir: str | None = None, host: str | None = None,
-               port: int | None = None, name: str | None = None, max_batch_size: int | None = None,
-               max_latency_ms: float | None = None, threads: int | None = None,
-               trust_artifact_code: bool | None = None) -> int:
+def run_server(
+    config_path: str | None = None,
+    model_dir: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    name: str | None = None,
+    max_batch_size: int | None = None,
+    max_latency_ms: float | None = None,
+    threads: int | None = None,
+    trust_artifact_code: bool | None = None,
+) -> int:
     """Serve until SIGTERM; return the exit status. Every argument may be None (see `config`)."""
     setup_logging(0)
     try:
-        config = resolve_config(config_path, model_dir, host, port, name, max_batch_size, max_latency_ms, threads,
-                                trust_artifact_code)
+        config = resolve_config(
+            config_path, model_dir, host, port, name, max_batch_size, max_latency_ms, threads, trust_artifact_code
+        )
         model = open_model(config.model_dir, config.name, config.artifact_code)
     except _CONFIG_FAILURES as error:
         log.error("cannot serve: %s", error)
@@ -93,8 +102,12 @@ class Server:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        runner = web.AppRunner(self.frontend.app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = web.AppRunner(
+            self.frontend.app,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, config.host, config.port, reuse_address=True, backlog=2048).start()
@@ -105,8 +118,14 @@ class Server:
         port = runner.addresses[0][1]
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        log.info("listening on http://%s:%d; loading model %r (%s) from %s", config.host, port, self.model.name,
-                 self.model.task, config.model_dir)
+        log.info(
+            "listening on http://%s:%d; loading model %r (%s) from %s",
+            config.host,
+            port,
+            self.model.name,
+            self.model.task,
+            config.model_dir,
+        )
         status = await self._load_and_serve(loop, port)
         await runner.cleanup()
         await self.plane.close()
@@ -136,8 +155,13 @@ class Server:
             self.plane.state = "failed"
             log.error("warm-up inference failed: %s: %s", type(error).__name__, error)
             return contract.EXIT_CONFIG_ERROR
-        log.info("warm-up inference done in %.0f ms; ready: model %r on http://%s:%d", seconds * 1000,
-                 self.model.name, self.config.host, port)
+        log.info(
+            "warm-up inference done in %.0f ms; ready: model %r on http://%s:%d",
+            seconds * 1000,
+            self.model.name,
+            self.config.host,
+            port,
+        )
         self.model.ready = True
         self.plane.start()
         await self.stop.wait()
@@ -149,8 +173,9 @@ class Server:
         log.info("draining: %d request(s) in flight; waiting at most %g s", in_flight, self.config.drain_timeout_s)
         idle = asyncio.ensure_future(self.frontend.idle.wait())
         forced = asyncio.ensure_future(self.force.wait())
-        done, pending = await asyncio.wait({idle, forced}, timeout=self.config.drain_timeout_s,
-                                           return_when=asyncio.FIRST_COMPLETED)
+        done, pending = await asyncio.wait(
+            {idle, forced}, timeout=self.config.drain_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         for task in pending:
             task.cancel()
         if idle not in done:

@@ -7,6 +7,7 @@ Numeric datatypes are supported (BOOL, INT8..INT64, UINT8..UINT64, FP16, FP32, F
 recognised and refused. JSON data may be flat (row-major) or nested; binary data (the binary
 tensor extension) is little-endian, row-major.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,11 +20,17 @@ from .errors import bad_request
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8), "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
 }
 ALL_DATATYPES = (*DATATYPES, "BYTES")
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
@@ -87,13 +94,16 @@ def json_to_array(data: Any, datatype: str, where: str) -> np.ndarray:
         raise bad_request(f"{where}: {datatype} data must be numbers, got {_kind_of_array(raw)}")
     if dtype.kind in "iu":
         if kind == "f":
-            raise bad_request(f"{where}: {datatype} data must be integers, got a fraction or exponent "
-                              f"(e.g. {_first_fraction(raw)})")
+            raise bad_request(
+                f"{where}: {datatype} data must be integers, got a fraction or exponent (e.g. {_first_fraction(raw)})"
+            )
         info = np.iinfo(dtype)
         low, high = raw.min(), raw.max()
         if low < info.min or high > info.max:
-            raise bad_request(f"{where}: value {low if low < info.min else high} is out of the range of "
-                              f"{datatype} ({info.min}..{info.max})")
+            raise bad_request(
+                f"{where}: value {low if low < info.min else high} is out of the range of "
+                f"{datatype} ({info.min}..{info.max})"
+            )
         return raw.astype(dtype, copy=False)
     with np.errstate(over="ignore"):
         array = raw.astype(dtype, copy=False)
@@ -107,8 +117,9 @@ def binary_to_array(chunk: bytes, datatype: str, shape: tuple[int, ...], where: 
     dtype = _dtype(datatype, where)
     expected = math.prod(shape) * dtype.itemsize
     if len(chunk) != expected:
-        raise bad_request(f"{where}: binary data has {len(chunk)} bytes, but shape {list(shape)} of {datatype} "
-                          f"needs {expected}")
+        raise bad_request(
+            f"{where}: binary data has {len(chunk)} bytes, but shape {list(shape)} of {datatype} needs {expected}"
+        )
     array = np.frombuffer(chunk, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
     if dtype.kind == "f" and not np.isfinite(array).all():
         raise bad_request(f"{where}: data contains NaN or infinity")
@@ -121,8 +132,9 @@ def reshape(array: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray
         return array
     if array.ndim == 1 and array.size == math.prod(shape):
         return array.reshape(shape)
-    raise bad_request(f"{where}: data holds {array.size} values (shape {list(array.shape)}), "
-                      f"which does not fit shape {list(shape)}")
+    raise bad_request(
+        f"{where}: data holds {array.size} values (shape {list(array.shape)}), which does not fit shape {list(shape)}"
+    )
 
 
 def conforms(shape: tuple[int, ...], spec_shape: tuple[int, ...]) -> bool:
@@ -136,10 +148,23 @@ def _first_fraction(raw: np.ndarray) -> str:
 
 
 def _kind_of_array(raw: np.ndarray) -> str:
-    return {"b": "booleans", "U": "strings", "S": "strings", "O": "mixed or non-numeric values (or integers "
-            "beyond 64 bits)", "f": "numbers", "i": "integers", "u": "integers"}.get(raw.dtype.kind, str(raw.dtype))
+    return {
+        "b": "booleans",
+        "U": "strings",
+        "S": "strings",
+        "O": "mixed or non-numeric values (or integers beyond 64 bits)",
+        "f": "numbers",
+        "i": "integers",
+        "u": "integers",
+    }.get(raw.dtype.kind, str(raw.dtype))
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", str: "a string", bool: "a boolean", int: "a number", float: "a number",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -13,19 +13,19 @@ Only checkpoints of this format (`CHECKPOINT_FORMAT`) are read: one of another l
 configuration error that names `spec.checkpoint.resume`.
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are
-fsynced, and only then renamed to `step-NNNNNNNN`: a directory with that name is complete. The
-newest `keep` are kept. Nothing is ever pickled.
+fsynced, and only then renamed to `step-NNNNNNNN` (`artifacts.files.atomic_directory`): a directory
+with that name is complete. The newest `keep` are kept. Nothing is ever pickled.
 
 Only rank 0 touches the files. Saving gathers full state dicts on rank 0
 (`get_model_state_dict`/`get_optimizer_state_dict` with `full_state_dict=True, cpu_offload=True`);
 loading hands rank 0's full state dicts to `set_*_state_dict(..., broadcast_from_rank0=True)`, which
 scatters them into DDP replicas or FSDP shards, so other nodes need not see the output volume.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -45,6 +45,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lmaas_api.errors import ConfigError
 
+from ..artifacts.files import REPLACED_PREFIX, TEMPORARY_PREFIX, atomic_directory
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "lmaas.checkpoint/v3"
@@ -63,29 +65,6 @@ class Checkpoint:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_directory(source: Path, target: Path) -> None:
-    """Move the complete directory `source` to `target`, replacing any previous `target`.
-
-    A reader sees either the old directory, briefly nothing, or the new one; never a partial one.
-    """
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(source, target)
-    fsync_path(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class CheckpointStore:
@@ -113,38 +92,40 @@ class CheckpointStore:
         """Delete temporary directories left by a writer that died mid-write."""
         if self.root.is_dir():
             for entry in self.root.iterdir():
-                if entry.name.startswith((".tmp-", ".old-")):
+                if entry.name.startswith((TEMPORARY_PREFIX, REPLACED_PREFIX)):
                     shutil.rmtree(entry, ignore_errors=True)
 
-    def write(self, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-              trainer_state: dict[str, Any]) -> Checkpoint:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def write(
+        self,
+        step: int,
+        model_state: dict[str, torch.Tensor],
+        optimizer_state: dict[str, Any],
+        trainer_state: dict[str, Any],
+    ) -> Checkpoint:
         final = self.root / checkpoint_name(step)
-        temporary = self.root / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
         optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer_state)
-        save_file(_contiguous(model_state), temporary / MODEL_FILE, metadata={"format": "pt"})
-        save_file(_contiguous(optimizer_tensors), temporary / OPTIMIZER_FILE, metadata={"format": "pt"})
-        sidecar = {"format": CHECKPOINT_FORMAT, **trainer_state, "step": step, "optimizer": optimizer_rest}
-        (temporary / STATE_FILE).write_text(json.dumps(sidecar, indent=1, allow_nan=False))
-        for name in (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE):
-            fsync_path(temporary / name)
-        fsync_path(temporary)
-        replace_directory(temporary, final)
+        with atomic_directory(final) as temporary:
+            save_file(_contiguous(model_state), temporary / MODEL_FILE, metadata={"format": "pt"})
+            save_file(_contiguous(optimizer_tensors), temporary / OPTIMIZER_FILE, metadata={"format": "pt"})
+            sidecar = {"format": CHECKPOINT_FORMAT, **trainer_state, "step": step, "optimizer": optimizer_rest}
+            (temporary / STATE_FILE).write_text(json.dumps(sidecar, indent=1, allow_nan=False))
         self.prune()
         return Checkpoint(step, final)
 
     def read(self, checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         sidecar = json.loads((checkpoint.path / STATE_FILE).read_text())
         if sidecar.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError("spec.checkpoint.resume",
-                              f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
-                              f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
-                              "be resumed: set checkpoint.resume to false to start afresh (which removes the "
-                              "checkpoints), or remove them from the output")
+            raise ConfigError(
+                "spec.checkpoint.resume",
+                f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
+                f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
+                "be resumed: set checkpoint.resume to false to start afresh (which removes the "
+                "checkpoints), or remove them from the output",
+            )
         model_state = load_file(checkpoint.path / MODEL_FILE)
-        optimizer_state = unflatten_optimizer_state(load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer"))
+        optimizer_state = unflatten_optimizer_state(
+            load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer")
+        )
         return model_state, optimizer_state, sidecar
 
     def clear(self) -> None:
@@ -152,12 +133,22 @@ class CheckpointStore:
             shutil.rmtree(checkpoint.path, ignore_errors=True)
 
     def prune(self) -> None:
-        for old in self.list()[:-self.keep]:
+        for old in self.list()[: -self.keep]:
             shutil.rmtree(old.path, ignore_errors=True)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    """The tensors on CPU, contiguous, each in memory of its own: safetensors refuses tensors that share
+    memory, as tied parameters do (a language model's token embeddings and output head)."""
+    stored: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, value in tensors.items():
+        value = value.detach().to("cpu").contiguous()
+        if value.untyped_storage().data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        stored[name] = value
+    return stored
 
 
 def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -170,8 +161,10 @@ def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tens
                 tensors[f"state{_SEPARATOR}{param}{_SEPARATOR}{name}"] = value
             else:
                 scalars.setdefault(param, {})[name] = value
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
-              for group in state.get("param_groups") or []]
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+        for group in state.get("param_groups") or []
+    ]
     return tensors, {"paramGroups": groups, "scalars": scalars}
 
 
@@ -204,8 +197,12 @@ def gather_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[di
     return gather_model_state(model), get_optimizer_state_dict(model, optimizer, options=_GATHER)
 
 
-def scatter_state(model: nn.Module, optimizer: torch.optim.Optimizer, model_state: dict[str, torch.Tensor],
-                  optimizer_state: dict[str, Any]) -> None:
+def scatter_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+) -> None:
     """Load rank 0's full state dicts into every rank (other ranks pass empty dicts)."""
     set_model_state_dict(model, model_state, options=_SCATTER)
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=_SCATTER)

@@ -4,6 +4,7 @@ Rank r takes samples r, r+W, r+2W, ...; ranks with one sample fewer repeat sampl
 Every rank thus runs the same number of forward passes (fsdp gathers parameters collectively), and
 each sample counts exactly once in the all-reduced totals.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,14 @@ def eval_shard(n: int, rank: int, world_size: int) -> tuple[list[int], list[floa
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, task: Task, context: DistributedContext, batch_size: int,
-             autocast_dtype: torch.dtype | None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    task: Task,
+    context: DistributedContext,
+    batch_size: int,
+    autocast_dtype: torch.dtype | None,
+) -> dict[str, float]:
     """{"metric": name, "value": metric on the whole split (accuracy in points), "loss": mean loss},
     the same on every rank."""
     indices, weights = eval_shard(len(dataset), context.rank, context.world_size)
@@ -40,10 +47,10 @@ def evaluate(model: nn.Module, dataset: Dataset, task: Task, context: Distribute
     totals = torch.zeros(3, dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
     start = 0
     for x, y in batches(dataset, indices, batch_size):
-        w = torch.tensor(weights[start:start + len(x)], device=device)
+        w = torch.tensor(weights[start : start + len(x)], device=device)
         start += len(x)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast:

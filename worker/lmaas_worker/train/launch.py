@@ -10,14 +10,15 @@ spend its whole restart budget. The launcher therefore
    script does, with its `PET_*` environment), and if any worker still exits 78 (a problem only a
    worker can see), exits 78 too.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 
 from lmaas_api import contract
-
 from lmaas_api.errors import ConfigError
+
 from ..log import setup_logging
 from ..progress import Progress, write_termination_log
 from .build import prepare
@@ -28,8 +29,7 @@ log = logging.getLogger("lmaas_worker.train.launch")
 WORKER_ARGS = ["--no-python", "lmaas", "train"]
 
 
-def launch_training(config_path: str | os.PathLike | None = None,
-                    output_dir: str | os.PathLike | None = None) -> int:
+def launch_training(config_path: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None) -> int:
     setup_logging(0)
     if os.environ.get(contract.CONFIG_ENV) is None and config_path is not None:
         os.environ[contract.CONFIG_ENV] = str(config_path)  # the workers read the same file

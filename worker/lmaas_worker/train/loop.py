@@ -8,6 +8,7 @@ another number it trains exactly the samples still due (maxSteps counts steps of
 the run started on), on the same learning-rate curve.
 Checkpoints are written every `checkpoint.everySteps` steps and after the last one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,15 +23,15 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 from lmaas_api import contract
+from lmaas_api.errors import ConfigError
 
 from ..data.batches import batches as batches_of
 from ..distributed import DistributedContext
-from lmaas_api.errors import ConfigError
 from ..progress import Progress, utc_now
 from .build import Job
 from .checkpoint import CheckpointStore, gather_model_state, gather_state, scatter_state
 from .evaluate import evaluate
-from .finish import write_artifact
+from .finish import language_model_figures, write_artifact
 from .optim import lr_factor, set_learning_rate
 from .parallel import gradient_sync
 from .plan import TrainPlan, ceil_div, epoch_end, epoch_order, plan_training, position_after, rank_share
@@ -56,6 +57,7 @@ def reseed(seed: int, device: torch.device) -> None:
 
 def model_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Bytes of parameters and optimizer state this rank holds (its shards, under fsdp)."""
+
     def local(tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
@@ -135,28 +137,40 @@ class Trainer:
             self.store.remove_incomplete()
             if not self.policy.resume and self.store.list():
                 # a fresh start: older checkpoints would otherwise outrank this run's and be resumed later
-                log.warning("checkpoint.resume is false: removing %d checkpoint(s) of an earlier run",
-                            len(self.store.list()))
+                log.warning(
+                    "checkpoint.resume is false: removing %d checkpoint(s) of an earlier run", len(self.store.list())
+                )
                 self.store.clear()
         checkpoint = self._resume() if self.policy.resume else None
         spec = self.job.config.spec
         self.progress.emit(
-            "start", epoch=self.report_epoch, totalEpochs=self.plan.total_epochs,
-            step=self.step, totalSteps=self.plan.total_steps,
-            message=f"training {spec.model.builtin or spec.model.factory} on {spec.dataset.builtin or spec.dataset.factory} "
-                    f"with {spec.strategy} on {self.context.world_size} rank(s), backend {self.context.backend}",
+            "start",
+            epoch=self.report_epoch,
+            totalEpochs=self.plan.total_epochs,
+            step=self.step,
+            totalSteps=self.plan.total_steps,
+            message=f"training {spec.model.label} on {spec.dataset.builtin or spec.dataset.factory} "
+            f"with {spec.strategy} on {self.context.world_size} rank(s), backend {self.context.backend}",
         )
         if checkpoint is not None:
-            self.progress.emit("resume", step=self.step, totalSteps=self.plan.total_steps, epoch=self.report_epoch,
-                               totalEpochs=self.plan.total_epochs, checkpoint=checkpoint,
-                               message=f"resumed from {checkpoint['path']} (step {checkpoint['step']})")
+            self.progress.emit(
+                "resume",
+                step=self.step,
+                totalSteps=self.plan.total_steps,
+                epoch=self.report_epoch,
+                totalEpochs=self.plan.total_epochs,
+                checkpoint=checkpoint,
+                message=f"resumed from {checkpoint['path']} (step {checkpoint['step']})",
+            )
         self._interval = self._new_interval()
         self.job.model.train()  # evaluation puts it back in training mode when it is done
         while self.step < self.plan.total_steps:
             self._train_epoch()
         self._publish_log()
-        self.training_peak = {**peak_memory_bytes(self.context.device),
-                              "modelState": model_state_bytes(self.job.model, self.job.optimizer)}
+        self.training_peak = {
+            **peak_memory_bytes(self.context.device),
+            "modelState": model_state_bytes(self.job.model, self.job.optimizer),
+        }
         if self.last_eval is None or self.last_eval["step"] != self.step:
             self._evaluate()
         if self.last_checkpoint_step != self.step:
@@ -165,8 +179,18 @@ class Trainer:
 
     def _plan(self) -> TrainPlan:
         hp = self.hp
-        return plan_training(self.size, self.context.world_size, hp.batch_size, hp.gradient_accumulation_steps,
-                             hp.epochs, hp.max_steps, self.step, self.epoch, self.position, self.first_world_size)
+        return plan_training(
+            self.size,
+            self.context.world_size,
+            hp.batch_size,
+            hp.gradient_accumulation_steps,
+            hp.epochs,
+            hp.max_steps,
+            self.step,
+            self.epoch,
+            self.position,
+            self.first_world_size,
+        )
 
     @property
     def samples_seen(self) -> int:
@@ -204,8 +228,9 @@ class Trainer:
         job, device = self.job, self.context.device
         reseed(step_seed(self.hp.seed, self.context.rank, self.step), device)
         set_learning_rate(job.optimizer, learning_rate)
-        autocast = (torch.autocast(device.type, dtype=job.autocast_dtype) if job.autocast_dtype
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device.type, dtype=job.autocast_dtype) if job.autocast_dtype else contextlib.nullcontext()
+        )
         for i in range(micro_batches):
             x, y = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -237,8 +262,14 @@ class Trainer:
     # --- reporting ---------------------------------------------------------------------------
 
     def _new_interval(self) -> dict[str, Any]:
-        return {"loss": torch.zeros((), device=self.context.device), "steps": 0, "samples": 0,
-                "since": time.perf_counter(), "paused": 0.0, "rate": None}
+        return {
+            "loss": torch.zeros((), device=self.context.device),
+            "steps": 0,
+            "samples": 0,
+            "since": time.perf_counter(),
+            "paused": 0.0,
+            "rate": None,
+        }
 
     def _pause(self, started: float) -> None:
         """Leave the time since `started` (an evaluation, a checkpoint) out of the throughput."""
@@ -255,9 +286,15 @@ class Trainer:
         seconds = now - interval["since"] - interval["paused"]
         samples = interval["samples"] * self.context.world_size  # every rank trains as many samples
         loss = interval["loss"].double()
-        self._pending_log = {"work": dist.all_reduce(loss, async_op=True), "loss": loss, "steps": interval["steps"],
-                             "rate": samples / seconds if seconds > 0 else None, "step": self.step,
-                             "epoch": self.report_epoch, "learningRate": interval["rate"]}
+        self._pending_log = {
+            "work": dist.all_reduce(loss, async_op=True),
+            "loss": loss,
+            "steps": interval["steps"],
+            "rate": samples / seconds if seconds > 0 else None,
+            "step": self.step,
+            "epoch": self.report_epoch,
+            "learningRate": interval["rate"],
+        }
         self.samples += samples
         self.train_seconds += seconds
         self._interval = {**self._new_interval(), "since": now}
@@ -271,9 +308,15 @@ class Trainer:
         self.last_loss = float(pending["loss"]) / (self.context.world_size * max(1, pending["steps"]))
         self.history["train"].append([pending["step"], self.last_loss])
         self.history["learningRate"].append(pending["learningRate"])
-        self.progress.emit("progress", epoch=pending["epoch"], totalEpochs=self.plan.total_epochs,
-                           step=pending["step"], totalSteps=self.plan.total_steps, loss=self.last_loss,
-                           samplesPerSecond=pending["rate"])
+        self.progress.emit(
+            "progress",
+            epoch=pending["epoch"],
+            totalEpochs=self.plan.total_epochs,
+            step=pending["step"],
+            totalSteps=self.plan.total_steps,
+            loss=self.last_loss,
+            samplesPerSecond=pending["rate"],
+        )
 
     def _evaluate(self) -> None:
         started = time.perf_counter()
@@ -282,10 +325,16 @@ class Trainer:
         result = evaluate(job.model, job.data.val, job.task, self.context, self.hp.batch_size, job.autocast_dtype)
         self.last_eval = {**result, "step": self.step}
         self.history["eval"].append([self.step, result["value"]])
-        self.progress.emit("eval", epoch=self.report_epoch,
-                           totalEpochs=self.plan.total_epochs, step=self.step, totalSteps=self.plan.total_steps,
-                           evalMetric=result["metric"], evalValue=result["value"],
-                           message=f"held-out {result['metric']} {result['value']:.4f}, loss {result['loss']:.4f}")
+        self.progress.emit(
+            "eval",
+            epoch=self.report_epoch,
+            totalEpochs=self.plan.total_epochs,
+            step=self.step,
+            totalSteps=self.plan.total_steps,
+            evalMetric=result["metric"],
+            evalValue=result["value"],
+            message=f"held-out {result['metric']} {result['value']:.4f}, loss {result['loss']:.4f}",
+        )
         self._pause(started)
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -293,13 +342,23 @@ class Trainer:
     def _trainer_state(self) -> dict[str, Any]:
         spec = self.job.config.spec
         return {
-            "epoch": self.epoch, "epochPosition": self.position, "samplesSeen": self.samples_seen,
-            "trainingSamples": self.size, "warmupFraction": self.warmup_fraction, "worldSize": self.context.world_size,
+            "epoch": self.epoch,
+            "epochPosition": self.position,
+            "samplesSeen": self.samples_seen,
+            "trainingSamples": self.size,
+            "warmupFraction": self.warmup_fraction,
+            "worldSize": self.context.world_size,
             "firstWorldSize": self.first_world_size,
-            "batchSize": self.hp.batch_size, "gradientAccumulationSteps": self.hp.gradient_accumulation_steps,
-            "strategy": spec.strategy, "seed": self.hp.seed, "totalSteps": self.plan.total_steps,
+            "batchSize": self.hp.batch_size,
+            "gradientAccumulationSteps": self.hp.gradient_accumulation_steps,
+            "strategy": spec.strategy,
+            "seed": self.hp.seed,
+            "totalSteps": self.plan.total_steps,
             "rng": "re-seeded from (seed, rank, step) before every step; nothing to restore",
-            "lastLoss": self.last_loss, "lastEval": self.last_eval, "history": self.history, "createdAt": utc_now(),
+            "lastLoss": self.last_loss,
+            "lastEval": self.last_eval,
+            "history": self.history,
+            "createdAt": utc_now(),
         }
 
     def _checkpoint(self) -> None:
@@ -317,9 +376,14 @@ class Trainer:
             return
         written = self.store.write(self.step, model_state, optimizer_state, self._trainer_state())
         relative = f"{contract.CHECKPOINT_SUBDIR}/{written.path.name}"
-        self.progress.emit("checkpoint", epoch=self.report_epoch,
-                           totalEpochs=self.plan.total_epochs, step=self.step, totalSteps=self.plan.total_steps,
-                           checkpoint={"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)})
+        self.progress.emit(
+            "checkpoint",
+            epoch=self.report_epoch,
+            totalEpochs=self.plan.total_epochs,
+            step=self.step,
+            totalSteps=self.plan.total_steps,
+            checkpoint={"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)},
+        )
         log.info("checkpoint %s written", relative)
 
     def _resume(self) -> dict[str, Any] | None:
@@ -352,9 +416,12 @@ class Trainer:
         scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
         state = found[0]["state"]
         if state["trainingSamples"] != self.size:
-            raise ConfigError("spec.dataset", f"the training split has {self.size} samples but the checkpoint "
-                                              f"{found[0]['name']} was trained on {state['trainingSamples']}; "
-                                              "resume with the same data or set checkpoint.resume to false")
+            raise ConfigError(
+                "spec.dataset",
+                f"the training split has {self.size} samples but the checkpoint "
+                f"{found[0]['name']} was trained on {state['trainingSamples']}; "
+                "resume with the same data or set checkpoint.resume to false",
+            )
         self.step = found[0]["step"]
         self.epoch = state["epoch"]
         self.position = state["epochPosition"]
@@ -368,9 +435,17 @@ class Trainer:
         self.resumed_from = self.step
         self.report_epoch = self.epoch + 1 if self.position else max(1, self.epoch)
         relative = f"{contract.CHECKPOINT_SUBDIR}/{found[0]['name']}"
-        log.info("resuming from %s: step %d (taken on %d rank(s)), epoch %d, %d of its samples seen; "
-                 "%d steps left on %d rank(s)", relative, self.step, state["worldSize"], self.epoch + 1,
-                 self.position, self.plan.total_steps - self.step, self.context.world_size)
+        log.info(
+            "resuming from %s: step %d (taken on %d rank(s)), epoch %d, %d of its samples seen; "
+            "%d steps left on %d rank(s)",
+            relative,
+            self.step,
+            state["worldSize"],
+            self.epoch + 1,
+            self.position,
+            self.plan.total_steps - self.step,
+            self.context.world_size,
+        )
         return {"step": self.step, "path": relative, "uri": self.job.config.uri_of(relative)}
 
     # --- the artifact -----------------------------------------------------------------------
@@ -382,13 +457,22 @@ class Trainer:
         rate = self.samples / self.train_seconds if self.train_seconds > 0 else None
         metrics = {
             "trainLoss": self.last_loss,
-            "evalMetric": self.last_eval["metric"], "evalValue": self.last_eval["value"],
-            self.last_eval["metric"]: self.last_eval["value"], "evalLoss": self.last_eval["loss"],
-            "steps": self.step, "epochs": self.plan.total_epochs, "samplesSeen": self.samples_seen,
-            "samplesPerSecond": rate, "trainSeconds": self.train_seconds, "wallSeconds": wall_seconds,
-            "worldSize": self.context.world_size, "strategy": self.job.config.spec.strategy,
+            "evalMetric": self.last_eval["metric"],
+            "evalValue": self.last_eval["value"],
+            self.last_eval["metric"]: self.last_eval["value"],
+            "evalLoss": self.last_eval["loss"],
+            "steps": self.step,
+            "epochs": self.plan.total_epochs,
+            "samplesSeen": self.samples_seen,
+            "samplesPerSecond": rate,
+            "trainSeconds": self.train_seconds,
+            "wallSeconds": wall_seconds,
+            "worldSize": self.context.world_size,
+            "strategy": self.job.config.spec.strategy,
             "backend": self.context.backend,
-            "mixedPrecision": str(self.job.autocast_dtype).removeprefix("torch.") if self.job.autocast_dtype else "fp32",
+            "mixedPrecision": str(self.job.autocast_dtype).removeprefix("torch.")
+            if self.job.autocast_dtype
+            else "fp32",
             "resumedFromStep": self.resumed_from,
             "peakRssBytesPerRank": [p["run"]["rss"] for p in peaks],
             "peakRssTrainingBytesPerRank": [p["training"]["rss"] for p in peaks],
@@ -396,12 +480,20 @@ class Trainer:
         }
         if self.context.device.type == "cuda":
             metrics["peakCudaBytesPerRank"] = [p["run"].get("cuda") for p in peaks]
+        metrics.update(language_model_figures(self.job))
         artifact = None
         if self.context.is_main:
             artifact = write_artifact(self.job, state, metrics, self.history)
         return self.progress.emit(
-            "done", epoch=self.plan.total_epochs, totalEpochs=self.plan.total_epochs, step=self.step,
-            totalSteps=self.plan.total_steps, loss=self.last_loss, evalMetric=self.last_eval["metric"],
-            evalValue=self.last_eval["value"], samplesPerSecond=rate, artifact=artifact,
+            "done",
+            epoch=self.plan.total_epochs,
+            totalEpochs=self.plan.total_epochs,
+            step=self.step,
+            totalSteps=self.plan.total_steps,
+            loss=self.last_loss,
+            evalMetric=self.last_eval["metric"],
+            evalValue=self.last_eval["value"],
+            samplesPerSecond=rate,
+            artifact=artifact,
             message=f"trained {self.step} steps; held-out {self.last_eval['metric']} {self.last_eval['value']:.4f}",
         )

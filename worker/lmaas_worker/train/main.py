@@ -5,6 +5,7 @@ Run under torchrun (one process per rank) or, for a single process, on its own. 
 work; any other failure propagates as an exception (non-zero status, so torchrun and the Job may
 restart the workers, which then resume from the latest checkpoint).
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,9 +13,9 @@ import os
 from typing import Any
 
 from lmaas_api import contract
+from lmaas_api.errors import ConfigError
 
 from ..distributed import close_distributed, global_rank, init_distributed
-from lmaas_api.errors import ConfigError
 from ..log import setup_logging
 from ..progress import Progress, write_termination_log
 from .build import build_job
@@ -29,8 +30,9 @@ def run_training(config_path: str | os.PathLike | None = None, output_dir: str |
     setup_logging(rank)
     progress = Progress(enabled=rank == 0)
     try:
-        config = load_train_config(config_path or os.environ.get(contract.CONFIG_ENV),
-                                   output_dir or os.environ.get(contract.OUTPUT_DIR_ENV))
+        config = load_train_config(
+            config_path or os.environ.get(contract.CONFIG_ENV), output_dir or os.environ.get(contract.OUTPUT_DIR_ENV)
+        )
         context = init_distributed()
         job = build_job(config, context)
         done = Trainer(job, context, progress).run()

@@ -13,6 +13,7 @@ of training, not over the same number of its own (larger or smaller) steps. For 
 its size this is the usual schedule: the rate of step s is (s + 1) / warmupSteps of the peak during
 warm-up, and decay runs from the end of warm-up to the last step.
 """
+
 from __future__ import annotations
 
 import math

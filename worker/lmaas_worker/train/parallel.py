@@ -5,6 +5,7 @@ there is nothing to synchronise, so the module runs unwrapped). fsdp: FSDP2 `ful
 sharding unit (see `lmaas_worker.models.sharding_units`) then the root, so parameters, gradients
 and optimizer state are split across ranks and gathered one unit at a time.
 """
+
 from __future__ import annotations
 
 import contextlib

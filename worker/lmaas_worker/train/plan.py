@@ -17,6 +17,7 @@ step where its own steps do not divide what is left. Steps are counted in the un
 that took them; a plan counts the steps left at the current size and adds them to the steps done.
 How far the run has got, for the learning-rate schedule, is the share of its samples seen.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,8 +61,9 @@ def epoch_end(total_samples: int, size: int, epoch: int) -> int:
     return max(0, min(size, total_samples - epoch * size))
 
 
-def run_samples(size: int, epochs: int, max_steps: int | None, first_world_size: int, batch_size: int,
-                accumulation: int) -> int:
+def run_samples(
+    size: int, epochs: int, max_steps: int | None, first_world_size: int, batch_size: int, accumulation: int
+) -> int:
     """The samples a run trains: `epochs` passes over `size` samples, or what its first `max_steps`
     steps train on `first_world_size` ranks if that is fewer."""
     total = epochs * size
@@ -85,9 +87,18 @@ class TrainPlan:
         return min(1.0, samples_seen / self.total_samples)
 
 
-def plan_training(size: int, world_size: int, batch_size: int, accumulation: int, epochs: int,
-                  max_steps: int | None, step: int = 0, epoch: int = 0, position: int = 0,
-                  first_world_size: int | None = None) -> TrainPlan:
+def plan_training(
+    size: int,
+    world_size: int,
+    batch_size: int,
+    accumulation: int,
+    epochs: int,
+    max_steps: int | None,
+    step: int = 0,
+    epoch: int = 0,
+    position: int = 0,
+    first_world_size: int | None = None,
+) -> TrainPlan:
     """The plan of a run with `size` training samples that started on `first_world_size` ranks (by
     default: starts now, on `world_size`), has taken `step` steps and stands at `position` in epoch
     `epoch` (0-based), to be continued on `world_size` ranks."""

@@ -4,6 +4,7 @@ classification: cross-entropy over class logits (batch, classes); metric accurac
 points (0-100, as CompressJob's maxAccuracyDrop counts them). language-modeling: next-token
 cross-entropy over logits (batch, time, vocab); metric perplexity, exp of the mean per-token loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,13 @@ class Task:
             per_token = F.cross_entropy(output.flatten(0, 1).float(), target.flatten(), reduction="none")
             per_sample = per_token.view(target.shape).sum(dim=1).to(torch.float64)
             tokens = float(target.shape[1])
-            return torch.stack([(per_sample * weight).sum(), torch.zeros((), dtype=torch.float64, device=weight.device),
-                                weight.sum() * tokens])
+            return torch.stack(
+                [
+                    (per_sample * weight).sum(),
+                    torch.zeros((), dtype=torch.float64, device=weight.device),
+                    weight.sum() * tokens,
+                ]
+            )
         per_sample = F.cross_entropy(output.float(), target, reduction="none").to(torch.float64)
         hits = (output.argmax(dim=1) == target).to(torch.float64)
         return torch.stack([(per_sample * weight).sum(), (hits * weight).sum(), weight.sum()])
@@ -45,7 +51,6 @@ class Task:
         if self.name == "language-modeling":
             return math.exp(mean_loss), mean_loss
         return hits / count, mean_loss
-
 
     def reported(self, value: float) -> float:
         """The metric as progress lines and metrics.json report it (accuracy in points)."""

@@ -1,4 +1,5 @@
 """lmaas_worker.train.loop and .evaluate: step seeds and evaluation shards."""
+
 from lmaas_worker.train.evaluate import eval_shard
 from lmaas_worker.train.loop import step_seed
 

@@ -1,4 +1,5 @@
 """lmaas_worker.train.optim: optimizers and the learning-rate schedule."""
+
 import math
 
 import pytest

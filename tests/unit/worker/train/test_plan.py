@@ -1,4 +1,5 @@
 """lmaas_worker.train.plan: the data order, steps and epochs, and how far a run has got, on any world size."""
+
 import pytest
 from torch.utils.data import DistributedSampler
 
@@ -18,7 +19,7 @@ def test_a_run_resumed_on_another_world_size_trains_exactly_the_samples_not_yet_
     size, batch = 103, 4
     order = epoch_order(size, 5, 1)
     for steps in range(0, 10):
-        taken = [rank_share(order, 0, size, rank, old_world)[:steps * batch] for rank in range(old_world)]
+        taken = [rank_share(order, 0, size, rank, old_world)[: steps * batch] for rank in range(old_world)]
         consumed = [i for ranks in zip(*taken) for i in ranks]  # set() would hide a repeat
         position = position_after(0, steps * batch, old_world, size)
         if position == size:
@@ -27,7 +28,7 @@ def test_a_run_resumed_on_another_world_size_trains_exactly_the_samples_not_yet_
         shares = [rank_share(order, position, size, rank, new_world) for rank in range(new_world)]
         assert len({len(share) for share in shares}) == 1  # every rank takes as many steps
         padding = len(shares[0]) * new_world - (size - position)
-        rest = [i for ranks in zip(*shares) for i in ranks][:size - position]
+        rest = [i for ranks in zip(*shares) for i in ranks][: size - position]
         assert sorted(consumed + rest) == list(range(size))
         assert 0 <= padding < new_world
 
@@ -94,8 +95,9 @@ def test_a_resumed_run_trains_exactly_the_samples_an_uninterrupted_one_trains(fi
     assert len(straight) == len(set(straight)) == plan.total_samples
     for stop in range(0, steps + 1, 3):
         at, before, _ = train(size, first, batch, accumulation, epochs, max_steps, stop=stop)
-        (step, epoch, position), after, resumed = train(size, then, batch, accumulation, epochs, max_steps,
-                                                        first_world=first, at=at)
+        (step, epoch, position), after, resumed = train(
+            size, then, batch, accumulation, epochs, max_steps, first_world=first, at=at
+        )
         assert before + after == straight
         assert step == resumed.total_steps and epoch * size + position == resumed.total_samples
         assert resumed.total_epochs == plan.total_epochs

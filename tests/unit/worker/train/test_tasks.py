@@ -1,4 +1,5 @@
 """lmaas_worker.train.tasks: losses and held-out metrics."""
+
 import math
 
 import pytest

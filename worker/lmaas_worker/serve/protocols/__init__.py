@@ -6,6 +6,7 @@ plane and shapes its outputs; none knows about HTTP beyond status codes, nor abo
 What every dialect shares lives here: the endpoint declaration, what an adapter gets and
 returns, the body models' base and their 400 messages, and the body of every error.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -151,8 +152,9 @@ def describe(error: ValidationError) -> str:
         return f'{parent + ": " if parent else ""}missing field "{location[-1]}"'
     context = first.get("ctx") or {}
     if first["type"] == "too_short":
-        message = ("must be a non-empty list" if context.get("min_length") == 1
-                   else "must have at least {min_length} items").format(**context)
+        message = (
+            "must be a non-empty list" if context.get("min_length") == 1 else "must have at least {min_length} items"
+        ).format(**context)
     else:
         template = _MESSAGES.get(first["type"])
         message = template.format(**context) if template else first["msg"]
@@ -182,4 +184,3 @@ def join(parts: list[Outputs]) -> Outputs:
     if len(parts) == 1:
         return parts[0]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-

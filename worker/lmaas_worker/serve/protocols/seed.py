@@ -5,6 +5,7 @@ Classifiers: instances are arrays of the input shape; predictions are class indi
 are texts (or lists of token ids); predictions are the most likely next characters, and
 `next_token_ids` comes alongside.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -24,16 +25,23 @@ class PredictRequest(RequestBody):
         return {"inputs": instances}
 
 
-Predictions = Annotated[list[int] | list[str], FromNumpy, Field(
-    description="Per instance, the class index (classifiers) or the most likely next character (language models).")]
+Predictions = Annotated[
+    list[int] | list[str],
+    FromNumpy,
+    Field(
+        description="Per instance, the class index (classifiers) or the most likely next character (language models)."
+    ),
+]
 
 
 class PredictResponse(ResponseBody):
     predictions: Predictions
     probabilities: Annotated[list[list[float | None]], FromNumpy] | None = Field(
-        None, description="Classifiers: per instance, the softmax of the logits (null where not finite).")
+        None, description="Classifiers: per instance, the softmax of the logits (null where not finite)."
+    )
     next_token_ids: Annotated[list[int], FromNumpy] | None = Field(
-        None, description="Language models: per instance, the next token's id.")
+        None, description="Language models: per instance, the next token's id."
+    )
 
 
 class SeedProtocol:
@@ -41,8 +49,18 @@ class SeedProtocol:
         self.plane = plane
 
     def endpoints(self) -> list[Endpoint]:
-        return [Endpoint("POST", "/predict", self.predict, "The seed's predict: inputs in, predictions out",
-                         PredictResponse, PredictRequest, answers_not_ready=True, inference=True)]
+        return [
+            Endpoint(
+                "POST",
+                "/predict",
+                self.predict,
+                "The seed's predict: inputs in, predictions out",
+                PredictResponse,
+                PredictRequest,
+                answers_not_ready=True,
+                inference=True,
+            )
+        ]
 
     async def predict(self, call: Call) -> Reply:
         model = self.plane.model

@@ -11,6 +11,7 @@ Instances are those of `/predict` (see `seed`); predictions are class indices fo
 next characters for language models. Explanations are described in `lmaas_worker.serve.explain`.
 A model name never holds `/` or `:`, so `/v1/models/a:b` is no route.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -52,14 +53,17 @@ ClassIndex = Annotated[int, Field(ge=0)]
 
 
 class ExplainRequest(RequestBody):
-    instances: list[Instance] = Field(min_length=1, max_length=EXPLAIN_MAX_INSTANCES,
-                                      description="The instances to explain.")
+    instances: list[Instance] = Field(
+        min_length=1, max_length=EXPLAIN_MAX_INSTANCES, description="The instances to explain."
+    )
     method: Literal[METHODS] = "integrated_gradients"
     steps: int = Field(64, ge=1, le=EXPLAIN_MAX_STEPS, description="Integration steps of integrated gradients.")
     target: Annotated[ClassIndex | list[ClassIndex], WrapValidator(_class_indices)] | None = Field(
-        None, description="The class to explain, per instance or for all; default: the predicted one.")
+        None, description="The class to explain, per instance or for all; default: the predicted one."
+    )
     baseline: float | Instance | None = Field(
-        None, description="The reference input of integrated gradients, a number or an instance; default: zeros.")
+        None, description="The reference input of integrated gradients, a number or an instance; default: zeros."
+    )
 
     @classmethod
     def example(cls, model: Model, instances: list[Any]) -> dict[str, Any]:
@@ -69,7 +73,8 @@ class ExplainRequest(RequestBody):
 class Explanation(ResponseBody):
     target: int
     attributions: Annotated[list[Any], FromNumpy] = Field(
-        description="One number per input feature, in the input's shape.")
+        description="One number per input feature, in the input's shape."
+    )
     score: float | None
     baseline_score: float | None
     delta: float | None = Field(description="sum(attributions) - (score - baseline_score).")
@@ -89,14 +94,35 @@ class V1Protocol:
     def endpoints(self) -> list[Endpoint]:
         # The router tries the routes under /v1/models in this order: inference first.
         return [
-            Endpoint("POST", "/v1/models/{model:[^/:]+}:predict", self.predict, "KServe V1 predict",
-                     V1PredictResponse, V1PredictRequest, answers_not_ready=True, inference=True),
-            Endpoint("POST", "/v1/models/{model:[^/:]+}:explain", self.explain,
-                     "KServe V1 explain: per-feature attributions of the predicted (or given) class",
-                     ExplainResponse, ExplainRequest, answers_not_ready=True),
+            Endpoint(
+                "POST",
+                "/v1/models/{model:[^/:]+}:predict",
+                self.predict,
+                "KServe V1 predict",
+                V1PredictResponse,
+                V1PredictRequest,
+                answers_not_ready=True,
+                inference=True,
+            ),
+            Endpoint(
+                "POST",
+                "/v1/models/{model:[^/:]+}:explain",
+                self.explain,
+                "KServe V1 explain: per-feature attributions of the predicted (or given) class",
+                ExplainResponse,
+                ExplainRequest,
+                answers_not_ready=True,
+            ),
             Endpoint("GET", "/v1/models", self.list_models, "KServe V1: the served models", ModelList),
-            Endpoint("GET", "/v1/models/{model:[^/:]+}", self.model_ready, "KServe V1: is the model ready",
-                     ModelReady, public=True, answers_not_ready=True),
+            Endpoint(
+                "GET",
+                "/v1/models/{model:[^/:]+}",
+                self.model_ready,
+                "KServe V1: is the model ready",
+                ModelReady,
+                public=True,
+                answers_not_ready=True,
+            ),
         ]
 
     async def list_models(self, call: Call) -> Reply:
@@ -105,8 +131,9 @@ class V1Protocol:
     async def model_ready(self, call: Call) -> Reply:
         if self.plane.model.ready:
             return Reply(ModelReady(name=call.model, ready=True))
-        return Reply(ModelReady(name=call.model, ready=False, error=f"model is not ready yet ({self.plane.state})"),
-                     503)
+        return Reply(
+            ModelReady(name=call.model, ready=False, error=f"model is not ready yet ({self.plane.state})"), 503
+        )
 
     async def predict(self, call: Call) -> Reply:
         model = self.plane.model

@@ -19,6 +19,7 @@ little-endian bytes after it (`parameters.binary_data_size` per input); outputs 
 `parameters.binary_data: true` (or all, with the request parameter `binary_data_output: true`)
 come back the same way. This is what `tritonclient`'s defaults use.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -82,8 +83,9 @@ class RequestInput(RequestBody):
     shape: list[Annotated[int, Field(ge=0)]]
     datatype: Literal[ALL_DATATYPES]
     parameters: InputParameters | None = None
-    data: list[Any] | None = Field(None, description="Row-major data, flat or nested; absent when the binary part "
-                                                     "carries it.")
+    data: list[Any] | None = Field(
+        None, description="Row-major data, flat or nested; absent when the binary part carries it."
+    )
 
 
 class OutputParameters(RequestBody):
@@ -109,8 +111,16 @@ class InferRequest(RequestBody):
     def example(cls, model: Model, instances: list[Any]) -> dict[str, Any]:
         row = model.example_row()
         spec = model.inputs[0]
-        return {"inputs": [{"name": spec.name, "shape": list(row.shape), "datatype": spec.datatype,
-                            "data": row.reshape(-1).tolist()}]}
+        return {
+            "inputs": [
+                {
+                    "name": spec.name,
+                    "shape": list(row.shape),
+                    "datatype": spec.datatype,
+                    "data": row.reshape(-1).tolist(),
+                }
+            ]
+        }
 
 
 class ResponseOutput(ResponseBody):
@@ -119,7 +129,8 @@ class ResponseOutput(ResponseBody):
     shape: list[int]
     parameters: dict[str, int] | None = Field(None, description="binary_data_size: bytes in the binary part.")
     data: Annotated[list[int] | list[float | None] | list[bool], FromNumpy] | None = Field(
-        None, description="Row-major, flat (null where not finite); absent when in the binary part.")
+        None, description="Row-major, flat (null where not finite); absent when in the binary part."
+    )
 
 
 class InferResponse(ResponseBody):
@@ -137,16 +148,38 @@ class V2Protocol:
     def endpoints(self) -> list[Endpoint]:
         # The router tries the routes under /v2/models in this order: inference first.
         return [
-            Endpoint("POST", "/v2/models/{model}/infer", self.infer,
-                     "V2 inference with typed tensors (binary tensor data extension supported)", InferResponse,
-                     InferRequest, answers_not_ready=True, inference=True, binary_header=HEADER_LENGTH),
+            Endpoint(
+                "POST",
+                "/v2/models/{model}/infer",
+                self.infer,
+                "V2 inference with typed tensors (binary tensor data extension supported)",
+                InferResponse,
+                InferRequest,
+                answers_not_ready=True,
+                inference=True,
+                binary_header=HEADER_LENGTH,
+            ),
             Endpoint("GET", "/v2/models/{model}", self.model_metadata, "V2 model metadata", ModelMetadata),
-            Endpoint("GET", "/v2/models/{model}/ready", self.model_ready, "V2 model readiness", ModelReady,
-                     public=True, answers_not_ready=True),
+            Endpoint(
+                "GET",
+                "/v2/models/{model}/ready",
+                self.model_ready,
+                "V2 model readiness",
+                ModelReady,
+                public=True,
+                answers_not_ready=True,
+            ),
             Endpoint("GET", "/v2", self.server_metadata, "V2 server metadata", ServerMetadata),
             Endpoint("GET", "/v2/health/live", self.live, "V2 liveness", Live, public=True),
-            Endpoint("GET", "/v2/health/ready", self.ready, "V2 readiness: loaded, warmed up and not draining",
-                     Ready, public=True, answers_not_ready=True),
+            Endpoint(
+                "GET",
+                "/v2/health/ready",
+                self.ready,
+                "V2 readiness: loaded, warmed up and not draining",
+                Ready,
+                public=True,
+                answers_not_ready=True,
+            ),
         ]
 
     async def server_metadata(self, call: Call) -> Reply:
@@ -179,24 +212,30 @@ class V2Protocol:
             datatype, shape = datatype_of(array), list(array.shape)
             if as_binary:
                 chunks.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-                tensors.append(ResponseOutput(name=name, datatype=datatype, shape=shape,
-                                              parameters={"binary_data_size": len(chunks[-1])}))
+                tensors.append(
+                    ResponseOutput(
+                        name=name, datatype=datatype, shape=shape, parameters={"binary_data_size": len(chunks[-1])}
+                    )
+                )
             else:
                 tensors.append(ResponseOutput(name=name, datatype=datatype, shape=shape, data=array.reshape(-1)))
-        response = InferResponse(model_name=self.plane.model.name, model_version="1", id=request.id,
-                                 outputs=tensors)
+        response = InferResponse(model_name=self.plane.model.name, model_version="1", id=request.id, outputs=tensors)
         if not chunks:
             return Reply(response)
         header = json_bytes(response)
-        return Reply(header + b"".join(chunks), headers={HEADER_LENGTH: str(len(header))},
-                     content_type="application/octet-stream")
+        return Reply(
+            header + b"".join(chunks),
+            headers={HEADER_LENGTH: str(len(header))},
+            content_type="application/octet-stream",
+        )
 
     def _decode_inputs(self, inputs: list[RequestInput], binary: bytes | None) -> np.ndarray:
         model = self.plane.model
         expected = [spec.name for spec in model.inputs]
         if len(inputs) != len(expected):
-            raise bad_request(f"the model takes {len(expected)} input ({', '.join(map(repr, expected))}), "
-                              f"got {len(inputs)}")
+            raise bad_request(
+                f"the model takes {len(expected)} input ({', '.join(map(repr, expected))}), got {len(inputs)}"
+            )
         offset = 0
         decoded = []
         for i, tensor in enumerate(inputs):
@@ -205,16 +244,20 @@ class V2Protocol:
             size = tensor.parameters.binary_data_size if tensor.parameters is not None else None
             if size is not None:
                 if binary is None:
-                    raise bad_request(f"{where}: binary_data_size is set, but the request has no "
-                                      f"{HEADER_LENGTH} header and so no binary part")
+                    raise bad_request(
+                        f"{where}: binary_data_size is set, but the request has no "
+                        f"{HEADER_LENGTH} header and so no binary part"
+                    )
                 if size > len(binary) - offset:
-                    raise bad_request(f"{where}.parameters.binary_data_size: {size} does not fit the "
-                                      f"{len(binary) - offset} bytes of binary data left")
-                array = binary_to_array(binary[offset:offset + size], tensor.datatype, shape, where)
+                    raise bad_request(
+                        f"{where}.parameters.binary_data_size: {size} does not fit the "
+                        f"{len(binary) - offset} bytes of binary data left"
+                    )
+                array = binary_to_array(binary[offset : offset + size], tensor.datatype, shape, where)
                 offset += size
             else:
                 if tensor.data is None:
-                    raise bad_request(f"{where}: missing field \"data\"")
+                    raise bad_request(f'{where}: missing field "data"')
                 array = reshape(json_to_array(tensor.data, tensor.datatype, f"{where}.data"), shape, f"{where}.data")
             decoded.append(model.check_input(tensor.name, array, tensor.datatype, where))
         if binary is not None and offset != len(binary):
@@ -229,8 +272,10 @@ class V2Protocol:
         wanted = []
         for i, output in enumerate(request.outputs):
             if output.name not in names:
-                raise bad_request(f"outputs[{i}]: unknown output {output.name!r}; this model's outputs are "
-                                  f"{', '.join(map(repr, names))}")
+                raise bad_request(
+                    f"outputs[{i}]: unknown output {output.name!r}; this model's outputs are "
+                    f"{', '.join(map(repr, names))}"
+                )
             binary = output.parameters.binary_data if output.parameters is not None else None
             wanted.append((output.name, all_binary if binary is None else binary))
         return wanted

@@ -26,22 +26,24 @@ packed or transposed copy) in int8 layers, 4 in float32 ones, as before quantiza
 judged at batch 1, the latency one request sees; at batch 32 the layers just under the line would
 be up to about 1.4x faster in int8.
 
-Convolutions and int4 weights are dequantized to float32 at load (`storage.load_compressed`);
+Convolutions and int4 weights are dequantized to float32 at load (`compressed.load`);
 `describe_layer` says, for the model card, how each weight layer computes once loaded.
 
 LMAAS_INT8_KERNEL=fbgemm|int_mm forces one kernel. Swapping the backend (say for torchao) means
 replacing this module only: the stored format (int8 weights + float32 scales) does not change.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import warnings
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from lmaas_api.card import LayerCompute, Scheme
 
 from .quantize import dequantize_int8
 
@@ -73,15 +75,17 @@ def default_kernel() -> str:
     return "fbgemm" if _fbgemm_available() else "int_mm"
 
 
-def describe_layer(layer: nn.Module, scheme: str) -> dict[str, Any]:
-    """How a weight layer stored with quantization `scheme` ("int8", "int4") computes once loaded, for
-    the model card: {"kind", "stored", "compute": "int8" or "float32", "kernel"}, and "activations"
-    where it computes in int8. The int8 kernel named is this process's; a server with another
-    LMAAS_INT8_KERNEL or a build without fbgemm uses the other."""
-    entry = {"kind": type(layer).__name__, "stored": scheme}
+def describe_layer(layer: nn.Module, scheme: Scheme) -> LayerCompute:
+    """How a weight layer stored with quantization `scheme` computes once loaded, for the model card:
+    "compute" is "int8" or "float32", and "activations" is said where it computes in int8. The int8
+    kernel named is this process's; a server with another LMAAS_INT8_KERNEL or a build without
+    fbgemm uses the other."""
+    kind = type(layer).__name__
     if scheme == "int8" and isinstance(layer, nn.Linear) and computes_in_int8(layer.in_features, layer.out_features):
-        return {**entry, "compute": "int8", "kernel": default_kernel(), "activations": "dynamic int8, per call"}
-    return {**entry, "compute": FLOAT32, "kernel": "float32 on weights dequantized at load"}
+        return LayerCompute(
+            kind=kind, stored=scheme, compute="int8", kernel=default_kernel(), activations="dynamic int8, per call"
+        )
+    return LayerCompute(kind=kind, stored=scheme, compute=FLOAT32, kernel="float32 on weights dequantized at load")
 
 
 def _prepack(qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
@@ -97,8 +101,9 @@ class Int8Linear(nn.Module):
     """y = x W^T + b with W = int8 weights x per-row scales: in int8 with activations quantized per
     call where the layer is large enough (`computes_in_int8`), else in float32 on W dequantized once."""
 
-    def __init__(self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
-                 kernel: str | None = None):
+    def __init__(
+        self, qweight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None, kernel: str | None = None
+    ):
         super().__init__()
         if qweight.dtype != torch.int8 or qweight.dim() != 2:
             raise ValueError(f"Int8Linear needs a 2-D int8 weight, got {qweight.dtype} of shape {list(qweight.shape)}")

@@ -3,11 +3,12 @@
 Weight layers are Linear and Conv{1,2,3}d: their `weight` is what pruning ranks and quantization
 stores as integers. Biases, embeddings and normalization layers are left in float32.
 """
+
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
+
+from lmaas_api.card import LayerSize
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -43,20 +44,24 @@ def resized_like(layer: nn.Module, inputs: int, outputs: int) -> nn.Module:
     if isinstance(layer, CONVOLUTIONS):
         if layer.groups != 1:
             raise ValueError("grouped convolutions are not resized")
-        return type(layer)(inputs, outputs, kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding,
-                           dilation=layer.dilation, groups=1, bias=bias, padding_mode=layer.padding_mode)
+        return type(layer)(
+            inputs,
+            outputs,
+            kernel_size=layer.kernel_size,
+            stride=layer.stride,
+            padding=layer.padding,
+            dilation=layer.dilation,
+            groups=1,
+            bias=bias,
+            padding_mode=layer.padding_mode,
+        )
     raise TypeError(f"cannot resize a {type(layer).__name__}")
 
 
-def describe_size(layer: nn.Module) -> dict[str, Any]:
-    """How a resized layer is recorded in the model card: {"in": inputs, "out": outputs}."""
-    return {"in": in_size(layer), "out": out_size(layer)}
-
-
-def apply_sizes(root: nn.Module, sizes: dict[str, dict[str, Any]]) -> None:
+def apply_sizes(root: nn.Module, sizes: dict[str, LayerSize]) -> None:
     """Replace each named layer of a freshly built model by one of the recorded size."""
     for name, size in sizes.items():
         layer = root.get_submodule(name)
         if not isinstance(layer, WEIGHT_LAYERS):
             raise ValueError(f"{name} is a {type(layer).__name__}, not a layer that structured pruning resizes")
-        set_submodule(root, name, resized_like(layer, int(size["in"]), int(size["out"])))
+        set_submodule(root, name, resized_like(layer, size.inputs, size.outputs))

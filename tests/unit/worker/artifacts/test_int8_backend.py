@@ -1,17 +1,18 @@
-"""lmaas_worker.compress.int8_backend: integer kernels agree with the dequantized float layer, each
+"""lmaas_worker.artifacts.int8_backend: integer kernels agree with the dequantized float layer, each
 layer holds one form of its weights, and the model card's description says which."""
+
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lmaas_worker.compress.int8_backend import INT8_MIN_WEIGHTS, Int8Linear, default_kernel, describe_layer
-from lmaas_worker.compress.quantize import dequantize_int8, quantize_int8
+from lmaas_worker.artifacts.int8_backend import INT8_MIN_WEIGHTS, Int8Linear, default_kernel, describe_layer
+from lmaas_worker.artifacts.quantize import dequantize_int8, quantize_int8
 
 
 def _layer(inputs, outputs, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(outputs, inputs, generator=generator) / inputs ** 0.5
+    weight = torch.randn(outputs, inputs, generator=generator) / inputs**0.5
     bias = torch.randn(outputs, generator=generator) * 0.1
     q, scale = quantize_int8(weight)
     return q, scale, bias, dequantize_int8(q, scale)
@@ -83,9 +84,18 @@ def test_the_kernel_can_be_forced_by_environment(monkeypatch):
 
 def test_the_card_says_which_layers_compute_in_int8_and_which_in_float32():
     large, small, conv = nn.Linear(1024, 512), nn.Linear(64, 32), nn.Conv2d(3, 8, 3)
-    assert describe_layer(large, "int8") == {"kind": "Linear", "stored": "int8", "compute": "int8",
-                                             "kernel": default_kernel(), "activations": "dynamic int8, per call"}
+    assert describe_layer(large, "int8").to_dict() == {
+        "kind": "Linear",
+        "stored": "int8",
+        "compute": "int8",
+        "kernel": default_kernel(),
+        "activations": "dynamic int8, per call",
+    }
     for layer in (small, conv):
-        assert describe_layer(layer, "int8") == {"kind": type(layer).__name__, "stored": "int8", "compute": "float32",
-                                                 "kernel": "float32 on weights dequantized at load"}
-    assert describe_layer(large, "int4")["compute"] == "float32"
+        assert describe_layer(layer, "int8").to_dict() == {
+            "kind": type(layer).__name__,
+            "stored": "int8",
+            "compute": "float32",
+            "kernel": "float32 on weights dequantized at load",
+        }
+    assert describe_layer(large, "int4").compute == "float32"

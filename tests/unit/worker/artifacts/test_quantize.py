@@ -1,4 +1,5 @@
-"""lmaas_worker.compress.quantize: symmetric per-channel int8 and grouped int4, real integer storage."""
+"""lmaas_worker.artifacts.quantize: symmetric per-channel int8 and grouped int4, real integer storage."""
+
 import json
 import struct
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmaas_worker.compress.quantize import (
+from lmaas_worker.artifacts.quantize import (
     dequantize_int4,
     dequantize_int8,
     pack_int4,
@@ -58,7 +59,7 @@ def test_int8_storage_is_really_int8_in_the_file(tmp_path):
     save_file({"w": weight}, tmp_path / "f.safetensors")
     raw = (tmp_path / "q.safetensors").read_bytes()
     (header_length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + header_length])
+    header = json.loads(raw[8 : 8 + header_length])
     assert header["w.values"]["dtype"] == "I8"
     start, end = header["w.values"]["data_offsets"]
     assert end - start == 64 * 256  # one byte per weight

@@ -9,6 +9,7 @@ dimension of each output channel: scale = max|w| / 7, q in [-7, 7]. Rows whose l
 multiple of the group size are padded with zeros to one. Stored two values per byte
 (`pack_int4`); computation dequantizes to float32.
 """
+
 from __future__ import annotations
 
 import math
