@@ -99,6 +99,12 @@ def test_responses_take_numpy_arrays_and_write_non_finite_floats_as_null():
         predictions=np.array([3, 1]), probabilities=np.array([[math.nan, 1.0], [math.inf, 0.5]], dtype=np.float32)
     )
     assert orjson.loads(json_bytes(body)) == {"predictions": [3, 1], "probabilities": [[None, 1.0], [None, 0.5]]}
+    strided = np.array([[1.0, math.nan], [2.0, 3.0]], dtype=np.float32).T  # not C-contiguous: orjson's fallback
+    assert orjson.loads(json_bytes({"rows": strided, "score": np.float32("nan"), "class": np.int64(4)})) == {
+        "rows": [[1.0, 2.0], [None, 3.0]],
+        "score": None,
+        "class": 4,
+    }
     infer = InferResponse(
         model_name="m",
         model_version="1",

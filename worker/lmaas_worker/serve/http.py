@@ -64,7 +64,7 @@ class Frontend:
             )
             self.routes.append((route.resource.canonical, endpoint))
         self.openapi = orjson.dumps(
-            build_openapi(self.routes, plane.model, auth.enabled, v2.server.version, max_body_bytes)
+            build_openapi(self.routes, plane.model, auth.enabled, v2.server["version"], max_body_bytes)
         )
 
     @web.middleware

@@ -1,22 +1,27 @@
 """Thin protocol adapters over the one data plane: the seed's `/predict`, KServe V1 and the Open
-Inference Protocol (V2). Each declares its endpoints (method, path, the pydantic models of its
-request and response bodies) and turns a validated request into model inputs, calls the data
-plane and shapes its outputs; none knows about HTTP beyond status codes, nor about torch.
+Inference Protocol (V2). Each declares its endpoints (method, path, the types of its request and
+response bodies) and turns a validated request into model inputs, calls the data plane and
+shapes its outputs; none knows about HTTP beyond status codes, nor about torch.
+
+Request bodies are pydantic models, which validate them. Response bodies are `TypedDict`s: the
+adapters build plain dicts, numpy arrays included, which orjson writes as they are (a response
+model would copy every value of every output array into Python objects on the event loop);
+pydantic gives both their JSON schemas for the OpenAPI document.
 
 What every dialect shares lives here: the endpoint declaration, what an adapter gets and
-returns, the body models' base and their 400 messages, and the body of every error.
+returns, the request models' base and their 400 messages, JSON out, and the body of every error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
-from typing_extensions import TypeAliasType
+from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypeAliasType, TypedDict
 
 from ..batcher import Outputs
 from ..errors import bad_request
@@ -39,31 +44,23 @@ class RequestBody(BaseModel):
         return None
 
 
-class ResponseBody(BaseModel):
-    """A JSON response body (or a part of one); fields left None are not written."""
-
-
-class ErrorBody(ResponseBody):
+class ErrorBody(TypedDict):
     """Every error, in every dialect."""
 
     error: str
 
 
-class ModelReady(ResponseBody):
+class ModelReady(TypedDict):
     """V1's and V2's answer to "is this model ready": 200, or 503 with the reason."""
 
     name: str
     ready: bool
-    error: str | None = None
+    error: NotRequired[str]
 
 
 Instance = TypeAliasType("Instance", Any)
 """One input of the served model: its JSON schema is the served model's (see `openapi`); the model
 checks instances itself, with messages that name shapes and values."""
-
-
-FromNumpy = BeforeValidator(lambda value: value.tolist() if isinstance(value, np.ndarray) else value)
-"""A list field that also takes a numpy array (outputs are numpy arrays): `Annotated[list[int], FromNumpy]`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +78,8 @@ class Call:
 class Reply:
     """What an adapter returns: a response body (or raw bytes), a status and extra headers."""
 
-    body: ResponseBody | bytes
+    body: Mapping[str, Any] | bytes
+    """A response body's dict (see `json_bytes`), or bytes written as they are."""
     status: int = 200
     headers: dict[str, str] | None = None
     content_type: str = JSON
@@ -97,7 +95,7 @@ class Endpoint:
     call: Callable[[Call], Awaitable[Reply]]
     summary: str
     response: Any
-    """The type of the 200 body (a `ResponseBody`, or `str` for text)."""
+    """The type of the 200 body (a `TypedDict`, or `str` for text), for the document."""
     request: type[RequestBody] | None = None
     """The JSON body, validated before `call`; None: no body is read."""
     public: bool = False
@@ -174,9 +172,19 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def json_bytes(body: ResponseBody) -> bytes:
-    """The body as JSON; non-finite floats are written as null (JSON has no NaN)."""
-    return body.__pydantic_serializer__.to_json(body, exclude_none=True)
+def json_bytes(body: Mapping[str, Any]) -> bytes:
+    """A response body as JSON. numpy arrays and scalars are written as lists and numbers (a list of
+    integers stays integers), and non-finite floats as null (JSON has no NaN)."""
+    return orjson.dumps(body, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson does not write itself: a numpy array that is not C-contiguous, or a numpy scalar."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def join(parts: list[Outputs]) -> Outputs:

@@ -8,13 +8,14 @@ are texts (or lists of token ids); predictions are the most likely next characte
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import Field
+from typing_extensions import TypedDict
 
 from ..dataplane import DataPlane
 from ..model import Model
-from . import Call, Endpoint, FromNumpy, Instance, Reply, RequestBody, ResponseBody, join
+from . import Call, Endpoint, Instance, Reply, RequestBody, join
 
 
 class PredictRequest(RequestBody):
@@ -27,21 +28,23 @@ class PredictRequest(RequestBody):
 
 Predictions = Annotated[
     list[int] | list[str],
-    FromNumpy,
     Field(
         description="Per instance, the class index (classifiers) or the most likely next character (language models)."
     ),
 ]
 
 
-class PredictResponse(ResponseBody):
+class PredictResponse(TypedDict):
     predictions: Predictions
-    probabilities: Annotated[list[list[float | None]], FromNumpy] | None = Field(
-        None, description="Classifiers: per instance, the softmax of the logits (null where not finite)."
-    )
-    next_token_ids: Annotated[list[int], FromNumpy] | None = Field(
-        None, description="Language models: per instance, the next token's id."
-    )
+    probabilities: NotRequired[
+        Annotated[
+            list[list[float | None]],
+            Field(description="Classifiers: per instance, the softmax of the logits (null where not finite)."),
+        ]
+    ]
+    next_token_ids: NotRequired[
+        Annotated[list[int], Field(description="Language models: per instance, the next token's id.")]
+    ]
 
 
 class SeedProtocol:

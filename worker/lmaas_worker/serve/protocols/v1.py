@@ -18,15 +18,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from ..dataplane import DataPlane
 from ..explain import METHODS
 from ..model import EXPLAIN_MAX_INSTANCES, EXPLAIN_MAX_STEPS, Model
-from . import Call, Endpoint, FromNumpy, Instance, ModelReady, Reply, RequestBody, ResponseBody, join
+from . import Call, Endpoint, Instance, ModelReady, Reply, RequestBody, join
 from .seed import Predictions
 
 
-class ModelList(ResponseBody):
+class ModelList(TypedDict):
     models: list[str]
 
 
@@ -38,7 +39,7 @@ class V1PredictRequest(RequestBody):
         return {"instances": instances}
 
 
-class V1PredictResponse(ResponseBody):
+class V1PredictResponse(TypedDict):
     predictions: Predictions
 
 
@@ -70,17 +71,15 @@ class ExplainRequest(RequestBody):
         return {"instances": instances, "steps": 32}
 
 
-class Explanation(ResponseBody):
+class Explanation(TypedDict):
     target: int
-    attributions: Annotated[list[Any], FromNumpy] = Field(
-        description="One number per input feature, in the input's shape."
-    )
+    attributions: Annotated[list[Any], Field(description="One number per input feature, in the input's shape.")]
     score: float | None
     baseline_score: float | None
-    delta: float | None = Field(description="sum(attributions) - (score - baseline_score).")
+    delta: Annotated[float | None, Field(description="sum(attributions) - (score - baseline_score).")]
 
 
-class ExplainResponse(ResponseBody):
+class ExplainResponse(TypedDict):
     method: Literal[METHODS]
     output: Literal["logit"]
     steps: int
@@ -145,4 +144,4 @@ class V1Protocol:
         request: ExplainRequest = call.body
         rows = self.plane.model.instances_to_rows(request.instances, "instances")
         options = request.model_dump(exclude={"instances"})
-        return Reply(ExplainResponse.model_validate(await self.plane.explain(rows, options, "request")))
+        return Reply(await self.plane.explain(rows, options, "request"))

@@ -23,16 +23,17 @@ come back the same way. This is what `tritonclient`'s defaults use.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 import numpy as np
 from pydantic import Field
+from typing_extensions import TypedDict
 
 from ..dataplane import DataPlane
 from ..errors import bad_request
 from ..model import Model
 from ..tensors import ALL_DATATYPES, binary_to_array, datatype_of, json_to_array, reshape
-from . import Call, Endpoint, FromNumpy, ModelReady, Reply, RequestBody, ResponseBody, json_bytes
+from . import Call, Endpoint, ModelReady, Reply, RequestBody, json_bytes
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
@@ -45,28 +46,28 @@ def server_version() -> str:
         return "unknown"
 
 
-class Live(ResponseBody):
+class Live(TypedDict):
     live: bool
 
 
-class Ready(ResponseBody):
+class Ready(TypedDict):
     ready: bool
-    error: str | None = None
+    error: NotRequired[str]
 
 
-class ServerMetadata(ResponseBody):
+class ServerMetadata(TypedDict):
     name: str
     version: str
     extensions: list[str]
 
 
-class TensorMetadata(ResponseBody):
+class TensorMetadata(TypedDict):
     name: str
     datatype: str
-    shape: list[int] = Field(description="-1: any size.")
+    shape: Annotated[list[int], Field(description="-1: any size.")]
 
 
-class ModelMetadata(ResponseBody):
+class ModelMetadata(TypedDict):
     name: str
     versions: list[str]
     platform: str
@@ -123,20 +124,23 @@ class InferRequest(RequestBody):
         }
 
 
-class ResponseOutput(ResponseBody):
+class ResponseOutput(TypedDict):
     name: str
     datatype: str
     shape: list[int]
-    parameters: dict[str, int] | None = Field(None, description="binary_data_size: bytes in the binary part.")
-    data: Annotated[list[int] | list[float | None] | list[bool], FromNumpy] | None = Field(
-        None, description="Row-major, flat (null where not finite); absent when in the binary part."
-    )
+    parameters: NotRequired[Annotated[dict[str, int], Field(description="binary_data_size: bytes in the binary part.")]]
+    data: NotRequired[
+        Annotated[
+            list[int] | list[float | None] | list[bool],
+            Field(description="Row-major, flat (null where not finite); absent when in the binary part."),
+        ]
+    ]
 
 
-class InferResponse(ResponseBody):
+class InferResponse(TypedDict):
     model_name: str
     model_version: str
-    id: str | None = None
+    id: NotRequired[str]
     outputs: list[ResponseOutput]
 
 
@@ -194,7 +198,7 @@ class V2Protocol:
         return Reply(Ready(ready=False, error=f"not ready ({self.plane.state})"), 503)
 
     async def model_metadata(self, call: Call) -> Reply:
-        return Reply(ModelMetadata.model_validate(self.plane.model.metadata()))
+        return Reply(self.plane.model.metadata())
 
     async def model_ready(self, call: Call) -> Reply:
         if self.plane.model.ready:
@@ -206,7 +210,8 @@ class V2Protocol:
         rows = self._decode_inputs(request.inputs, call.binary)
         wanted = self._requested_outputs(request)
         outputs = await self.plane.infer(rows)
-        tensors, chunks = [], []
+        tensors: list[ResponseOutput] = []
+        chunks = []
         for name, as_binary in wanted:
             array = np.ascontiguousarray(outputs[name])
             datatype, shape = datatype_of(array), list(array.shape)
@@ -219,7 +224,9 @@ class V2Protocol:
                 )
             else:
                 tensors.append(ResponseOutput(name=name, datatype=datatype, shape=shape, data=array.reshape(-1)))
-        response = InferResponse(model_name=self.plane.model.name, model_version="1", id=request.id, outputs=tensors)
+        response = InferResponse(model_name=self.plane.model.name, model_version="1", outputs=tensors)
+        if request.id is not None:
+            response["id"] = request.id
         if not chunks:
             return Reply(response)
         header = json_bytes(response)
