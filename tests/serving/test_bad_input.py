@@ -144,12 +144,15 @@ def _raw_exchange(port: int, head: bytes, chunks: list[bytes]) -> tuple[int, dic
         connection.sendall(head)
         for chunk in chunks:
             connection.sendall(chunk)
-        received = b""
-        while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _length(received):
-            data = connection.recv(65536)
-            if not data:
-                break
-            received += data
+        return _read_reply(connection)
+
+
+def _read_reply(connection: socket.socket, received: bytes = b"") -> tuple[int, dict]:
+    while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _length(received):
+        data = connection.recv(65536)
+        if not data:
+            break
+        received += data
     status = int(received.split(b" ", 2)[1])
     return status, json.loads(received.split(b"\r\n\r\n", 1)[1])
 
@@ -168,6 +171,25 @@ def test_oversized_body_is_413_before_it_is_read(digits_server):
     ).encode()
     status, body = _raw_exchange(digits_server.port, head, [b'{"inputs": '])
     assert status == 413 and "limit is 8388608 bytes" in body["error"]
+
+
+def test_expect_100_continue_is_answered_only_for_a_body_the_server_will_read(digits_server):
+    body = json.dumps({"inputs": [ROW]}).encode()
+    for length, expected in ((len(body), 200), (9 * 1024 * 1024, 413)):
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", digits_server.port), timeout=30) as connection:
+            connection.sendall(head)
+            first = connection.recv(65536)
+            if expected == 413:  # refused from the headers alone: the client is never asked for the body
+                assert _read_reply(connection, first)[0] == 413 and b"100 Continue" not in first
+                continue
+            assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+            connection.sendall(body)
+            status, reply = _read_reply(connection, first.split(b"\r\n\r\n", 1)[1])
+            assert status == 200 and len(reply["predictions"]) == 1
 
 
 def test_oversized_chunked_body_is_413(digits_server):

@@ -61,7 +61,7 @@ def test_the_openapi_document_is_valid_and_covers_every_route(model, auth):
     frontend = _frontend(model, auth)
     document = orjson.loads(frontend.openapi)
     validate(document)
-    routes = {(route.resource.canonical, route.method.lower()) for route in frontend.app.router.routes()}
+    routes = {(route.resource.canonical, route.method.lower()) for route in frontend.router.routes()}
     assert {(path, method) for path, operations in document["paths"].items() for method in operations} == routes
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

@@ -102,10 +102,8 @@ class Server:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        runner = web.AppRunner(
-            self.frontend.app,
-            access_log=None,
-            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+        runner = web.ServerRunner(
+            web.Server(self.frontend.handle, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S),
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
         await runner.setup()
