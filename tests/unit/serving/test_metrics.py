@@ -91,3 +91,12 @@ def test_in_flight_and_readiness_are_read_at_scrape_time():
     families = _scrape(metrics)
     assert families["lmaas_requests_in_flight"].samples[0].value == 3
     assert families["lmaas_model_ready"].samples[0].value == 1
+
+
+def test_a_value_on_a_bucket_bound_counts_in_that_bucket():
+    metrics = Metrics()
+    metrics.observe_batch(4, 0.005)
+    text = metrics.render().decode()
+    assert 'lmaas_batch_size_bucket{le="2.0"} 0.0' in text and 'lmaas_batch_size_bucket{le="4.0"} 1.0' in text
+    assert 'lmaas_batch_duration_seconds_bucket{le="0.0025"} 0.0' in text
+    assert 'lmaas_batch_duration_seconds_bucket{le="0.005"} 1.0' in text
