@@ -69,6 +69,8 @@ def test_wrong_shapes_and_values_name_what_is_wrong(digits_server, path, body, w
             ["inputs[0].shape[1] must be >= 0", "-64"],
         ),
         (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32"}), ['missing field "data"']),
+        (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32", "data": "0.5"}), ["inputs[0].data", "a string"]),
+        (_v2({"name": "input", "shape": [1, 2], "datatype": "FP32", "data": [0.5, None]}), ["inputs[0].data"]),
         ({"inputs": []}, ["inputs must be a non-empty list"]),
         ({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}] * 2}, ["takes 1 input"]),
         (

@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Literal, NotRequired
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, SkipValidation
 from typing_extensions import TypedDict
 
 from ..dataplane import DataPlane
@@ -84,9 +84,11 @@ class RequestInput(RequestBody):
     shape: list[Annotated[int, Field(ge=0)]]
     datatype: Literal[ALL_DATATYPES]
     parameters: InputParameters | None = None
-    data: list[Any] | None = Field(
+    data: SkipValidation[list[Any]] | None = Field(
         None, description="Row-major data, flat or nested; absent when the binary part carries it."
     )
+    """Passed to numpy as the client sent it: `tensors.json_to_array` checks every value, and a copy
+    of a large tensor's list, item by item, would cost the event loop more than the rest of the body."""
 
 
 class OutputParameters(RequestBody):
@@ -217,14 +219,11 @@ class V2Protocol:
             datatype, shape = datatype_of(array), list(array.shape)
             if as_binary:
                 chunks.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-                tensors.append(
-                    ResponseOutput(
-                        name=name, datatype=datatype, shape=shape, parameters={"binary_data_size": len(chunks[-1])}
-                    )
-                )
+                parameters = {"binary_data_size": len(chunks[-1])}
+                tensors.append({"name": name, "datatype": datatype, "shape": shape, "parameters": parameters})
             else:
-                tensors.append(ResponseOutput(name=name, datatype=datatype, shape=shape, data=array.reshape(-1)))
-        response = InferResponse(model_name=self.plane.model.name, model_version="1", outputs=tensors)
+                tensors.append({"name": name, "datatype": datatype, "shape": shape, "data": array.reshape(-1)})
+        response: InferResponse = {"model_name": self.plane.model.name, "model_version": "1", "outputs": tensors}
         if request.id is not None:
             response["id"] = request.id
         if not chunks:
