@@ -68,6 +68,7 @@ def test_fractions_strings_booleans_and_objects_are_refused_where_they_do_not_be
 def test_values_too_large_for_the_datatype_are_refused():
     assert "too large for FP32" in rejected(json_to_array, [1e39], "FP32", "x")
     assert "too large for FP16" in rejected(json_to_array, [70000.0], "FP16", "x")
+    assert "too large for FP16" in rejected(json_to_array, [1, 70000], "FP16", "x")
     assert json_to_array([1e39], "FP64", "x")[0] == 1e39
 
 
