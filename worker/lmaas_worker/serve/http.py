@@ -29,7 +29,7 @@ from .dataplane import DataPlane
 from .errors import ClientError, bad_request
 from .metrics import Metrics
 from .openapi import build_openapi
-from .protocols import Call, Endpoint, ErrorBody, Reply, json_bytes, parse
+from .protocols import Call, Endpoint, Reply, json_bytes, parse
 from .protocols.seed import SeedProtocol
 from .protocols.v1 import V1Protocol
 from .protocols.v2 import V2Protocol
@@ -189,7 +189,7 @@ class Frontend:
     @staticmethod
     def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(
-            body=json_bytes(ErrorBody(error=message)), status=status, headers=headers, content_type="application/json"
+            body=json_bytes({"error": message}), status=status, headers=headers, content_type="application/json"
         )
 
     async def _metrics(self, call: Call) -> Reply:

@@ -4,9 +4,9 @@ response bodies) and turns a validated request into model inputs, calls the data
 shapes its outputs; none knows about HTTP beyond status codes, nor about torch.
 
 Request bodies are pydantic models, which validate them. Response bodies are `TypedDict`s: the
-adapters build plain dicts, numpy arrays included, which orjson writes as they are (a response
-model would copy every value of every output array into Python objects on the event loop);
-pydantic gives both their JSON schemas for the OpenAPI document.
+adapters build them as dict literals (calling the class costs more), numpy arrays included, which
+orjson writes as they are (a response model would copy every value of every output array into
+Python objects on the event loop); pydantic gives both their JSON schemas for the OpenAPI document.
 
 What every dialect shares lives here: the endpoint declaration, what an adapter gets and
 returns, the request models' base and their 400 messages, JSON out, and the body of every error.

@@ -70,4 +70,4 @@ class SeedProtocol:
         rows = model.instances_to_rows(call.body.inputs, "inputs")
         outputs = join(await self.plane.infer_many(rows))
         predictions, extra = model.predictions(outputs)
-        return Reply(PredictResponse(predictions=predictions, **extra))
+        return Reply({"predictions": predictions, **extra})

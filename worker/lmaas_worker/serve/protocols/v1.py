@@ -125,20 +125,19 @@ class V1Protocol:
         ]
 
     async def list_models(self, call: Call) -> Reply:
-        return Reply(ModelList(models=[self.plane.model.name]))
+        return Reply({"models": [self.plane.model.name]})
 
     async def model_ready(self, call: Call) -> Reply:
         if self.plane.model.ready:
-            return Reply(ModelReady(name=call.model, ready=True))
-        return Reply(
-            ModelReady(name=call.model, ready=False, error=f"model is not ready yet ({self.plane.state})"), 503
-        )
+            return Reply({"name": call.model, "ready": True})
+        error = f"model is not ready yet ({self.plane.state})"
+        return Reply({"name": call.model, "ready": False, "error": error}, 503)
 
     async def predict(self, call: Call) -> Reply:
         model = self.plane.model
         rows = model.instances_to_rows(call.body.instances, "instances")
         predictions, _ = model.predictions(join(await self.plane.infer_many(rows)))
-        return Reply(V1PredictResponse(predictions=predictions))
+        return Reply({"predictions": predictions})
 
     async def explain(self, call: Call) -> Reply:
         request: ExplainRequest = call.body

@@ -149,7 +149,7 @@ class InferResponse(TypedDict):
 class V2Protocol:
     def __init__(self, plane: DataPlane):
         self.plane = plane
-        self.server = ServerMetadata(name="lmaas", version=server_version(), extensions=EXTENSIONS)
+        self.server: ServerMetadata = {"name": "lmaas", "version": server_version(), "extensions": EXTENSIONS}
 
     def endpoints(self) -> list[Endpoint]:
         # The router tries the routes under /v2/models in this order: inference first.
@@ -192,20 +192,20 @@ class V2Protocol:
         return Reply(self.server)
 
     async def live(self, call: Call) -> Reply:
-        return Reply(Live(live=True))
+        return Reply({"live": True})
 
     async def ready(self, call: Call) -> Reply:
         if self.plane.ready:
-            return Reply(Ready(ready=True))
-        return Reply(Ready(ready=False, error=f"not ready ({self.plane.state})"), 503)
+            return Reply({"ready": True})
+        return Reply({"ready": False, "error": f"not ready ({self.plane.state})"}, 503)
 
     async def model_metadata(self, call: Call) -> Reply:
         return Reply(self.plane.model.metadata())
 
     async def model_ready(self, call: Call) -> Reply:
         if self.plane.model.ready:
-            return Reply(ModelReady(name=call.model, ready=True))
-        return Reply(ModelReady(name=call.model, ready=False, error=f"not ready ({self.plane.state})"), 503)
+            return Reply({"name": call.model, "ready": True})
+        return Reply({"name": call.model, "ready": False, "error": f"not ready ({self.plane.state})"}, 503)
 
     async def infer(self, call: Call) -> Reply:
         request: InferRequest = call.body
