@@ -82,13 +82,13 @@ async def measure(server: Server, path: str, body: bytes, requests: int, concurr
 
 async def run(args: argparse.Namespace, servers: list[Server], bodies: dict[str, bytes]) -> dict:
     for server in servers:  # warm-up, not measured
-        for route, path in ROUTES.items():
-            await measure(server, path, bodies[route], args.warmup, args.concurrency)
-    runs: dict[str, dict[str, list[dict]]] = {s.name: {route: [] for route in ROUTES} for s in servers}
+        for route in args.routes:
+            await measure(server, ROUTES[route], bodies[route], args.warmup, args.concurrency)
+    runs: dict[str, dict[str, list[dict]]] = {s.name: {route: [] for route in args.routes} for s in servers}
     for round_index in range(args.rounds):
-        for route, path in ROUTES.items():
+        for route in args.routes:
             for server in servers:
-                result = await measure(server, path, bodies[route], args.requests, args.concurrency)
+                result = await measure(server, ROUTES[route], bodies[route], args.requests, args.concurrency)
                 runs[server.name][route].append(result)
                 print(
                     f"round {round_index + 1}/{args.rounds} {server.name:<20} {route:<9} "
@@ -98,12 +98,12 @@ async def run(args: argparse.Namespace, servers: list[Server], bodies: dict[str,
     return runs
 
 
-def render_table(summary: dict[str, dict[str, float]], names: list[str]) -> str:
+def render_table(summary: dict[str, dict[str, float]], names: list[str], routes: list[str]) -> str:
     lines = [
         "event-loop us per request (median) | " + " | ".join(names),
         "--- | " + " | ".join("---:" for _ in names),
     ]
-    for route in ROUTES:
+    for route in routes:
         lines.append(f"{route} | " + " | ".join(f"{summary[name][route]:.1f}" for name in names))
     return "\n".join(lines)
 
@@ -119,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000, help="per measurement (default 5000)")
     parser.add_argument("--rounds", type=int, default=5, help="measurements per tree and route (median; default 5)")
     parser.add_argument("--warmup", type=int, default=500, help="requests per tree and route before measuring")
+    parser.add_argument(
+        "--routes",
+        type=lambda text: text.split(","),
+        default=list(ROUTES),
+        help=f"comma-separated, of {', '.join(ROUTES)} (default: all)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="clients, each one request at a time (default 16)")
     args = parser.parse_args(argv)
+    if unknown := set(args.routes) - set(ROUTES):
+        parser.error(f"--routes: no route {', '.join(sorted(unknown))}; the routes are {', '.join(ROUTES)}")
     trees = [tree.resolve() for tree in args.tree or [REPO]]
     names = [f"{tree.name}" if [t.name for t in trees].count(tree.name) == 1 else str(tree) for tree in trees]
 
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         name: {route: statistics.median(r["loop_us_per_request"] for r in results) for route, results in by.items()}
         for name, by in runs.items()
     }
-    print(render_table(summary, names))
+    print(render_table(summary, names, args.routes))
     RESULTS.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "serve-loop-cost",
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "warmup": args.warmup,
             "concurrency": args.concurrency,
-            "routes": ROUTES,
+            "routes": {route: ROUTES[route] for route in args.routes},
             "request": "one digit (64 floats) per request",
         },
         "summary_us_per_request": summary,
