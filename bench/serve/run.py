@@ -249,10 +249,18 @@ def build_servers(
     return servers
 
 
+def request_bodies(row: list[float]) -> dict[str, bytes]:
+    """The request of one digit (`row`, 64 floats) in each dialect: V1, /predict, V2."""
+    return {
+        "V1": json.dumps({"instances": [row]}).encode(),
+        "/predict": json.dumps({"inputs": [row]}).encode(),
+        "V2": json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": row}]}).encode(),
+    }
+
+
 def contenders_for(servers: dict[str, Server], row: list[float]) -> list[Contender]:
-    v1 = json.dumps({"instances": [row]}).encode()
-    seed = json.dumps({"inputs": [row]}).encode()
-    v2 = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": row}]}).encode()
+    bodies = request_bodies(row)
+    v1, seed, v2 = bodies["V1"], bodies["/predict"], bodies["V2"]
     return [
         Contender("lmaas V1", servers["lmaas"], f"/v1/models/{MODEL}:predict", v1),
         Contender("kserve V1", servers["kserve"], f"/v1/models/{MODEL}:predict", v1),

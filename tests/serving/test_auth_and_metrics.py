@@ -71,12 +71,14 @@ def test_metrics_count_requests_by_endpoint_and_code(digits_server):
     assert digits_server.post("/v1/models/digits:predict", {"instances": [ROW[:3]]}).status == 400
     assert digits_server.post("/v1/models/nope:predict", {"instances": [ROW]}).status == 404
     assert digits_server.get("/no/such/path").status == 404
+    assert digits_server.get("/predict").status == 405
     after = digits_server.metrics()
     endpoint = "/v1/models/{model}:predict"
     assert count(after, endpoint, "200") - count(before, endpoint, "200") == 3
     assert count(after, endpoint, "400") - count(before, endpoint, "400") == 1
     assert count(after, endpoint, "404") - count(before, endpoint, "404") == 1
     assert count(after, "unmatched", "404", "GET") - count(before, "unmatched", "404", "GET") == 1
+    assert count(after, "/predict", "405", "GET") - count(before, "/predict", "405", "GET") == 1
     latency = "lmaas_request_duration_seconds_count"
     assert metric_value(after, latency, endpoint=endpoint) - metric_value(before, latency, 0.0, endpoint=endpoint) == 5
     assert metric_value(after, "lmaas_requests_in_flight") == 1  # the scrape itself

@@ -55,7 +55,10 @@ def test_wrong_shapes_and_values_name_what_is_wrong(digits_server, path, body, w
         (_v2({"name": "input", "shape": [2, 64], "datatype": "FP32", "data": ROW}), ["64 values", "[2, 64]"]),
         (_v2({"name": "input", "shape": [1, 64], "datatype": "INT64", "data": [1] * 64}), ["INT64", "expects FP32"]),
         (_v2({"name": "input", "shape": [1, 64], "datatype": "BYTES", "data": ["x"] * 64}), ["BYTES", "not supported"]),
-        (_v2({"name": "input", "shape": [1, 64], "datatype": "FP8", "data": ROW}), ["unknown datatype 'FP8'"]),
+        (
+            _v2({"name": "input", "shape": [1, 64], "datatype": "FP8", "data": ROW}),
+            ["inputs[0].datatype must be", '"FP8"'],
+        ),
         (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [True] * 64}), ["must be numbers"]),
         (
             _v2({"name": "pixels", "shape": [1, 64], "datatype": "FP32", "data": ROW}),
@@ -63,10 +66,12 @@ def test_wrong_shapes_and_values_name_what_is_wrong(digits_server, path, body, w
         ),
         (
             _v2({"name": "input", "shape": [1, -64], "datatype": "FP32", "data": ROW}),
-            ["shape must be a list of non-neg"],
+            ["inputs[0].shape[1] must be >= 0", "-64"],
         ),
         (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32"}), ['missing field "data"']),
-        ({"inputs": []}, ['"inputs" must be a non-empty list']),
+        (_v2({"name": "input", "shape": [1, 64], "datatype": "FP32", "data": "0.5"}), ["inputs[0].data", "a string"]),
+        (_v2({"name": "input", "shape": [1, 2], "datatype": "FP32", "data": [0.5, None]}), ["inputs[0].data"]),
+        ({"inputs": []}, ["inputs must be a non-empty list"]),
         ({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}] * 2}, ["takes 1 input"]),
         (
             {
@@ -96,6 +101,16 @@ def test_v2_binary_part_that_does_not_fit_is_400(digits_server):
         "/v2/models/digits/infer", head + b"\0" * 100, headers={"Inference-Header-Content-Length": str(len(head))}
     )
     assert reply.status == 400 and "binary_data_size" in reply.error
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "100000"])
+def test_v2_binary_header_that_does_not_fit_the_body_is_400(digits_server, value):
+    reply = digits_server.post(
+        "/v2/models/digits/infer",
+        _v2({"name": "input", "shape": [1, 64], "datatype": "FP32", "data": ROW}),
+        headers={"Inference-Header-Content-Length": value},
+    )
+    assert reply.status == 400 and "Inference-Header-Content-Length" in reply.error, reply.body
 
 
 @pytest.mark.parametrize(
@@ -131,12 +146,15 @@ def _raw_exchange(port: int, head: bytes, chunks: list[bytes]) -> tuple[int, dic
         connection.sendall(head)
         for chunk in chunks:
             connection.sendall(chunk)
-        received = b""
-        while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _length(received):
-            data = connection.recv(65536)
-            if not data:
-                break
-            received += data
+        return _read_reply(connection)
+
+
+def _read_reply(connection: socket.socket, received: bytes = b"") -> tuple[int, dict]:
+    while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < _length(received):
+        data = connection.recv(65536)
+        if not data:
+            break
+        received += data
     status = int(received.split(b" ", 2)[1])
     return status, json.loads(received.split(b"\r\n\r\n", 1)[1])
 
@@ -155,6 +173,25 @@ def test_oversized_body_is_413_before_it_is_read(digits_server):
     ).encode()
     status, body = _raw_exchange(digits_server.port, head, [b'{"inputs": '])
     assert status == 413 and "limit is 8388608 bytes" in body["error"]
+
+
+def test_expect_100_continue_is_answered_only_for_a_body_the_server_will_read(digits_server):
+    body = json.dumps({"inputs": [ROW]}).encode()
+    for length, expected in ((len(body), 200), (9 * 1024 * 1024, 413)):
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", digits_server.port), timeout=30) as connection:
+            connection.sendall(head)
+            first = connection.recv(65536)
+            if expected == 413:  # refused from the headers alone: the client is never asked for the body
+                assert _read_reply(connection, first)[0] == 413 and b"100 Continue" not in first
+                continue
+            assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+            connection.sendall(body)
+            status, reply = _read_reply(connection, first.split(b"\r\n\r\n", 1)[1])
+            assert status == 200 and len(reply["predictions"]) == 1
 
 
 def test_oversized_chunked_body_is_413(digits_server):
@@ -177,6 +214,8 @@ def test_oversized_chunked_body_is_413(digits_server):
         ({"target": 10}, "target"),
         ({"target": [1, 2]}, "target"),
         ({"baseline": [0.0] * 3}, "baseline"),
+        ({"steps": "64"}, "steps must be an integer"),
+        ({"target": "3"}, "target must be a class index"),
     ],
 )
 def test_explain_options_are_checked(digits_server, options, word):
@@ -191,7 +230,7 @@ def test_explain_options_are_checked(digits_server, options, word):
         (["x" * 17], ["17 tokens", "context of 16"]),
         ([[0, 1, 9999]], ["token id 9999", "vocabulary"]),
         ([""], ["at least one token"]),
-        ("To be", ["list of instances"]),
+        ("To be", ["instances must be a list", '"To be"']),
     ],
 )
 def test_language_model_input_mistakes(lm_server, instances, words):

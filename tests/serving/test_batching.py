@@ -50,7 +50,7 @@ def _batches(server) -> tuple[float, float, float]:
     text = server.metrics()
     return (
         metric_value(text, "lmaas_batch_size_count"),
-        metric_value(text, "lmaas_batch_size_bucket", le="1"),
+        metric_value(text, "lmaas_batch_size_bucket", le="1.0"),
         metric_value(text, "lmaas_batch_size_sum"),
     )
 
@@ -93,7 +93,7 @@ def test_concurrent_requests_of_all_dialects_share_forward_passes(slow_server, s
     assert passes <= 8, f"24 concurrent requests took {passes} forward passes: not batched"
     assert passes - single >= 1, "no forward pass held more than one row"
     text = server.metrics()
-    assert metric_value(text, "lmaas_batch_size_bucket", le="8") == metric_value(text, "lmaas_batch_size_count"), (
+    assert metric_value(text, "lmaas_batch_size_bucket", le="8.0") == metric_value(text, "lmaas_batch_size_count"), (
         "a batch exceeded --max-batch-size"
     )
 

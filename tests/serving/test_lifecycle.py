@@ -151,7 +151,7 @@ def test_settings_come_from_the_modelservice_and_flags_win(start_server, tmp_pat
         "metadata": {"name": "from-config", "namespace": "ns", "uid": "u-1"},
         "spec": {
             "model": {"fromTrainJob": "digits"},
-            "port": 9999,
+            "port": 9000,
             "threads": 1,
             "batching": {"maxBatchSize": 4, "maxLatencyMs": 2},
         },

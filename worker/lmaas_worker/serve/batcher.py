@@ -60,10 +60,6 @@ class DynamicBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
-    @property
-    def queued_rows(self) -> int:
-        return sum(len(item.rows) for item in self._queue)
-
     def start(self) -> None:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="lmaas-batcher")
@@ -90,6 +86,8 @@ class DynamicBatcher:
     async def submit_many(self, groups: list[np.ndarray]) -> list[Outputs]:
         """Outputs for several arrays at once (all queued before the first is awaited), in order."""
         limit = self.max_batch_size
+        if len(groups) == 1 and len(groups[0]) <= limit:  # the usual request: one future, no gathering
+            return [await self._enqueue(groups[0])]
         futures = [[self._enqueue(rows[i : i + limit]) for i in range(0, len(rows), limit)] for rows in groups]
         done = iter(await asyncio.gather(*(f for chunks in futures for f in chunks)))
         results = []

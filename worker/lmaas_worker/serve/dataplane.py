@@ -50,12 +50,12 @@ class DataPlane:
     def start(self) -> None:
         self.batcher.start()
         self.state = "draining" if self.draining else "ready"
-        self.metrics.ready = self.ready
+        self.metrics.ready.set(self.ready)
 
     def drain(self) -> None:
         self.draining = True
         self.state = "draining"
-        self.metrics.ready = False
+        self.metrics.ready.set(False)
 
     async def close(self) -> None:
         await self.batcher.stop()

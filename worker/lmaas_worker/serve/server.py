@@ -36,12 +36,12 @@ from .dataplane import DataPlane
 from .http import Frontend
 from .metrics import Metrics
 from .model import Model, open_model
-from .openapi import build_openapi
-from .protocols.v2 import server_version
 
 log = logging.getLogger("lmaas_worker.serve")
 
 KEEPALIVE_TIMEOUT_S = 75.0
+SHUTDOWN_TIMEOUT_S = 2.0
+"""After the drain, how long connections still open may take to finish."""
 _CONFIG_FAILURES = (ConfigError, UnsafeArtifactError, FileNotFoundError, NotADirectoryError, ValueError, KeyError)
 
 
@@ -83,12 +83,9 @@ class Server:
         self.config = config
         self.model = model
         self.metrics = Metrics()
-        self.metrics.info = {**model.info(), "source": config.source or ""}
+        self.metrics.model_info.info({**model.info(), "source": config.source or ""})
         self.plane = DataPlane(model, self.metrics, config.max_batch_size, config.max_latency_ms, config.threads)
-        openapi = build_openapi(model, bool(config.auth_token), server_version(), config.max_body_bytes)
-        self.frontend = Frontend(
-            self.plane, self.metrics, BearerAuth(config.auth_token), openapi, config.max_body_bytes
-        )
+        self.frontend = Frontend(self.plane, self.metrics, BearerAuth(config.auth_token), config.max_body_bytes)
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
 
@@ -105,13 +102,18 @@ class Server:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        server = web.Server(self.frontend.handle, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S)
+        runner = web.ServerRunner(
+            web.Server(self.frontend.handle, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT_S),
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        )
+        await runner.setup()
         try:
-            listener = await loop.create_server(server, config.host, config.port, reuse_address=True, backlog=2048)
+            await web.TCPSite(runner, config.host, config.port, reuse_address=True, backlog=2048).start()
         except OSError as error:
             log.error("cannot listen on %s:%d: %s", config.host, config.port, error.strerror or error)
+            await runner.cleanup()
             return 1
-        port = listener.sockets[0].getsockname()[1]
+        port = runner.addresses[0][1]
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
         log.info(
@@ -123,8 +125,7 @@ class Server:
             config.model_dir,
         )
         status = await self._load_and_serve(loop, port)
-        listener.close()
-        await server.shutdown(timeout=2.0)
+        await runner.cleanup()
         await self.plane.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -61,17 +61,20 @@ def datatype_of(array: np.ndarray) -> str:
         raise TypeError(f"no V2 datatype for numpy dtype {array.dtype}") from None
 
 
+def _dtype(datatype: str, where: str) -> np.dtype:
+    """The numpy dtype of one of `ALL_DATATYPES` (requests are validated against them); BYTES is refused."""
+    if datatype == "BYTES":
+        raise bad_request(f"{where}: datatype BYTES is not supported by this model")
+    return DATATYPES[datatype]
+
+
 def json_to_array(data: Any, datatype: str, where: str) -> np.ndarray:
     """JSON numbers (flat or nested lists) as an array of `datatype`; 400 naming `where` otherwise.
 
     The values are checked, not coerced: strings, all-boolean data in a number tensor, fractions in
     an integer tensor and values out of the datatype's range are refused.
     """
-    if datatype == "BYTES":
-        raise bad_request(f"{where}: datatype BYTES is not supported by this model")
-    dtype = DATATYPES.get(datatype)
-    if dtype is None:
-        raise bad_request(f"{where}: unknown datatype {datatype!r}; expected one of {', '.join(ALL_DATATYPES)}")
+    dtype = _dtype(datatype, where)
     if not isinstance(data, list):
         raise bad_request(f"{where}: data must be a JSON array of numbers, got {_kind(data)}")
     try:
@@ -102,20 +105,16 @@ def json_to_array(data: Any, datatype: str, where: str) -> np.ndarray:
                 f"{datatype} ({info.min}..{info.max})"
             )
         return raw.astype(dtype, copy=False)
-    with np.errstate(over="ignore"):
-        array = raw.astype(dtype, copy=False)
-    if not np.isfinite(array).all():
-        raise bad_request(f"{where}: a value is too large for {datatype}")
-    return array
+    try:  # JSON holds no NaN or infinity (orjson refuses them), so only a narrowing cast can overflow
+        with np.errstate(over="raise"):
+            return raw.astype(dtype, copy=False)
+    except FloatingPointError:
+        raise bad_request(f"{where}: a value is too large for {datatype}") from None
 
 
 def binary_to_array(chunk: bytes, datatype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
     """Raw little-endian row-major bytes (the binary tensor extension) as an array of `shape`."""
-    if datatype == "BYTES":
-        raise bad_request(f"{where}: datatype BYTES is not supported by this model")
-    dtype = DATATYPES.get(datatype)
-    if dtype is None:
-        raise bad_request(f"{where}: unknown datatype {datatype!r}; expected one of {', '.join(ALL_DATATYPES)}")
+    dtype = _dtype(datatype, where)
     expected = math.prod(shape) * dtype.itemsize
     if len(chunk) != expected:
         raise bad_request(
@@ -125,12 +124,6 @@ def binary_to_array(chunk: bytes, datatype: str, shape: tuple[int, ...], where: 
     if dtype.kind == "f" and not np.isfinite(array).all():
         raise bad_request(f"{where}: data contains NaN or infinity")
     return array
-
-
-def check_shape(value: Any, where: str) -> tuple[int, ...]:
-    if not (isinstance(value, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)):
-        raise bad_request(f"{where}: shape must be a list of non-negative integers, got {_show(value)}")
-    return tuple(value)
 
 
 def reshape(array: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -175,8 +168,3 @@ def _kind(value: Any) -> str:
         float: "a number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
