@@ -134,12 +134,16 @@ class ArtifactCodePolicy:
 
 class HuggingFaceConfig(ApiModel):
     """A transformers model config as `config.json` holds it: snake_case keys, any that transformers
-    knows for the `model_type` (they are kept as given, beyond the two named here)."""
+    knows for the `model_type` (they are kept as given, beyond those named here: the vocabulary size
+    and special token ids, which the CRD refuses because the trained tokenizer sets them)."""
 
     model_config = ConfigDict(extra="allow")
 
     model_type: str = Field(alias="model_type")
     vocab_size: int | None = Field(default=None, alias="vocab_size")
+    bos_token_id: int | None = Field(default=None, alias="bos_token_id")
+    eos_token_id: int | None = Field(default=None, alias="eos_token_id")
+    pad_token_id: int | None = Field(default=None, alias="pad_token_id")
 
 
 class HuggingFaceModel(ApiModel):
