@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "worker"), str(REPO / "operator")]  # lmaas' code, not installed in this venv
+sys.path[:0] = [str(REPO / "worker"), str(REPO / "api")]  # lmaas' code, not installed in this venv
 
 import torch  # noqa: E402
 from flask import Flask, jsonify, request  # noqa: E402
