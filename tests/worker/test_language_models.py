@@ -139,6 +139,8 @@ def test_two_agents_train_a_family_with_ddp_and_the_artifact_generates_the_same_
         "pad_token_id": 1,
     }  # as the tokenizer set them
     assert card["input"]["shape"] == [32] and card["dataset"]["builtin"] == "shakespeare"
+    weight_map = json.loads((artifact / "model.safetensors.index.json").read_text())["weight_map"]
+    assert ("lm_head.weight" in weight_map) == (family == "llama")  # gpt2's head is its embeddings: stored once
     progress = [line for line in lines if line["event"] == "progress"]
     assert progress and all(
         line["tokensPerSecond"] == pytest.approx(32 * line["samplesPerSecond"])

@@ -24,13 +24,13 @@ from .test_language_models import FAMILIES
 pytestmark = pytest.mark.slow
 
 
-def llama_job(max_steps: int, every: int) -> dict:
+def language_model_job(max_steps: int, every: int, strategy: str = "fsdp", family: str = "llama") -> dict:
     return trainjob(
-        "llama-fsdp",
-        model={"hf": {"config": FAMILIES["llama"]}},
+        f"{family}-{strategy}",
+        model={"hf": {"config": FAMILIES[family]}},
         tokenizer={"train": {"vocabSize": 512}},
         dataset={"builtin": "shakespeare", "sequenceLength": 32, "validationFraction": 0.1},
-        strategy="fsdp",
+        strategy=strategy,
         hyperparameters={
             "epochs": 20,
             "maxSteps": max_steps,
@@ -67,7 +67,7 @@ def pieces(path) -> dict[str, dict[str, list[int]]]:
 
 def test_fsdp_on_two_processes_writes_each_rank_s_part_and_no_pickle(tmp_path):
     output = tmp_path / "out"
-    train(tmp_path / "run", llama_job(max_steps=10, every=10), output, nproc=2)
+    train(tmp_path / "run", language_model_job(max_steps=10, every=10), output, nproc=2)
     checkpoint = output / contract.CHECKPOINT_SUBDIR / "step-00000010"
     refuse_pickles(checkpoint)  # no .metadata or any other file that only unpickling reads
     files = pieces(checkpoint)
@@ -90,8 +90,11 @@ def test_fsdp_on_two_processes_writes_each_rank_s_part_and_no_pickle(tmp_path):
     assert sidecar["optimizer"]["paramGroups"][0]["lr"] > 0  # what is not a tensor is JSON
 
 
-def test_a_killed_rank_resumes_from_the_sharded_checkpoint_and_ends_with_the_unbroken_run_s_weights(tmp_path):
-    resource = llama_job(max_steps=150, every=25)
+@pytest.mark.parametrize("strategy,family", [("fsdp", "llama"), ("ddp", "gpt2")])  # gpt2 ties its head
+def test_a_killed_rank_resumes_from_the_sharded_checkpoint_and_ends_with_the_unbroken_run_s_weights(
+    tmp_path, strategy, family
+):
+    resource = language_model_job(max_steps=150, every=25, strategy=strategy, family=family)
     train(tmp_path / "unbroken", resource, tmp_path / "unbroken-out", nproc=2)
     unbroken = artifact_weights(tmp_path / "unbroken-out")
 
@@ -116,8 +119,8 @@ def test_a_killed_rank_resumes_from_the_sharded_checkpoint_and_ends_with_the_unb
 
 def test_a_run_back_on_one_process_reshards_the_checkpoint_and_goes_on_from_its_step(tmp_path):
     output = tmp_path / "out"
-    before = train(tmp_path / "two", llama_job(max_steps=20, every=10), output, nproc=2)
-    after = train(tmp_path / "one", llama_job(max_steps=40, every=10), output, nproc=1)
+    before = train(tmp_path / "two", language_model_job(max_steps=20, every=10), output, nproc=2)
+    after = train(tmp_path / "one", language_model_job(max_steps=40, every=10), output, nproc=1)
     resume = next(e for e in after if e["event"] == "resume")
     assert resume["step"] == 20 and resume["checkpoint"]["path"] == "checkpoints/step-00000020"
     # maxSteps counts steps of the two processes the run started on: one process takes twice as many

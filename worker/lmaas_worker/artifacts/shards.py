@@ -31,6 +31,7 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint import HuggingFaceStorageReader, HuggingFaceStorageWriter
 from torch.distributed.checkpoint._consolidate_hf_safetensors import consolidate_safetensors_files_on_every_rank
+from torch.nn.parallel import DistributedDataParallel
 
 from .files import atomic_directory
 
@@ -42,7 +43,10 @@ PIECES_FOLDER = "sharded"
 def distinct_state(module: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`state` without the names of tied parameters but the first (a language model's output head
     that shares the token embeddings): safetensors refuses two names for one tensor, and the model
-    ties them again when it is loaded."""
+    ties them again when it is loaded. `module` may be wrapped in DistributedDataParallel, whose
+    names, unlike the state's, begin with "module."; fully_shard renames nothing."""
+    if isinstance(module, DistributedDataParallel):
+        module = module.module
     aliases = {name for name, _ in module.named_parameters(remove_duplicate=False)}
     aliases -= {name for name, _ in module.named_parameters()}
     return {name: tensor for name, tensor in state.items() if name not in aliases}

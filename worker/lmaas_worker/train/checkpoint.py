@@ -1,8 +1,8 @@
 """Checkpoints: safetensors weights and optimizer state plus a JSON sidecar, written atomically.
 
 Two formats. A builtin or factory model's checkpoint is gathered on rank 0 ("full", below). A Hugging
-Face model's is sharded: every rank writes its own part and reads what it needs, and no rank ever
-holds the whole model (see "sharded", after it).
+Face model's is sharded: every rank writes its own part and reads what it needs, and no rank
+gathers the whole model (see "sharded", after it).
 
 Full, under `$LMAAS_OUTPUT_DIR/checkpoints/`:
 
