@@ -5,10 +5,11 @@ its shards (DTensors), under ddp the full tensors, which DCP's planner then spre
 so that each writes a part and none writes a tensor twice. No rank gathers a whole model.
 
 The storage is torch's Hugging Face writer and reader for DCP: each rank writes one safetensors
-file, `shard-0000R-model-00001-of-00001.safetensors`, whose header records where each of its
-pieces lies in the full tensor; the reader finds the pieces from those headers (it lists the
-`*.safetensors` files and opens them with `safe_open`) and reshards them onto whatever ranks load
-them. DCP's default FileSystemWriter would add a `.metadata` file that its reader unpickles; this
+file, `shard-0000R-model-00001-of-00001.safetensors` (none if the planner left it nothing), whose
+header records where each of its pieces lies in the full tensor; the reader finds the pieces from
+those headers (it lists the `*.safetensors` files and opens them with `safe_open`) and reshards
+them onto whatever ranks load them. Joining pieces into whole files uses torch's consolidation
+function for this storage, which torch does not export yet (`_consolidate_hf_safetensors`). DCP's default FileSystemWriter would add a `.metadata` file that its reader unpickles; this
 storage writes none and unpickles nothing, and so can only hold tensors: the caller keeps anything
 else in JSON beside them.
 
@@ -50,10 +51,6 @@ def distinct_state(module: nn.Module, state: dict[str, torch.Tensor]) -> dict[st
     aliases = {name for name, _ in module.named_parameters(remove_duplicate=False)}
     aliases -= {name for name, _ in module.named_parameters()}
     return {name: tensor for name, tensor in state.items() if name not in aliases}
-
-
-def local_nbytes(tensors: dict[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 @contextlib.contextmanager
