@@ -135,8 +135,8 @@ def test_a_spec_only_the_worker_can_refuse_fails_every_pod_with_the_reserved_sta
 
 def test_the_rendered_pods_of_the_language_model_sample_train_a_hugging_face_model(tmp_path):
     """The pretrain sample (a Llama from a config, a tokenizer trained on the text, two nodes), four
-    epochs: the pod's launcher tokenizes into the node's cache before torchrun, and rank 0 writes a
-    Hugging Face folder."""
+    epochs: the pod's launcher tokenizes into the node's cache before torchrun, and the ranks write a
+    Hugging Face folder on the output volume they share, each its own weight files."""
     doc = yaml.safe_load(LANGUAGE_MODEL.read_text())
     doc["spec"]["hyperparameters"]["epochs"] = 4
     outputs = run_pods(tmp_path, doc)
@@ -145,9 +145,10 @@ def test_the_rendered_pods_of_the_language_model_sample_train_a_hugging_face_mod
     artifact = (
         tmp_path / "volumes" / "lmaas-artifacts" / "trainjobs" / "ml" / "llama-shakespeare" / contract.ARTIFACT_SUBDIR
     )
-    assert {"config.json", "model.safetensors", "tokenizer.json", contract.MODEL_CARD_FILE} <= {
-        p.name for p in artifact.iterdir()
-    }
+    files = {p.name for p in artifact.iterdir()}
+    assert {"config.json", "model.safetensors.index.json", "tokenizer.json", contract.MODEL_CARD_FILE} <= files
+    weights = set(json.loads((artifact / "model.safetensors.index.json").read_text())["weight_map"].values())
+    assert len(weights) >= 2 and weights <= files
     summaries = [json.loads(p.read_text()) for p in tmp_path.glob("termination-log-*") if p.read_text().strip()]
     (done,) = [s for s in summaries if s["event"] == "done"]
     metrics = done["artifact"]["metrics"]

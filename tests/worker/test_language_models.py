@@ -92,14 +92,20 @@ def assert_trained_and_reproduced(tmp_path, lines: list[dict], artifact, world_s
     assert metrics["perplexity"] == done["evalValue"] and metrics["evalLoss"] == pytest.approx(
         math.log(done["evalValue"])
     )
+    files = {p.name for p in artifact.iterdir()}
     assert {
         "config.json",
         "generation_config.json",
-        "model.safetensors",
+        "model.safetensors.index.json",
         "tokenizer.json",
         "model.json",
         "metrics.json",
-    } <= {p.name for p in artifact.iterdir()}
+    } <= files
+    # the weights in at least as many files as ranks (each rank wrote whole files), with their index
+    weights = set(json.loads((artifact / "model.safetensors.index.json").read_text())["weight_map"].values())
+    assert len(weights) >= world_size
+    assert weights == {f"model-{i:05d}-of-{len(weights):05d}.safetensors" for i in range(1, len(weights) + 1)}
+    assert weights <= files and not any(artifact.glob("shard-*")) and not (artifact / "sharded").exists()
     sample = metrics["sample"]
     assert sample["greedy"] and generated_elsewhere(tmp_path, artifact, sample["prompt"], 24) == sample["greedy"]
     return metrics
@@ -133,6 +139,8 @@ def test_two_agents_train_a_family_with_ddp_and_the_artifact_generates_the_same_
         "pad_token_id": 1,
     }  # as the tokenizer set them
     assert card["input"]["shape"] == [32] and card["dataset"]["builtin"] == "shakespeare"
+    weight_map = json.loads((artifact / "model.safetensors.index.json").read_text())["weight_map"]
+    assert ("lm_head.weight" in weight_map) == (family == "llama")  # gpt2's head is its embeddings: stored once
     progress = [line for line in lines if line["event"] == "progress"]
     assert progress and all(
         line["tokensPerSecond"] == pytest.approx(32 * line["samplesPerSecond"])

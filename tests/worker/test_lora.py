@@ -206,7 +206,12 @@ def test_two_agents_checkpoint_only_the_adapters_and_a_resumed_run_ends_where_an
     assert "merged" not in {p.name for p in artifact.iterdir()}
 
     checkpoints = sorted((output / contract.CHECKPOINT_SUBDIR).iterdir())
-    held = load_file(checkpoints[0] / "model.safetensors")
+    held = [  # every rank's part of the model state
+        name
+        for part in checkpoints[0].glob("shard-*.safetensors")
+        for name in load_file(part)
+        if name.startswith("model.")
+    ]
     assert held and all(".lora_A." in name or ".lora_B." in name for name in held)  # no frozen base weights
 
     # as if the run had stopped after its first checkpoint: it resumes there and ends as it did

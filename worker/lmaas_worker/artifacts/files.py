@@ -6,8 +6,9 @@ replacing any previous one: a directory under its final name is complete. Artifa
 checkpoints are written this way.
 
 `refuse_pickles(directory)` raises UnsafeArtifactError naming the first file that is, or may be, a
-pickle (`*.pt`, `*.pth`, `*.bin`, `*.pkl`, `*.pickle`, `*.ckpt`, or any file whose bytes begin like a
-pickle or a torch.save zip archive): lmaas reads weights with safetensors only and never unpickles.
+pickle (`*.pt`, `*.pth`, `*.bin`, `*.pkl`, `*.pickle`, `*.ckpt`, a `*.safetensors` that is not one, or
+any other file whose bytes begin like a pickle or a torch.save zip archive): lmaas reads weights with
+safetensors only and never unpickles.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from lmaas_api import contract
-
 TEMPORARY_PREFIX = ".tmp-"
 REPLACED_PREFIX = ".old-"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+SAFETENSORS_SUFFIX = ".safetensors"
 
 
 class UnsafeArtifactError(ValueError):
@@ -79,7 +79,7 @@ def refuse_pickles(directory: str | os.PathLike[str]) -> None:
             )
         with file.open("rb") as stream:
             head = stream.read(8)
-        if file.name == contract.WEIGHTS_FILE:
+        if file.suffix == SAFETENSORS_SUFFIX:
             _check_safetensors(file, head)
         elif _looks_pickled(head):
             raise UnsafeArtifactError(f"{file}: starts like a pickle or a torch.save archive; lmaas never unpickles")

@@ -1,8 +1,9 @@
 """The Hugging Face layout: the artifact is a Hugging Face model folder, plus lmaas's own files.
 
     config.json, generation_config.json    the model's config, its generation defaults
-    model.safetensors                      the weights in the model's dtype (sharded as
-                                           model-0000N-of-0000M.safetensors with an index when large)
+    model-0000N-of-0000M.safetensors       the weights in the model's dtype, in files of at most
+    model.safetensors.index.json           `shards.MAX_FILE_BYTES` and at least one per rank that
+                                           trained it, and their index
     tokenizer.json, tokenizer_config.json  the tokenizer (and chat_template.jinja, its chat template)
     model.json, metrics.json, curves.png   the card (layout "huggingface"), metrics and curves
 
@@ -19,39 +20,49 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
+from torch.distributed.checkpoint.state_dict import get_model_state_dict
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
 
 from lmaas_api.card import ModelCard
 from lmaas_api.spec import ArtifactCodePolicy
 
 from ..models.causal_lm import PREFIX, CausalLM
-from .files import atomic_directory
+from .shards import distinct_state, shared_atomic_directory, write_huggingface_weights
 from .writing import write_metadata
 
 
 def save(
     directory: Path,
-    state: dict[str, torch.Tensor],
-    config: PretrainedConfig,
+    model: nn.Module,
+    lm: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
-    card: ModelCard,
+    card: ModelCard | None,
     metrics: dict[str, Any],
-    history: dict[str, Any] | None = None,
-) -> int:
-    """Write the artifact atomically from the full state dict of a trained `CausalLM` and its model's
-    config; returns the size of the weight files in bytes."""
-    if card.layout != "huggingface":
+    history: dict[str, Any] | None,
+    world_size: int,
+    is_main: bool,
+) -> int | None:
+    """Write the artifact atomically from a `CausalLM` being trained (`model`, under ddp or fsdp;
+    `lm`, the transformers model it wraps), each rank its part of the weights (`shards`); every rank
+    calls it, and rank 0, which alone passes the card, writes the rest. Returns the size of the
+    weight files in bytes on rank 0, None on the others."""
+    if is_main and card.layout != "huggingface":
         raise ValueError(f"a card of layout {card.layout!r} does not describe a Hugging Face folder")
-    with torch.device("meta"):  # no storage of its own: it holds the state's tensors
-        lm = AutoModelForCausalLM.from_config(config)
-    lm.load_state_dict({name.removeprefix(PREFIX): tensor for name, tensor in state.items()}, strict=True, assign=True)
-    lm.tie_weights()  # assigning gave tied parameters (embeddings and head) a tensor each
+    state = distinct_state(model, get_model_state_dict(model))
+    state = {name.removeprefix(PREFIX): tensor for name, tensor in state.items()}
     directory = Path(directory)
-    with atomic_directory(directory) as temporary:
-        lm.save_pretrained(temporary)
-        tokenizer.save_pretrained(temporary)
-        write_metadata(temporary, card, metrics, history)
-    return sum(file.stat().st_size for file in directory.glob("*.safetensors"))
+    with shared_atomic_directory(directory, is_main) as temporary:
+        write_huggingface_weights(state, temporary, world_size, is_main)
+        if is_main:
+            # what save_pretrained writes beside the weights; FSDP2 names the class it wraps FSDP<name>
+            lm.config.dtype = card.dtype
+            lm.config.architectures = [type(lm).__name__.removeprefix("FSDP")]
+            lm.config.save_pretrained(temporary)
+            if lm.can_generate():
+                lm.generation_config.save_pretrained(temporary)
+            tokenizer.save_pretrained(temporary)
+            write_metadata(temporary, card, metrics, history)
+    return sum(file.stat().st_size for file in directory.glob("*.safetensors")) if is_main else None
 
 
 def load(directory: Path, card: ModelCard, artifact_code: ArtifactCodePolicy) -> nn.Module:

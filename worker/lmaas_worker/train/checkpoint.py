@@ -1,6 +1,10 @@
 """Checkpoints: safetensors weights and optimizer state plus a JSON sidecar, written atomically.
 
-Layout under `$LMAAS_OUTPUT_DIR/checkpoints/`:
+Two formats. A builtin or factory model's checkpoint is gathered on rank 0 ("full", below). A Hugging
+Face model's is sharded: every rank writes its own part and reads what it needs, and no rank
+gathers the whole model (see "sharded", after it).
+
+Full, under `$LMAAS_OUTPUT_DIR/checkpoints/`:
 
     step-00000100/model.safetensors      the model's trainable state, in full (fsdp gathers it on
                                          rank 0): every parameter that requires a gradient, and the
@@ -23,10 +27,21 @@ changes, and every attempt builds it again from its spec, so its checkpoints hol
 (and their optimizer state), whatever the size of the base. Resuming checks that a checkpoint holds
 exactly the trainable state of the model being resumed (`check_fits`).
 
-Only rank 0 touches the files. Saving gathers full state dicts on rank 0
+Only rank 0 touches the files of a full checkpoint. Saving gathers full state dicts on rank 0
 (`get_model_state_dict`/`get_optimizer_state_dict` with `full_state_dict=True, cpu_offload=True`);
 loading hands rank 0's full state dicts to `set_*_state_dict(..., broadcast_from_rank0=True)`, which
-scatters them into DDP replicas or FSDP shards, so other nodes need not see the output volume.
+scatters them into DDP replicas or FSDP shards.
+
+Sharded (`SHARDED_FORMAT`), written and read with `torch.distributed.checkpoint` by every rank
+(`artifacts.shards`), which every node's output volume must therefore show:
+
+    step-00000100/shard-0000R-model-00001-of-00001.safetensors   rank R-1's part of the trainable
+                                         model state ("model.<name>") and of the optimizer's tensors
+                                         ("optimizer.state::<param>::<name>"), each piece with its
+                                         place in the full tensor
+    step-00000100/state.json             as above, rank 0's
+
+Loading reshards: a checkpoint written on one number of ranks resumes on any other.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,10 +69,12 @@ from torch.distributed.checkpoint.state_dict import (
 from lmaas_api.errors import ConfigError
 
 from ..artifacts.files import REPLACED_PREFIX, TEMPORARY_PREFIX, atomic_directory
+from ..artifacts.shards import distinct_state, load_pieces, save_pieces, saved_names, shared_atomic_directory
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "lmaas.checkpoint/v3"
+SHARDED_FORMAT = "lmaas.checkpoint.sharded/v1"
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
@@ -119,16 +137,21 @@ class CheckpointStore:
         self.prune()
         return Checkpoint(step, final)
 
-    def read(self, checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    def read_sidecar(self, checkpoint: Checkpoint, expected_format: str) -> dict[str, Any]:
+        """The checkpoint's state.json, if it is of `expected_format`; a ConfigError otherwise."""
         sidecar = json.loads((checkpoint.path / STATE_FILE).read_text())
-        if sidecar.get("format") != CHECKPOINT_FORMAT:
+        if sidecar.get("format") != expected_format:
             raise ConfigError(
                 "spec.checkpoint.resume",
                 f"the checkpoint {checkpoint.path.name} was written by another version of lmaas "
-                f"(format {sidecar.get('format')!r}; this one reads {CHECKPOINT_FORMAT!r}) and cannot "
+                f"(format {sidecar.get('format')!r}; this one reads {expected_format!r}) and cannot "
                 "be resumed: set checkpoint.resume to false to start afresh (which removes the "
                 "checkpoints), or remove them from the output",
             )
+        return sidecar
+
+    def read(self, checkpoint: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+        sidecar = self.read_sidecar(checkpoint, CHECKPOINT_FORMAT)
         model_state = load_file(checkpoint.path / MODEL_FILE)
         optimizer_state = unflatten_optimizer_state(
             load_file(checkpoint.path / OPTIMIZER_FILE), sidecar.pop("optimizer")
@@ -189,11 +212,14 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict[str, 
     return {"state": state, "param_groups": groups}
 
 
-def check_fits(model: nn.Module, model_state: dict[str, torch.Tensor], checkpoint: Checkpoint) -> None:
-    """Raise a ConfigError unless `model_state` (rank 0's, read from `checkpoint`) is exactly the
-    trainable state of `model`. Rank 0 alone calls it, before the state is scattered."""
-    expected = set(get_model_state_dict(model, options=StateDictOptions(ignore_frozen_params=True)))
-    missing, unexpected = sorted(expected - set(model_state)), sorted(set(model_state) - expected)
+def check_fits(model: nn.Module, names: Iterable[str], checkpoint: Checkpoint, sharded: bool = False) -> None:
+    """Raise a ConfigError unless `names` (of the model state read from `checkpoint`) are exactly
+    those of the trainable state of `model` (without tied aliases, in a sharded checkpoint). Rank 0
+    alone calls it, before the state is loaded."""
+    expected = get_model_state_dict(model, options=StateDictOptions(ignore_frozen_params=True))
+    expected = set(distinct_state(model, expected) if sharded else expected)
+    names = set(names)
+    missing, unexpected = sorted(expected - names), sorted(names - expected)
     if missing or unexpected:
         raise ConfigError(
             "spec.checkpoint.resume",
@@ -241,3 +267,60 @@ def scatter_state(
     empty dicts)."""
     set_model_state_dict(model, model_state, options=_SCATTER_TRAINABLE)
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=_SCATTER)
+
+
+# --- sharded: every rank calls these ----------------------------------------------------------
+
+_LOCAL_TRAINABLE = StateDictOptions(ignore_frozen_params=True)
+# Not strict, for the frozen parameters and tied aliases a sharded checkpoint leaves out.
+_LOCAL_LOAD = StateDictOptions(strict=False)
+
+
+def _sharded_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({"model": ..., "optimizer": ...}, the optimizer's JSON-able rest): this rank's shards (or
+    replicas), which DCP saves from and loads into."""
+    model_state = distinct_state(model, get_model_state_dict(model, options=_LOCAL_TRAINABLE))
+    optimizer_tensors, optimizer_rest = flatten_optimizer_state(get_optimizer_state_dict(model, optimizer))
+    return {"model": model_state, "optimizer": optimizer_tensors}, optimizer_rest
+
+
+def save_sharded(
+    store: CheckpointStore,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any] | None,
+    is_main: bool,
+) -> Checkpoint | None:
+    """Write a sharded checkpoint, each rank its part; rank 0, which alone passes the trainer state,
+    writes state.json and returns the checkpoint (the others None)."""
+    tensors, optimizer_rest = _sharded_tensors(model, optimizer)
+    final = store.root / checkpoint_name(step)
+    with shared_atomic_directory(final, is_main) as temporary:
+        save_pieces(tensors, temporary)
+        if is_main:
+            sidecar = {"format": SHARDED_FORMAT, **trainer_state, "step": step, "optimizer": optimizer_rest}
+            (temporary / STATE_FILE).write_text(json.dumps(sidecar, indent=1, allow_nan=False))
+    if not is_main:
+        return None
+    store.prune()
+    return Checkpoint(step, final)
+
+
+def read_sharded(store: CheckpointStore, checkpoint: Checkpoint, model: nn.Module) -> dict[str, Any]:
+    """Rank 0: the sidecar of a sharded checkpoint, once its format and model state are checked."""
+    sidecar = store.read_sidecar(checkpoint, SHARDED_FORMAT)
+    prefix = "model."
+    names = {name.removeprefix(prefix) for name in saved_names(checkpoint.path) if name.startswith(prefix)}
+    check_fits(model, names, checkpoint, sharded=True)
+    return sidecar
+
+
+def load_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sidecar: dict[str, Any]) -> None:
+    """Every rank: load the sharded checkpoint at `path` (its sidecar as `read_sharded` returned it)
+    into this rank's shards of the model and the optimizer, on whatever number of ranks."""
+    tensors, _ = _sharded_tensors(model, optimizer)
+    load_pieces(tensors, path)
+    set_model_state_dict(model, tensors["model"], options=_LOCAL_LOAD)
+    optimizer_state = unflatten_optimizer_state(tensors["optimizer"], sidecar["optimizer"])
+    set_optimizer_state_dict(model, optimizer, optimizer_state)

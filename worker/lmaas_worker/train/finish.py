@@ -1,8 +1,10 @@
-"""The artifact of a TrainJob: its model card, metrics, curves and weights (rank 0 only).
+"""The artifact of a TrainJob: its model card, metrics, curves and weights.
 
-A builtin or factory model is written in the dense layout; a Hugging Face model as a Hugging Face
-folder (`artifacts.huggingface`), or, trained with LoRA adapters, as the adapter folder peft writes
-(`artifacts.adapter`); either with two more figures in its metrics (`train.language`).
+A builtin or factory model is written in the dense layout, and a Hugging Face model trained with
+LoRA adapters as the adapter folder peft writes (`artifacts.adapter`), both by rank 0 from the full
+state gathered there. A Hugging Face model is written as a Hugging Face folder
+(`artifacts.huggingface`), each rank its part of the weights, so that no rank holds the whole
+model. A language model's metrics have two more figures (`train.language`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from lmaas_api.card import InputSpec, Layout, ModelCard, Producer, RecordedDatas
 from lmaas_api.spec import TrainJobSpec
 
 from ..artifacts import dense
+from ..distributed import DistributedContext
 from ..progress import utc_now
 from .build import Job
+from .checkpoint import gather_model_state
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +69,22 @@ def language_model_figures(job: Job) -> dict[str, Any]:
 
 
 def write_artifact(
-    job: Job, state: dict[str, torch.Tensor], metrics: dict[str, Any], history: dict[str, Any]
-) -> dict[str, Any]:
-    """Write the artifact; returns the `artifact` object of the `done` line."""
-    card = model_card(job)
-    if card.layout == "lmaas":
-        size = dense.save(job.config.artifact_dir, state, card, metrics, history)
+    job: Job, context: DistributedContext, metrics: dict[str, Any], history: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Write the artifact; every rank calls it. Returns the `artifact` object of the `done` line on
+    rank 0, None on the others."""
+    layout = _layout(job.config.spec)
+    card = model_card(job) if context.is_main else None
+    if layout == "huggingface":
+        size = _language().save_model(job, card, metrics, history, context.world_size, context.is_main)
+    elif layout == "lmaas":
+        state = gather_model_state(job.model)
+        size = dense.save(job.config.artifact_dir, state, card, metrics, history) if context.is_main else None
     else:
-        size = _language().save(job, state, card, metrics, history)
+        state = gather_model_state(job.model)
+        size = _language().save_adapter(job, state, card, metrics, history) if context.is_main else None
+    if not context.is_main:
+        return None
     log.info("artifact written to %s (%d bytes of weights)", job.config.artifact_dir, size)
     return {
         "path": contract.ARTIFACT_SUBDIR,

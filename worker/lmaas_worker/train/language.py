@@ -102,11 +102,27 @@ def libraries(spec: TrainJobSpec) -> list[ModuleType]:
     return [transformers, tokenizers, *([peft] if spec.peft is not None else [])]
 
 
-def save(
+def save_adapter(
     job: Job, state: dict[str, torch.Tensor], card: ModelCard, metrics: dict[str, Any], history: dict[str, Any]
 ) -> int:
-    """Write the artifact: the adapter folder peft writes, or a Hugging Face folder; the weights' bytes."""
-    writer = adapter.save if card.layout == "peft" else huggingface.save
-    return writer(
+    """Write the adapter folder peft writes from the full state on rank 0; the weights' bytes."""
+    return adapter.save(
         job.config.artifact_dir, state, job.built.module.lm.config, job.data.tokenizer, card, metrics, history
+    )
+
+
+def save_model(
+    job: Job, card: ModelCard | None, metrics: dict[str, Any], history: dict[str, Any], world_size: int, is_main: bool
+) -> int | None:
+    """Write the Hugging Face folder, every rank its part of the weights; the weights' bytes on rank 0."""
+    return huggingface.save(
+        job.config.artifact_dir,
+        job.model,
+        job.built.module.lm,
+        job.data.tokenizer,
+        card,
+        metrics,
+        history,
+        world_size,
+        is_main,
     )

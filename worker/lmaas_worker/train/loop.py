@@ -29,7 +29,15 @@ from ..data.batches import batches as batches_of
 from ..distributed import DistributedContext
 from ..progress import Progress, utc_now
 from .build import Job
-from .checkpoint import CheckpointStore, check_fits, gather_model_state, gather_state, scatter_state
+from .checkpoint import (
+    CheckpointStore,
+    check_fits,
+    gather_state,
+    load_sharded,
+    read_sharded,
+    save_sharded,
+    scatter_state,
+)
 from .evaluate import evaluate
 from .finish import language_model_figures, write_artifact
 from .optim import lr_factor, set_learning_rate
@@ -90,6 +98,8 @@ class Trainer:
         self.hp = config.spec.hyperparameters
         self.policy = config.spec.checkpoint
         self.store = CheckpointStore(config.checkpoint_dir, self.policy.keep)
+        self.sharded = config.spec.model.hf is not None
+        """A Hugging Face model's checkpoints are sharded, each rank writing its part (see `checkpoint`)."""
         self.size = len(job.data.train)
         self.step = 0
         self.epoch = 0
@@ -384,11 +394,17 @@ class Trainer:
 
     def _write_checkpoint(self) -> None:
         self._publish_log()  # its loss goes into the checkpoint
-        model_state, optimizer_state = gather_state(self.job.model, self.job.optimizer)
+        model, optimizer, is_main = self.job.model, self.job.optimizer, self.context.is_main
         self.last_checkpoint_step = self.step
-        if not self.context.is_main:
+        if self.sharded:
+            state = self._trainer_state() if is_main else None
+            written = save_sharded(self.store, self.step, model, optimizer, state, is_main)
+        else:
+            model_state, optimizer_state = gather_state(model, optimizer)
+            if is_main:
+                written = self.store.write(self.step, model_state, optimizer_state, self._trainer_state())
+        if not is_main:
             return
-        written = self.store.write(self.step, model_state, optimizer_state, self._trainer_state())
         relative = f"{contract.CHECKPOINT_SUBDIR}/{written.path.name}"
         self.progress.emit(
             "checkpoint",
@@ -414,8 +430,11 @@ class Trainer:
             try:
                 latest = self.store.latest()
                 if latest is not None:
-                    model_state, optimizer_state, sidecar = self.store.read(latest)
-                    check_fits(self.job.model, model_state, latest)
+                    if self.sharded:
+                        sidecar = read_sharded(self.store, latest, self.job.model)
+                    else:
+                        model_state, optimizer_state, sidecar = self.store.read(latest)
+                        check_fits(self.job.model, model_state, latest)
                     found = [{"step": latest.step, "name": latest.path.name, "state": sidecar}]
             except Exception as error:
                 failure = error
@@ -428,8 +447,11 @@ class Trainer:
             return None
         if "error" in found[0]:
             raise read_failure(**found[0]["error"])
-        scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
         state = found[0]["state"]
+        if self.sharded:
+            load_sharded(self.store.root / found[0]["name"], self.job.model, self.job.optimizer, state)
+        else:
+            scatter_state(self.job.model, self.job.optimizer, model_state, optimizer_state)
         if state["trainingSamples"] != self.size:
             raise ConfigError(
                 "spec.dataset",
@@ -466,7 +488,6 @@ class Trainer:
     # --- the artifact -----------------------------------------------------------------------
 
     def _finish(self, wall_seconds: float) -> dict[str, Any]:
-        state = gather_model_state(self.job.model)
         peaks: list[dict[str, Any] | None] = [None] * self.context.world_size
         dist.all_gather_object(peaks, {"training": self.training_peak, "run": peak_memory_bytes(self.context.device)})
         rate = self.samples / self.train_seconds if self.train_seconds > 0 else None
@@ -497,9 +518,7 @@ class Trainer:
         if self.context.device.type == "cuda":
             metrics["peakCudaBytesPerRank"] = [p["run"].get("cuda") for p in peaks]
         metrics.update(language_model_figures(self.job))
-        artifact = None
-        if self.context.is_main:
-            artifact = write_artifact(self.job, state, metrics, self.history)
+        artifact = write_artifact(self.job, self.context, metrics, self.history)
         return self.progress.emit(
             "done",
             epoch=self.plan.total_epochs,

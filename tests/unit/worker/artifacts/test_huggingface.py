@@ -1,5 +1,6 @@
 """lmaas_worker.artifacts.huggingface: a trained language model's artifact is a Hugging Face folder that
-transformers loads as it is, and lmaas's loader picks it from the card."""
+transformers loads as it is, and lmaas's loader picks it from the card. Written here by a process
+group of one, as a single-process run writes it (tests/worker write it from several ranks)."""
 
 import json
 
@@ -18,15 +19,24 @@ from lmaas_worker.compress.measure import LatencySettings
 from lmaas_worker.compress.pipeline import build_compression
 from lmaas_worker.data import shakespeare
 from lmaas_worker.data.tokenizer import train_tokenizer
+from lmaas_worker.distributed import close_distributed, init_distributed
 from lmaas_worker.models.causal_lm import build_causal_lm
 from lmaas_worker.serve.model import open_model
 
 GPT2 = {"model_type": "gpt2", "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64}  # tied embeddings and head
+WEIGHTS = "model-00001-of-00001.safetensors"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A gpt2 written from its wrapper's full state dict, as rank 0 holds it after training."""
+def process_group():
+    init_distributed({})
+    yield
+    close_distributed()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, process_group):
+    """A gpt2 written by the one rank of a single-process run."""
     tokenizer = train_tokenizer(shakespeare.text(), 600)
     torch.manual_seed(0)
     built = build_causal_lm(HuggingFaceModel.model_validate({"config": GPT2}), tokenizer, None, 64)
@@ -42,15 +52,16 @@ def trained(tmp_path_factory):
         parameters=12,
     )
     directory = tmp_path_factory.mktemp("artifact") / "artifact"
-    state = {name: tensor.clone() for name, tensor in module.state_dict().items()}  # tied: two copies, as gathered
     size = huggingface.save(
         directory,
-        state,
-        module.lm.config,
+        module,
+        module.lm,
         tokenizer,
         card,
         {"perplexity": 12.5},
         {"train": [[1, 5.0]], "eval": [[1, 12.5]], "evalMetric": "perplexity", "learningRate": []},
+        world_size=1,
+        is_main=True,
     )
     return directory, module, tokenizer, size, built.definition
 
@@ -63,12 +74,17 @@ def test_the_folder_holds_the_model_its_tokenizer_and_lmaas_files(trained):
         "curves.png",
         "generation_config.json",
         "metrics.json",
+        WEIGHTS,
         "model.json",
-        "model.safetensors",
+        "model.safetensors.index.json",
         "tokenizer.json",
         "tokenizer_config.json",
     ]
-    assert size == (directory / "model.safetensors").stat().st_size
+    assert size == (directory / WEIGHTS).stat().st_size
+    index = json.loads((directory / "model.safetensors.index.json").read_text())
+    # the head is tied to the embeddings: stored once, under the embeddings' name, as save_pretrained does
+    assert "transformer.wte.weight" in index["weight_map"] and "lm_head.weight" not in index["weight_map"]
+    assert set(index["weight_map"].values()) == {WEIGHTS}
     assert json.loads((directory / "config.json").read_text())["model_type"] == "gpt2"
     assert json.loads((directory / "metrics.json").read_text()) == {"perplexity": 12.5}
     assert json.loads((directory / "model.json").read_text())["layout"] == "huggingface"
@@ -103,7 +119,7 @@ def test_a_card_of_another_layout_is_not_written_as_a_hugging_face_folder(traine
     directory, module, tokenizer, _, _ = trained
     card = ModelCard.model_validate_json((directory / "model.json").read_text()).model_copy(update={"layout": "lmaas"})
     with pytest.raises(ValueError, match="layout 'lmaas'"):
-        huggingface.save(tmp_path / "out", module.state_dict(), module.lm.config, tokenizer, card, {})
+        huggingface.save(tmp_path / "out", module, module.lm, tokenizer, card, {}, None, 1, True)
 
 
 def test_the_runtimes_that_cannot_take_the_folder_yet_refuse_it_by_name(trained, tmp_path):
@@ -126,7 +142,7 @@ def test_a_truncated_weights_file_is_a_configuration_error_naming_the_uri(traine
     broken.mkdir()
     for path in directory.iterdir():
         data = path.read_bytes()
-        (broken / path.name).write_bytes(data[:100] if path.name == "model.safetensors" else data)
+        (broken / path.name).write_bytes(data[:100] if path.name == WEIGHTS else data)
     with pytest.raises(ConfigError) as error:
         build_causal_lm(HuggingFaceModel.model_validate({"uri": "pvc://c/m"}), tokenizer, broken, 64)
     assert error.value.field == "spec.model.hf.uri"

@@ -15,6 +15,7 @@ from lmaas_api.card import ModelCard
 from lmaas_api.errors import ConfigError
 from lmaas_api.spec import ArtifactCodePolicy
 from lmaas_worker.artifacts import UnsafeArtifactError, dense, load, load_float
+from lmaas_worker.artifacts.files import refuse_pickles
 from lmaas_worker.artifacts.quantize import dequantize_int8, quantize_int8
 from lmaas_worker.models.mlp import MLP
 from tests import artifact_code
@@ -115,6 +116,18 @@ def test_safetensors_whose_header_length_starts_like_a_pickle_still_load(artifac
     assert struct.unpack("<Q", head)[0] == 0x0280
     loaded, _ = load(path)
     assert torch.equal(loaded.state_dict()["net.0.weight"], state["net.0.weight"])
+
+
+def test_a_weight_file_of_a_sharded_folder_whose_header_length_starts_like_a_pickle_is_accepted(tmp_path):
+    # a small shard's header is often 640 bytes long: its length begins 0x80 0x02, like pickle protocol 2
+    for padding in range(4096):
+        save_file({"w": torch.zeros(3)}, tmp_path / "model-00001-of-00002.safetensors", metadata={"pad": "x" * padding})
+        if (tmp_path / "model-00001-of-00002.safetensors").read_bytes()[:2] == b"\x80\x02":
+            break
+    refuse_pickles(tmp_path)
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(pickle.dumps([1], protocol=2))
+    with pytest.raises(UnsafeArtifactError, match="model-00002-of-00002.safetensors"):
+        refuse_pickles(tmp_path)
 
 
 def test_a_directory_without_a_model_card_is_not_an_artifact(tmp_path):
