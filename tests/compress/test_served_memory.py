@@ -6,12 +6,12 @@ once ready, both now (VmRSS) and at its peak (VmHWM, restarted after the imports
 
 A large model is measured with the default allocator: its tensors dwarf what varies. The small
 models the project ships hold less in tensors (0.2 to 3 MiB) than the library code that loading
-and serving page in, so what their test compares is mostly code, and two sources of noise are
-taken out. glibc's malloc moves its mmap threshold up as large blocks are freed, so whether a block
+and serving page in, whose resident pages depend on the page cache, so their test compares the
+process's anonymous memory (RssAnon), and two sources of noise are taken out. glibc's malloc moves its mmap threshold up as large blocks are freed, so whether a block
 is later carved from the heap (and stays resident when freed) depends on history: the anonymous
 memory of the same char-gpt served twice differed by up to 10 MiB. The threshold is fixed at its
 initial value (MALLOC_MMAP_THRESHOLD_=131072), in both processes alike, which brings that under 0.2
-MiB; and each artifact is served twice, alternating, and the smaller growth of each is compared
+MiB; and each artifact is served three times, alternating, and the smaller growth of each is compared
 (the heap grows in steps of 128 KiB, which the same load can take or not).
 """
 
@@ -47,7 +47,7 @@ from lmaas_worker.serve.model import open_model
 
 def resident():
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM", "RssAnon")}
 
 Path("/proc/self/clear_refs").write_text("5")  # the peak restarts here
 before = resident()
@@ -151,11 +151,14 @@ def shipped(tmp_path_factory):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 @pytest.mark.parametrize("name", SHIPPED)
-def test_a_small_int8_model_served_takes_no_more_resident_memory_than_its_float32_original(shipped, name):
+def test_a_small_int8_model_served_holds_no_more_memory_of_its_own_than_its_float32_original(shipped, name):
+    """The process's own (anonymous) memory: the library code pages a small model's resident set is
+    mostly made of are the page cache's, and how many a fault maps depends on how the library file
+    came into it (the same float32 process mapped 14 MiB of libtorch_cpu.so from a long-installed
+    virtual environment and 46 MiB from one just installed), not on lmaas."""
     runs: dict[Path, list[dict[str, float]]] = {artifact: [] for artifact in shipped[name]}
     for _ in range(RUNS):
         for artifact, figures in runs.items():
             figures.append(served_mib(artifact, FIXED_MMAP_THRESHOLD))
-    float32, int8 = ({key: min(run[key] for run in figures) for key in ("VmRSS", "VmHWM")} for figures in runs.values())
-    assert int8["VmRSS"] <= float32["VmRSS"], f"resident: {int8['VmRSS']:.2f} MiB int8, {float32['VmRSS']:.2f} float32"
-    assert int8["VmHWM"] <= float32["VmHWM"], f"peak: {int8['VmHWM']:.2f} MiB int8, {float32['VmHWM']:.2f} float32"
+    float32, int8 = (min(run["RssAnon"] for run in figures) for figures in runs.values())
+    assert int8 <= float32, f"anonymous: {int8:.2f} MiB int8, {float32:.2f} float32"
