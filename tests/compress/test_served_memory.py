@@ -62,6 +62,7 @@ print(json.dumps({key: after[key] - before[key] for key in after}))
 INT8 = Quantization(scheme="int8")
 FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 RUNS = 3
+HEAP_STEP_MIB = 0.125
 
 
 def served_mib(artifact, allocator: dict[str, str] | None = None) -> dict[str, float]:
@@ -161,4 +162,6 @@ def test_a_small_int8_model_served_holds_no_more_memory_of_its_own_than_its_floa
         for artifact, figures in runs.items():
             figures.append(served_mib(artifact, FIXED_MMAP_THRESHOLD))
     float32, int8 = (min(run["RssAnon"] for run in figures) for figures in runs.values())
-    assert int8 <= float32, f"anonymous: {int8:.2f} MiB int8, {float32:.2f} float32"
+    # One step of the heap (128 KiB) either way is what the same load takes or not (char-gpt measured
+    # 6.59 MiB int8 against 6.55 float32 in one .ci/run, 6.46 against 6.83 in another environment).
+    assert int8 <= float32 + HEAP_STEP_MIB, f"anonymous: {int8:.2f} MiB int8, {float32:.2f} float32"
