@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import fcntl
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from .launcher import ClusterError, TestCluster, _go, _go_env, _log, _Proc, cache_root, free_ports
+from .launcher import ClusterError, TestCluster, _go, _go_env, _Proc, build_once, cache_root, free_ports, go_version
 
 VERSION = "v0.17.0"
 MODULE = "sigs.k8s.io/kueue"
@@ -47,30 +46,18 @@ START_TIMEOUT = 90.0
 
 def build(force: bool = False) -> Path:
     """The kueue binary, built once per Kueue and Go version."""
-    goversion = subprocess.run(
-        [_go(), "env", "GOVERSION"], env=_go_env(), capture_output=True, text=True, check=True
-    ).stdout.strip()
-    out_dir = cache_root() / f"kueue-{VERSION}-{goversion}"
-    binary = out_dir / "kueue"
-    if binary.exists() and not force:
-        return binary
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.exists() and not force:
-            return binary
-        tmp = out_dir / "tmp"
-        tmp.mkdir(exist_ok=True)
-        env = {**_go_env(), "GOBIN": str(tmp), "GOFLAGS": ""}
+
+    def go_install(tmp: Path) -> None:
+        gobin = tmp.with_name(f"gobin{os.getpid()}")
+        env = {**_go_env(), "GOBIN": str(gobin), "GOFLAGS": ""}
         cmd = [_go(), "install", "-trimpath", "-ldflags", "-s -w", f"{MODULE}/cmd/kueue@{VERSION}"]
-        _log(f"building kueue {VERSION}; a cold build takes several minutes")
-        t0 = time.monotonic()
         proc = subprocess.run(cmd, env=env)
         if proc.returncode != 0:
             raise ClusterError(f"go install failed (exit {proc.returncode}): {' '.join(cmd)}")
-        os.replace(tmp / "kueue", binary)
-        _log(f"built kueue in {time.monotonic() - t0:.1f}s")
-    return binary
+        os.replace(gobin / "kueue", tmp)
+        gobin.rmdir()
+
+    return build_once(cache_root() / f"kueue-{VERSION}-{go_version()}" / "kueue", force, go_install, f"kueue {VERSION}")
 
 
 def module_dir() -> Path:
@@ -87,7 +74,9 @@ def module_dir() -> Path:
 
 def crds(module: Path) -> list[dict[str, Any]]:
     """Kueue's CRDs (the bases: no conversion webhook, v1beta2 stored and served)."""
-    return [yaml.safe_load(path.read_text()) for path in sorted((module / "config/components/crd/bases").glob("*.yaml"))]
+    return [
+        yaml.safe_load(path.read_text()) for path in sorted((module / "config/components/crd/bases").glob("*.yaml"))
+    ]
 
 
 def webhook_configurations(module: Path, base_url: str, ca_bundle: str) -> list[dict[str, Any]]:
@@ -170,8 +159,8 @@ class Kueue:
         self._kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         argv = [str(binary), f"--config={config_file}"]
-        self.proc = _Proc("kueue", argv, self.cluster.log_dir / "kueue.log", env)
-        self._start_process()
+        self.proc = _Proc("kueue", argv, self.cluster.log_dir / "kueue.log", env, _die_with_parent)
+        self.proc.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self._ready(f"http://127.0.0.1:{health}/readyz"):
             self.proc.check()
@@ -191,19 +180,6 @@ class Kueue:
             self.proc = None
         for name in ("tls.crt", "tls.key"):
             (METRICS_CERTS / name).unlink(missing_ok=True)
-
-    def _start_process(self) -> None:
-        assert self.proc is not None
-        with open(self.proc.log_path, "ab") as log:
-            self.proc.popen = subprocess.Popen(
-                self.proc.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.proc.env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
 
     @staticmethod
     def _metrics_certs(certs: Path) -> None:

@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 SRC_DIR = Path(__file__).resolve().parent
@@ -127,16 +128,19 @@ def _go() -> str:
     return go
 
 
+def go_version() -> str:
+    return subprocess.run(
+        [_go(), "env", "GOVERSION"], env=_go_env(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def source_hash() -> str:
     """Hash of everything the binary depends on: go.mod, go.sum, *.go, Go version, ldflags."""
     h = hashlib.sha256()
     files = [SRC_DIR / "go.mod", SRC_DIR / "go.sum", *sorted(SRC_DIR.glob("*.go"))]
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    goversion = subprocess.run(
-        [_go(), "env", "GOVERSION"], env=_go_env(), capture_output=True, text=True, check=True
-    ).stdout.strip()
-    h.update(goversion.encode() + b"\0" + _ldflags().encode())
+    h.update(go_version().encode() + b"\0" + _ldflags().encode())
     return h.hexdigest()[:20]
 
 
@@ -155,27 +159,35 @@ def build(force: bool = False) -> Path:
     if os.environ.get("LMAAS_TESTCLUSTER_BIN"):
         return Path(os.environ["LMAAS_TESTCLUSTER_BIN"])
     digest = source_hash()
-    out_dir = cache_root() / digest
-    binary = out_dir / "testcluster"
-    if binary.exists() and not force:
-        return binary
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Concurrent test runs (pytest-xdist workers, two terminals) build once.
-    with open(out_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.exists() and not force:
-            return binary
-        tmp = out_dir / f"testcluster.tmp{os.getpid()}"
+
+    def go_build(tmp: Path) -> None:
         cmd = [_go(), "build", "-trimpath", "-ldflags", _ldflags(), "-o", str(tmp), "."]
-        _log(f"building {binary} (k8s {kubernetes_version()}); a cold build takes many minutes")
-        t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=SRC_DIR, env=_go_env())
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             raise ClusterError(f"go build failed (exit {proc.returncode}): {' '.join(cmd)}")
-        os.replace(tmp, binary)  # atomic: a reader never sees a half-written binary
-        _log(f"built in {time.monotonic() - t0:.1f}s")
+
+    binary = build_once(cache_root() / digest / "testcluster", force, go_build, f"k8s {kubernetes_version()}")
     _prune_cache(keep=digest)
+    return binary
+
+
+def build_once(binary: Path, force: bool, make: Callable[[Path], None], what: str) -> Path:
+    """`binary`, made by `make(path)` unless it exists (or `force`). Concurrent test runs
+    (pytest-xdist workers, two terminals) build once; a reader never sees a half-written binary."""
+    if binary.exists() and not force:
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists() and not force:
+            return binary
+        tmp = binary.with_name(f"{binary.name}.tmp{os.getpid()}")
+        _log(f"building {binary} ({what}); a cold build takes many minutes")
+        t0 = time.monotonic()
+        make(tmp)
+        os.replace(tmp, binary)  # atomic
+        _log(f"built in {time.monotonic() - t0:.1f}s")
     return binary
 
 
@@ -183,7 +195,8 @@ def _prune_cache(keep: str, max_age_s: float = 86400) -> None:
     # Each source change leaves a ~100 MB binary behind; drop those not used for a day.
     for d in cache_root().iterdir():
         try:
-            if d.is_dir() and d.name != keep and time.time() - d.stat().st_mtime > max_age_s:
+            # Only the control plane's builds (named by source_hash); others keep their own (kueue.py).
+            if d.is_dir() and re.fullmatch(r"[0-9a-f]{20}", d.name) and d.name != keep and time.time() - d.stat().st_mtime > max_age_s:
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             pass
@@ -234,8 +247,16 @@ def _tail(path: Path, lines: int = 40) -> str:
 class _Proc:
     """One component process, in its own process group, logging to a file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: dict[str, str],
+        preexec_fn: Callable[[], None] | None = None,
+    ):
         self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
+        self.preexec_fn = preexec_fn
         self.popen: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -251,6 +272,7 @@ class _Proc:
                 # Own process group: a terminal's Ctrl-C reaches only the
                 # launcher, which then stops the components in order.
                 start_new_session=True,
+                preexec_fn=self.preexec_fn,
             )
 
     def running(self) -> bool:
@@ -365,13 +387,13 @@ class TestCluster:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def __enter__(self) -> "TestCluster":
+    def __enter__(self) -> TestCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, attempts: int = 3) -> "TestCluster":
+    def start(self, attempts: int = 3) -> TestCluster:
         """Build if needed, start everything, wait until ready. Retries on a port clash."""
         binary = self.binary or build()
         _remove_stale_dirs()
